@@ -1,0 +1,4 @@
+//! Integration tests of the sealed envelope, through the public API only.
+
+mod envelope;
+mod secret;
