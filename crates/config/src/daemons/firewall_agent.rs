@@ -1,0 +1,229 @@
+//! `firewall-agent`: blocking policy, allowlist, caps and nftables behaviour.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    EtcdConfig, MetricsConfig, SubscribeConfig, TransportConfig, ValidEtcd, ValidMetrics,
+    ValidSubscribe, ValidTransport,
+};
+use crate::{DaemonConfig, FieldError, Validator};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallAgentConfig {
+    #[serde(default = "default_subscribe")]
+    pub subscribe: SubscribeConfig,
+    /// Decide and audit, but change nothing in nftables.
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub block: BlockConfig,
+    /// Detectors whose detections are logged but never blocked
+    /// (`ddos`, `ransomware`, `traffic`, `internal`, `fast`).
+    #[serde(default = "default_monitor_only")]
+    pub monitor_only: Vec<String>,
+    /// Networks never blocked, in CIDR form; the host's own and gateway addresses are added at
+    /// start.
+    #[serde(default = "default_allowlist")]
+    pub allowlist: Vec<String>,
+    #[serde(default)]
+    pub caps: CapsConfig,
+    /// Detections arriving within this window are applied in one nftables transaction.
+    #[serde(default = "default_batch_window")]
+    pub batch_window_ms: u64,
+    /// What happens to table `inet mldefender` when the agent stops.
+    #[serde(default)]
+    pub on_exit: OnExit,
+    #[serde(default = "default_metrics")]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub etcd: EtcdConfig,
+    #[serde(default)]
+    pub transport: TransportConfig,
+}
+
+impl Default for FirewallAgentConfig {
+    fn default() -> Self {
+        Self {
+            subscribe: default_subscribe(),
+            dry_run: false,
+            block: BlockConfig::default(),
+            monitor_only: default_monitor_only(),
+            allowlist: default_allowlist(),
+            caps: CapsConfig::default(),
+            batch_window_ms: default_batch_window(),
+            on_exit: OnExit::default(),
+            metrics: default_metrics(),
+            etcd: EtcdConfig::default(),
+            transport: TransportConfig::default(),
+        }
+    }
+}
+
+fn default_subscribe() -> SubscribeConfig {
+    SubscribeConfig::to(5572)
+}
+
+fn default_metrics() -> MetricsConfig {
+    MetricsConfig::on(9103)
+}
+
+fn default_monitor_only() -> Vec<String> {
+    vec!["traffic".into()]
+}
+
+fn default_allowlist() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1/128".into()]
+}
+
+fn default_batch_window() -> u64 {
+    5
+}
+
+/// The detectors a policy can name.
+pub const DETECTORS: [&str; 5] = ["ddos", "ransomware", "traffic", "internal", "fast"];
+
+/// When and for how long to block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockConfig {
+    /// Lowest verdict that blocks: `suspicious` or `malicious`.
+    pub min_verdict: MinVerdict,
+    /// Lowest final score that blocks.
+    pub min_score: f64,
+    /// First block of an address.
+    pub duration_secs: u64,
+    /// Each repeat offence multiplies the duration by this...
+    pub repeat_multiplier: f64,
+    /// ...up to this.
+    pub max_duration_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MinVerdict {
+    Suspicious,
+    Malicious,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        Self {
+            min_verdict: MinVerdict::Malicious,
+            min_score: 0.8,
+            duration_secs: 600,
+            repeat_multiplier: 2.0,
+            max_duration_secs: 86_400,
+        }
+    }
+}
+
+/// Limits that keep a spoofed flood from exhausting the sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapsConfig {
+    /// New blocks per minute; further detections are audited as rate-capped.
+    pub max_new_blocks_per_minute: u32,
+    /// Elements per block set (IPv4 and IPv6 each).
+    pub max_set_elements: u32,
+}
+
+impl Default for CapsConfig {
+    fn default() -> Self {
+        Self { max_new_blocks_per_minute: 120, max_set_elements: 65_536 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExit {
+    /// Leave the table and its blocks in place (they still expire by their timeouts).
+    #[default]
+    Keep,
+    /// Delete the table.
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirewallAgent {
+    pub subscribe: ValidSubscribe,
+    pub dry_run: bool,
+    pub min_verdict: MinVerdict,
+    pub min_score: f64,
+    pub block_duration: Duration,
+    pub repeat_multiplier: f64,
+    pub max_block_duration: Duration,
+    pub monitor_only: Vec<String>,
+    pub allowlist: Vec<IpNet>,
+    pub max_new_blocks_per_minute: u32,
+    pub max_set_elements: u32,
+    pub batch_window: Duration,
+    pub on_exit: OnExit,
+    pub metrics: ValidMetrics,
+    pub etcd: ValidEtcd,
+    pub transport: ValidTransport,
+}
+
+impl DaemonConfig for FirewallAgentConfig {
+    const COMPONENT: &'static str = "firewall-agent";
+    type Valid = FirewallAgent;
+
+    fn validate(&self) -> Result<FirewallAgent, Vec<FieldError>> {
+        let mut v = Validator::new();
+        let subscribe = self.subscribe.validate(&mut v, "subscribe");
+        let b = &self.block;
+        let min_score = v.range("block.min_score", b.min_score, 0.0, 1.0);
+        let duration = v.range("block.duration_secs", b.duration_secs, 1, 30 * 86_400);
+        let mult = v.range("block.repeat_multiplier", b.repeat_multiplier, 1.0, 100.0);
+        let max = v.range("block.max_duration_secs", b.max_duration_secs, 1, 365 * 86_400);
+        if let (Some(d), Some(m)) = (duration, max) {
+            v.check(d <= m, "block.duration_secs", d, "must not exceed max_duration_secs");
+        }
+        for (i, d) in self.monitor_only.iter().enumerate() {
+            v.check(DETECTORS.contains(&d.as_str()), &format!("monitor_only[{i}]"), format!("{d:?}"), "expected one of ddos, ransomware, traffic, internal, fast");
+        }
+        let allowlist: Vec<Option<IpNet>> = self
+            .allowlist
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let field = format!("allowlist[{i}]");
+                let net: IpNet = v.parse(&field, raw, "a network in CIDR form such as 192.168.1.0/24")?;
+                let exact = net.trunc() == net;
+                v.check(exact, &field, format!("{raw:?}"), &format!("has host bits set; did you mean {}?", net.trunc()))
+                    .then_some(net)
+            })
+            .collect();
+        let c = &self.caps;
+        let rate = v.range("caps.max_new_blocks_per_minute", c.max_new_blocks_per_minute, 1, 1_000_000);
+        let size = v.range("caps.max_set_elements", c.max_set_elements, 1, 16_777_216);
+        let batch = v.range("batch_window_ms", self.batch_window_ms, 0, 1_000);
+        let metrics = self.metrics.validate(&mut v, "metrics");
+        let etcd = self.etcd.validate(&mut v, "etcd");
+        let transport = self.transport.validate(&mut v, "transport");
+        v.finish(|| {
+            Some(FirewallAgent {
+                subscribe: subscribe?,
+                dry_run: self.dry_run,
+                min_verdict: b.min_verdict,
+                min_score: min_score?,
+                block_duration: Duration::from_secs(duration?),
+                repeat_multiplier: mult?,
+                max_block_duration: Duration::from_secs(max?),
+                monitor_only: self.monitor_only.clone(),
+                allowlist: allowlist.into_iter().collect::<Option<_>>()?,
+                max_new_blocks_per_minute: rate?,
+                max_set_elements: size?,
+                batch_window: Duration::from_millis(batch?),
+                on_exit: self.on_exit,
+                metrics: metrics?,
+                etcd: etcd?,
+                transport: transport?,
+            })
+        })
+    }
+}

@@ -1,0 +1,163 @@
+//! `ml-detector`: the four forests, scoring, the event log and EVE output.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    EtcdConfig, MetricsConfig, PublishConfig, SubscribeConfig, TransportConfig, ValidEtcd,
+    ValidMetrics, ValidPublish, ValidSubscribe, ValidTransport,
+};
+use crate::{DaemonConfig, FieldError, Validator};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MlDetectorConfig {
+    #[serde(default = "default_subscribe")]
+    pub subscribe: SubscribeConfig,
+    #[serde(default = "default_publish")]
+    pub publish: PublishConfig,
+    #[serde(default)]
+    pub verdict: VerdictConfig,
+    #[serde(default)]
+    pub event_log: EventLogConfig,
+    #[serde(default = "default_metrics")]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub etcd: EtcdConfig,
+    #[serde(default)]
+    pub transport: TransportConfig,
+}
+
+impl Default for MlDetectorConfig {
+    fn default() -> Self {
+        Self {
+            subscribe: default_subscribe(),
+            publish: default_publish(),
+            verdict: VerdictConfig::default(),
+            event_log: EventLogConfig::default(),
+            metrics: default_metrics(),
+            etcd: EtcdConfig::default(),
+            transport: TransportConfig::default(),
+        }
+    }
+}
+
+fn default_subscribe() -> SubscribeConfig {
+    SubscribeConfig::to(5571)
+}
+
+fn default_publish() -> PublishConfig {
+    PublishConfig::on(5572)
+}
+
+fn default_metrics() -> MetricsConfig {
+    MetricsConfig::on(9102)
+}
+
+/// Verdict thresholds on the final score (max of fast and ML scores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerdictConfig {
+    /// At or above: SUSPICIOUS.
+    pub suspicious_score: f64,
+    /// At or above: MALICIOUS.
+    pub malicious_score: f64,
+}
+
+impl Default for VerdictConfig {
+    fn default() -> Self {
+        Self { suspicious_score: 0.5, malicious_score: 0.8 }
+    }
+}
+
+/// The JSONL event log and EVE-JSON alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventLogConfig {
+    /// Rotate when the current file reaches this size.
+    pub rotate_max_bytes: u64,
+    /// Rotate when the current file is this old.
+    pub rotate_max_age_secs: u64,
+    /// Rotated files kept; older ones are deleted.
+    pub retain_files: u32,
+    /// `every_line` fsyncs after each line; `interval` every `flush_interval_ms`.
+    pub flush: FlushPolicy,
+    pub flush_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushPolicy {
+    EveryLine,
+    Interval,
+}
+
+impl Default for EventLogConfig {
+    fn default() -> Self {
+        Self {
+            rotate_max_bytes: 100 * 1024 * 1024,
+            rotate_max_age_secs: 86_400,
+            retain_files: 14,
+            flush: FlushPolicy::Interval,
+            flush_interval_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlDetector {
+    pub subscribe: ValidSubscribe,
+    pub publish: ValidPublish,
+    pub suspicious_score: f64,
+    pub malicious_score: f64,
+    pub rotate_max_bytes: u64,
+    pub rotate_max_age: Duration,
+    pub retain_files: u32,
+    pub flush: FlushPolicy,
+    pub flush_interval: Duration,
+    pub metrics: ValidMetrics,
+    pub etcd: ValidEtcd,
+    pub transport: ValidTransport,
+}
+
+impl DaemonConfig for MlDetectorConfig {
+    const COMPONENT: &'static str = "ml-detector";
+    type Valid = MlDetector;
+
+    fn validate(&self) -> Result<MlDetector, Vec<FieldError>> {
+        let mut v = Validator::new();
+        let subscribe = self.subscribe.validate(&mut v, "subscribe");
+        let publish = self.publish.validate(&mut v, "publish");
+        let s = v.range("verdict.suspicious_score", self.verdict.suspicious_score, 0.0, 1.0);
+        let m = v.range("verdict.malicious_score", self.verdict.malicious_score, 0.0, 1.0);
+        if let (Some(s), Some(m)) = (s, m) {
+            v.check(s < m, "verdict.suspicious_score", s, "must be below malicious_score");
+        }
+        let log = &self.event_log;
+        let bytes = v.range("event_log.rotate_max_bytes", log.rotate_max_bytes, 1_048_576, 1 << 40);
+        let age = v.range("event_log.rotate_max_age_secs", log.rotate_max_age_secs, 60, 30 * 86_400);
+        let retain = v.range("event_log.retain_files", log.retain_files, 1, 10_000);
+        let interval = v.range("event_log.flush_interval_ms", log.flush_interval_ms, 1, 60_000);
+        let metrics = self.metrics.validate(&mut v, "metrics");
+        let etcd = self.etcd.validate(&mut v, "etcd");
+        let transport = self.transport.validate(&mut v, "transport");
+        v.finish(|| {
+            Some(MlDetector {
+                subscribe: subscribe?,
+                publish: publish?,
+                suspicious_score: s?,
+                malicious_score: m?,
+                rotate_max_bytes: bytes?,
+                rotate_max_age: Duration::from_secs(age?),
+                retain_files: retain?,
+                flush: log.flush,
+                flush_interval: Duration::from_millis(interval?),
+                metrics: metrics?,
+                etcd: etcd?,
+                transport: transport?,
+            })
+        })
+    }
+}

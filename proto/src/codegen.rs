@@ -1,0 +1,38 @@
+//! Generates the Rust code for `proto/mldefender.proto` with prost-build (needs `protoc`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The crate's root directory (holding `proto/` and `src/gen/`).
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of the committed generated file.
+pub fn committed_file() -> PathBuf {
+    crate_dir().join("src/gen/mldefender.v1.rs")
+}
+
+/// Generates the code into `out_dir` and returns the path of the generated file.
+pub fn generate(out_dir: &Path) -> io::Result<PathBuf> {
+    let proto_dir = crate_dir().join("proto");
+    prost_build::Config::new()
+        .out_dir(out_dir)
+        .compile_protos(&[proto_dir.join("mldefender.proto")], &[proto_dir])?;
+    Ok(out_dir.join("mldefender.v1.rs"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Fails when `proto/mldefender.proto` changed without `cargo xtask proto`.
+    #[test]
+    fn committed_code_matches_regeneration() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = std::fs::read_to_string(super::generate(dir.path()).unwrap()).unwrap();
+        let committed = std::fs::read_to_string(super::committed_file()).unwrap();
+        assert!(
+            fresh == committed,
+            "src/gen/mldefender.v1.rs is stale: run `cargo xtask proto` and commit the result"
+        );
+    }
+}
