@@ -1,0 +1,277 @@
+use std::ffi::OsString;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use mld_config::{ConfigError, DaemonConfig};
+use mld_telemetry::prometheus_client::registry::Registry;
+use mld_telemetry::{LogFormat, Readiness};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::ExitCode;
+
+/// The validated config of daemon `D`.
+pub type Valid<D> = <<D as Daemon>::Config as DaemonConfig>::Valid;
+
+/// A daemon run by [`main`].
+pub trait Daemon: Sized + Send + 'static {
+    /// Binary name, e.g. `sniffer`.
+    const NAME: &'static str;
+    /// One line for `--help`.
+    const ABOUT: &'static str;
+    type Config: DaemonConfig;
+    /// Daemon-specific flags of `run` (how the process runs: paths, modes).
+    type Flags: Args + Send;
+
+    /// Where `/metrics` and `/ready` listen, if anywhere.
+    fn metrics_listen(config: &Valid<Self>) -> Option<SocketAddr>;
+
+    /// Builds the daemon: opens what it needs and registers its metrics.
+    fn setup(config: Valid<Self>, flags: Self::Flags, registry: &mut Registry) -> Result<Self, DaemonError>;
+
+    /// Works until `ctx.shutdown` is cancelled, then drains and returns.
+    fn run(self, ctx: RunContext) -> impl Future<Output = Result<(), DaemonError>> + Send;
+}
+
+/// What a running daemon gets from the runtime.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Cancelled on the first SIGTERM/SIGINT: stop taking work, finish what is in hand.
+    pub shutdown: CancellationToken,
+    /// Set it once the daemon is doing its work; the runtime clears it when draining.
+    pub readiness: Readiness,
+}
+
+/// A daemon failure and the exit code it maps to.
+#[derive(Debug)]
+pub struct DaemonError {
+    pub exit: ExitCode,
+    pub error: anyhow::Error,
+}
+
+impl DaemonError {
+    pub fn failure(error: impl Into<anyhow::Error>) -> Self {
+        Self { exit: ExitCode::Failure, error: error.into() }
+    }
+
+    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
+        Self { exit: ExitCode::Unavailable, error: error.into() }
+    }
+}
+
+#[derive(Parser)]
+struct Cli<F: Args> {
+    /// Log line format on stderr: plain or json.
+    #[arg(long, global = true, default_value = "plain", value_parser = parse_format)]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info` or `info,mld_bus=debug` (RUST_LOG overrides it).
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command<F>,
+}
+
+#[derive(Subcommand)]
+enum Command<F: Args> {
+    /// Run the daemon until SIGTERM or SIGINT.
+    Run(RunArgs<F>),
+    /// Check a config file and print every problem in it; exit 0 when valid, 64 when not.
+    Validate(ValidateArgs),
+}
+
+#[derive(Args)]
+struct RunArgs<F: Args> {
+    #[command(flatten)]
+    config: ValidateArgs,
+    /// Seconds allowed for draining after the first signal before exiting anyway.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    grace_secs: u64,
+    #[command(flatten)]
+    flags: F,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// The daemon's JSON config file.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+}
+
+fn parse_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
+}
+
+/// Runs daemon `D` with the process's arguments.
+pub fn main<D: Daemon>() -> std::process::ExitCode {
+    run_main::<D>(std::env::args_os()).into()
+}
+
+/// Runs daemon `D` with the given arguments (the first is the program name).
+pub fn run_main<D: Daemon>(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let command = Cli::<D::Flags>::command().name(D::NAME).about(D::ABOUT);
+    let cli = match command.try_get_matches_from(args).and_then(|m| Cli::<D::Flags>::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    match cli.command {
+        Command::Validate(args) => validate::<D::Config>(&args.config),
+        Command::Run(args) => {
+            if let Err(e) = mld_telemetry::init_logging(cli.log_format, &cli.log_level) {
+                eprintln!("{}: {e:#}", D::NAME);
+                return ExitCode::Usage;
+            }
+            let config = match mld_config::load::<D::Config>(&args.config.config) {
+                Ok(config) => config,
+                Err(e) => {
+                    tracing::error!(error = %e, "invalid config");
+                    eprintln!("{}: {e}", D::NAME);
+                    return ExitCode::Config;
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the async runtime");
+                    return ExitCode::Unavailable;
+                }
+            };
+            runtime.block_on(serve::<D>(config, args.flags, Duration::from_secs(args.grace_secs)))
+        }
+    }
+}
+
+/// For daemons whose run loop is not built yet: the same CLI, with only `validate`.
+pub fn validate_only_main<C: DaemonConfig>(name: &'static str, about: &'static str) -> std::process::ExitCode {
+    #[derive(Parser)]
+    struct ValidateOnly {
+        #[command(subcommand)]
+        command: Only,
+    }
+    #[derive(Subcommand)]
+    enum Only {
+        /// Check a config file and print every problem in it; exit 0 when valid, 64 when not.
+        Validate(ValidateArgs),
+    }
+    let command = ValidateOnly::command().name(name).about(about);
+    let parsed = command.try_get_matches_from(std::env::args_os()).and_then(|m| ValidateOnly::from_arg_matches(&m));
+    match parsed {
+        Ok(ValidateOnly { command: Only::Validate(args) }) => validate::<C>(&args.config).into(),
+        Err(e) => clap_exit(&e).into(),
+    }
+}
+
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    // --help and --version print to stdout and succeed; real usage errors go to stderr.
+    let _ = e.print();
+    if e.use_stderr() { ExitCode::Usage } else { ExitCode::Success }
+}
+
+#[expect(clippy::print_stdout, reason = "validate reports its verdict to the operator")]
+fn validate<C: DaemonConfig>(path: &Path) -> ExitCode {
+    match mld_config::load::<C>(path) {
+        Ok(_) => {
+            println!("ok: {} is a valid {} config", path.display(), C::COMPONENT);
+            ExitCode::Success
+        }
+        Err(e @ ConfigError::Read { .. }) => {
+            eprintln!("{}: {e}: {}", C::COMPONENT, std::error::Error::source(&e).map_or(String::new(), ToString::to_string));
+            ExitCode::Config
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", C::COMPONENT);
+            ExitCode::Config
+        }
+    }
+}
+
+async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) -> ExitCode {
+    let metrics_addr = D::metrics_listen(&config);
+    let mut registry = mld_telemetry::component_registry(D::NAME);
+    let daemon = match D::setup(config, flags, &mut registry) {
+        Ok(daemon) => daemon,
+        Err(e) => {
+            tracing::error!(error = format!("{:#}", e.error), "start-up failed");
+            return e.exit;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let readiness = Readiness::default();
+    // The metrics endpoint outlives the daemon's own token so the drain stays observable.
+    let metrics_stop = CancellationToken::new();
+    let metrics = match metrics_addr {
+        Some(addr) => match mld_telemetry::serve(addr, Arc::new(registry), readiness.clone(), metrics_stop.clone()).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve metrics");
+                return ExitCode::Unavailable;
+            }
+        },
+        None => None,
+    };
+
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::Unavailable;
+        }
+    };
+    let ctx = RunContext { shutdown: shutdown.clone(), readiness: readiness.clone() };
+    let mut work = tokio::spawn(daemon.run(ctx));
+    tracing::info!(daemon = D::NAME, version = env!("CARGO_PKG_VERSION"), "started");
+
+    let outcome = tokio::select! {
+        joined = &mut work => Some(joined),
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+    };
+    let code = if let Some(joined) = outcome {
+        finished(joined)
+    } else {
+        tracing::info!(grace_secs = grace.as_secs(), "signal received, draining");
+        readiness.set(false);
+        shutdown.cancel();
+        tokio::select! {
+            joined = &mut work => finished(joined),
+            () = tokio::time::sleep(grace) => {
+                tracing::error!(grace_secs = grace.as_secs(), "drain did not finish within the grace period");
+                work.abort();
+                ExitCode::DrainTimeout
+            }
+            _ = term.recv() => {
+                tracing::warn!("second signal, exiting without finishing the drain");
+                work.abort();
+                ExitCode::Failure
+            }
+            _ = int.recv() => {
+                tracing::warn!("second signal, exiting without finishing the drain");
+                work.abort();
+                ExitCode::Failure
+            }
+        }
+    };
+    metrics_stop.cancel();
+    if let Some(server) = metrics {
+        let _ = server.task.await;
+    }
+    tracing::info!(exit_code = code.code(), "stopped");
+    code
+}
+
+fn finished(joined: Result<Result<(), DaemonError>, tokio::task::JoinError>) -> ExitCode {
+    match joined {
+        Ok(Ok(())) => ExitCode::Success,
+        Ok(Err(e)) => {
+            tracing::error!(error = format!("{:#}", e.error), "daemon failed");
+            e.exit
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "daemon task panicked");
+            ExitCode::Software
+        }
+    }
+}
