@@ -23,7 +23,7 @@ pub const MAX_PAYLOAD_LEN: usize = 16 * 1024 * 1024;
 const NONCE_LEN: usize = 24;
 const FLAG_LZ4: u8 = 0b0000_0001;
 const KNOWN_FLAGS: u8 = FLAG_LZ4;
-/// lz4_flex's size prefix.
+/// `lz4_flex`'s size prefix.
 const LZ4_PREFIX_LEN: usize = 4;
 
 /// The parsed header of an envelope.
@@ -257,7 +257,12 @@ impl Opener {
         let mut body = ciphertext.to_vec();
         let tag = Tag::try_from(tag).expect("split at TAG_LEN");
         self.cipher_for(header.key_epoch)
-            .decrypt_inout_detached(&XNonce::from(header.nonce), aad, body.as_mut_slice().into(), &tag)
+            .decrypt_inout_detached(
+                &XNonce::from(header.nonce),
+                aad,
+                body.as_mut_slice().into(),
+                &tag,
+            )
             .map_err(|_| OpenError::AuthFailed {
                 channel: header.channel,
                 epoch: header.key_epoch,
@@ -266,7 +271,10 @@ impl Opener {
 
         // Authentic from here on: record the sequence number before anything else can fail,
         // so that an authentic but undecodable message cannot be replayed either.
-        let seq = self.window_for(header.sender_id).accept(header.seq).map_err(|e| seq_error(&header, e))?;
+        let seq = self
+            .window_for(header.sender_id)
+            .accept(header.seq)
+            .map_err(|e| seq_error(&header, e))?;
         let payload = if header.compressed() { decompress(&body)? } else { body };
         Ok(Opened { header, payload, seq })
     }
@@ -286,12 +294,12 @@ impl Opener {
 
     fn window_for(&mut self, sender_id: u64) -> &mut ReplayWindow {
         let now = Instant::now();
-        if !self.senders.contains_key(&sender_id) && self.senders.len() >= Self::MAX_SENDERS {
-            if let Some(oldest) =
+        if !self.senders.contains_key(&sender_id)
+            && self.senders.len() >= Self::MAX_SENDERS
+            && let Some(oldest) =
                 self.senders.iter().min_by_key(|(_, s)| s.last_seen).map(|(id, _)| *id)
-            {
-                self.senders.remove(&oldest);
-            }
+        {
+            self.senders.remove(&oldest);
         }
         let state = self
             .senders
@@ -304,7 +312,9 @@ impl Opener {
 
 fn seq_error(header: &Header, rejected: SeqRejected) -> OpenError {
     match rejected {
-        SeqRejected::Duplicate => OpenError::Replay { sender_id: header.sender_id, seq: header.seq },
+        SeqRejected::Duplicate => {
+            OpenError::Replay { sender_id: header.sender_id, seq: header.seq }
+        }
         SeqRejected::TooOld { newest } => {
             OpenError::TooOld { sender_id: header.sender_id, seq: header.seq, newest }
         }
@@ -369,7 +379,8 @@ mod tests {
         let ring = Arc::new(KeyRing::new(RootSecret::from_bytes([1; 32]), 1));
         let mut opener = Opener::new(Arc::clone(&ring), Channel::Flow);
         let claimed = u32::try_from(MAX_PAYLOAD_LEN + 1).unwrap().to_le_bytes();
-        let err = opener.open(&forge(&ring, FLAG_LZ4, &[&claimed[..], &[0x10, 0]].concat())).unwrap_err();
+        let err =
+            opener.open(&forge(&ring, FLAG_LZ4, &[&claimed[..], &[0x10, 0]].concat())).unwrap_err();
         assert!(matches!(err, OpenError::TooLarge { .. }), "{err}");
     }
 

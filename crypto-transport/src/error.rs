@@ -28,7 +28,9 @@ pub enum OpenError {
     AuthFailed { channel: Channel, epoch: u32, sender_id: u64 },
     #[error("replayed message: sender {sender_id:016x} seq {seq} was already accepted")]
     Replay { sender_id: u64, seq: u64 },
-    #[error("message too old: sender {sender_id:016x} seq {seq} is behind the window (newest {newest})")]
+    #[error(
+        "message too old: sender {sender_id:016x} seq {seq} is behind the window (newest {newest})"
+    )]
     TooOld { sender_id: u64, seq: u64, newest: u64 },
     #[error("payload of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },

@@ -108,8 +108,7 @@ impl RootSecret {
             return Err(malformed("wrong length"));
         }
         let mut bytes = Zeroizing::new([0_u8; 32]);
-        hex::decode_to_slice(trimmed, bytes.as_mut())
-            .map_err(|_| malformed("not hexadecimal"))?;
+        hex::decode_to_slice(trimmed, bytes.as_mut()).map_err(|_| malformed("not hexadecimal"))?;
         text.zeroize();
         Ok(Self(bytes))
     }
@@ -117,18 +116,16 @@ impl RootSecret {
     /// Writes the secret to a new file with mode 0600 and syncs it; never overwrites.
     pub fn write_new(&self, path: &Path) -> Result<(), SecretError> {
         let write_err = |source| SecretError::Write { path: path.to_owned(), source };
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    SecretError::Exists { path: path.to_owned() }
-                } else {
-                    write_err(e)
-                }
-            })?;
+        let mut file =
+            fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
+                |e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        SecretError::Exists { path: path.to_owned() }
+                    } else {
+                        write_err(e)
+                    }
+                },
+            )?;
         let mut text = Zeroizing::new(hex::encode(self.0.as_ref()).into_bytes());
         text.push(b'\n');
         file.write_all(&text).and_then(|()| file.sync_all()).map_err(write_err)?;
@@ -176,7 +173,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Grace window after a rotation during which the previous epoch is still accepted.
-    pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+    pub const DEFAULT_GRACE: Duration = Duration::from_mins(1);
 
     pub fn new(root: RootSecret, epoch: u32) -> Self {
         Self::with_grace(root, epoch, Self::DEFAULT_GRACE)

@@ -44,7 +44,9 @@ mod error;
 mod keys;
 mod replay;
 
-pub use envelope::{Header, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN, Opened, Opener, Sealer, TAG_LEN, VERSION};
+pub use envelope::{
+    HEADER_LEN, Header, MAGIC, MAX_PAYLOAD_LEN, Opened, Opener, Sealer, TAG_LEN, VERSION,
+};
 pub use error::{EpochNotNewer, OpenError, RejectReason, SealError, SecretError};
 pub use keys::{Channel, KeyRing, RootSecret};
 pub use replay::{REPLAY_WINDOW, ReplayWindow, SeqAccepted, SeqRejected};

@@ -54,7 +54,9 @@ impl ReplayWindow {
 
     /// Whether `seq` would be accepted, without recording it.
     pub fn check(&self, seq: u64) -> Result<(), SeqRejected> {
-        let Some(newest) = self.newest else { return Ok(()) };
+        let Some(newest) = self.newest else {
+            return Ok(());
+        };
         if seq > newest {
             return Ok(());
         }
@@ -90,9 +92,9 @@ impl ReplayWindow {
         Ok(accepted)
     }
 
-    #[expect(clippy::cast_possible_truncation, reason = "the index is below WORDS")]
     fn slot(seq: u64) -> (usize, u64) {
         let bit = seq % REPLAY_WINDOW;
+        // bit / 64 < WORDS, so the cast is lossless on every target.
         ((bit / 64) as usize, 1 << (bit % 64))
     }
 
@@ -116,6 +118,7 @@ impl ReplayWindow {
 mod tests {
     use super::*;
 
+    #[expect(clippy::unnecessary_wraps, reason = "table entries are Results")]
     const fn ok(gap: u64, late: bool) -> Result<SeqAccepted, SeqRejected> {
         Ok(SeqAccepted { gap, late })
     }

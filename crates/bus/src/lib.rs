@@ -1,4 +1,4 @@
-//! The message bus: ZeroMQ PUB/SUB carrying `topic + sealed envelope` (DESIGN.md §4.2).
+//! The message bus: `ZeroMQ` PUB/SUB carrying `topic + sealed envelope` (DESIGN.md §4.2).
 //!
 //! Each message is two frames: the topic (`flow.v1`, `detection.v1`, `control.v1`) and a
 //! sealed envelope ([`mld_crypto_transport`]) of the prost encoding of the topic's message

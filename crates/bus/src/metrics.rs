@@ -31,8 +31,16 @@ impl PublisherMetrics {
     pub(crate) fn register(registry: &mut Registry) -> Self {
         let bus = registry.sub_registry_with_prefix("bus");
         Self {
-            sent: per_topic(&family(bus, "published_messages", "Messages handed to ZeroMQ for delivery")),
-            sent_bytes: per_topic(&family(bus, "published_bytes", "Bytes of sealed envelopes published")),
+            sent: per_topic(&family(
+                bus,
+                "published_messages",
+                "Messages handed to ZeroMQ for delivery",
+            )),
+            sent_bytes: per_topic(&family(
+                bus,
+                "published_bytes",
+                "Bytes of sealed envelopes published",
+            )),
             dropped: per_topic(&family(
                 bus,
                 "dropped_messages",
@@ -70,15 +78,25 @@ impl SubscriberMetrics {
         let one = |f: &Family<Labels, Counter>| f.get_or_create(&vec![("topic", t)]).clone();
         let rejected = family(bus, "rejected_messages", "Messages rejected, by reason");
         Self {
-            received: one(&family(bus, "received_messages", "Messages accepted (authentic, new, decodable)")),
-            lost: one(&family(bus, "lost_messages", "Messages missing from sender sequences (gaps)")),
+            received: one(&family(
+                bus,
+                "received_messages",
+                "Messages accepted (authentic, new, decodable)",
+            )),
+            lost: one(&family(
+                bus,
+                "lost_messages",
+                "Messages missing from sender sequences (gaps)",
+            )),
             late: one(&family(
                 bus,
                 "late_messages",
                 "Messages that arrived after a later one, already counted in a gap",
             )),
             rejected: Self::reasons()
-                .map(|reason| rejected.get_or_create(&vec![("topic", t), ("reason", reason)]).clone())
+                .map(|reason| {
+                    rejected.get_or_create(&vec![("topic", t), ("reason", reason)]).clone()
+                })
                 .collect(),
         }
     }

@@ -119,10 +119,10 @@ impl Publisher {
         if self.since_drain >= DRAIN_EVERY {
             self.drain_subscriptions();
         }
-        let envelope = self.sealer(topic)?.seal(payload).map_err(|source| BusError::Seal {
-            topic: topic.as_str(),
-            source,
-        })?;
+        let envelope = self
+            .sealer(topic)?
+            .seal(payload)
+            .map_err(|source| BusError::Seal { topic: topic.as_str(), source })?;
         self.send(topic, &envelope)
     }
 
@@ -144,7 +144,9 @@ impl Publisher {
                 self.metrics.dropped[i].inc();
                 Ok(Publish::Dropped)
             }
-            Err(e) => Err(BusError::Socket { op: "send", endpoint: self.endpoint.clone(), source: e }),
+            Err(e) => {
+                Err(BusError::Socket { op: "send", endpoint: self.endpoint.clone(), source: e })
+            }
         }
     }
 
@@ -178,8 +180,12 @@ impl Publisher {
     }
 
     /// Waits until some subscriber has subscribed to `topic` (or a prefix of it), so that
-    /// nothing published afterwards is lost to ZeroMQ's "slow joiner" window.
-    pub fn wait_for_subscriber(&mut self, topic: Topic, timeout: Duration) -> Result<bool, BusError> {
+    /// nothing published afterwards is lost to `ZeroMQ`'s "slow joiner" window.
+    pub fn wait_for_subscriber(
+        &mut self,
+        topic: Topic,
+        timeout: Duration,
+    ) -> Result<bool, BusError> {
         let deadline = Instant::now() + timeout;
         loop {
             self.drain_subscriptions();
@@ -199,8 +205,18 @@ impl Publisher {
     /// Totals over every topic.
     pub fn stats(&self) -> PublisherStats {
         PublisherStats {
-            sent: self.metrics.sent.iter().map(|c| c.get()).sum(),
-            dropped: self.metrics.dropped.iter().map(|c| c.get()).sum(),
+            sent: self
+                .metrics
+                .sent
+                .iter()
+                .map(mld_telemetry::prometheus_client::metrics::counter::Counter::get)
+                .sum(),
+            dropped: self
+                .metrics
+                .dropped
+                .iter()
+                .map(mld_telemetry::prometheus_client::metrics::counter::Counter::get)
+                .sum(),
         }
     }
 }

@@ -109,14 +109,21 @@ impl<M: BusMessage> Subscriber<M> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
-            let ready = self.socket.poll(zmq::POLLIN, ms).map_err(socket_err("poll", &self.endpoints))?;
+            let ready =
+                self.socket.poll(zmq::POLLIN, ms).map_err(socket_err("poll", &self.endpoints))?;
             if ready == 0 {
                 return Ok(None);
             }
             let frames = match self.socket.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
                 Err(zmq::Error::EAGAIN) => continue,
-                Err(e) => return Err(BusError::Socket { op: "recv", endpoint: self.endpoints.clone(), source: e }),
+                Err(e) => {
+                    return Err(BusError::Socket {
+                        op: "recv",
+                        endpoint: self.endpoints.clone(),
+                        source: e,
+                    });
+                }
             };
             if let Some(received) = self.accept(&frames) {
                 return Ok(Some(received));

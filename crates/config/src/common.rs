@@ -25,7 +25,11 @@ impl MetricsConfig {
         match &self.listen {
             None => Some(ValidMetrics { listen: None }),
             Some(raw) => v
-                .parse::<SocketAddr>(&format!("{field}.listen"), raw, "host:port such as 127.0.0.1:9101")
+                .parse::<SocketAddr>(
+                    &format!("{field}.listen"),
+                    raw,
+                    "host:port such as 127.0.0.1:9101",
+                )
                 .map(|a| ValidMetrics { listen: Some(a) }),
         }
     }
@@ -36,7 +40,7 @@ pub struct ValidMetrics {
     pub listen: Option<SocketAddr>,
 }
 
-/// A ZeroMQ endpoint (`tcp://host:port`, `ipc:///path`, `inproc://name`), checked for form.
+/// A `ZeroMQ` endpoint (`tcp://host:port`, `ipc:///path`, `inproc://name`), checked for form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint(String);
 
@@ -54,7 +58,10 @@ impl Endpoint {
                 return Err("tcp endpoint needs a host".into());
             }
             if !(bind && port == "*") && port.parse::<u16>().map_or(true, |p| p == 0) {
-                return Err(format!("port {port:?} is not 1-65535{}", if bind { " or *" } else { "" }));
+                return Err(format!(
+                    "port {port:?} is not 1-65535{}",
+                    if bind { " or *" } else { "" }
+                ));
             }
             Ok(Self(raw.to_owned()))
         } else if raw.strip_prefix("ipc://").is_some_and(|p| !p.is_empty())
@@ -135,7 +142,12 @@ impl SubscribeConfig {
     }
 
     pub(crate) fn validate(&self, v: &mut Validator, field: &str) -> Option<ValidSubscribe> {
-        v.check(!self.connect.is_empty(), &format!("{field}.connect"), "[]", "needs at least one endpoint");
+        v.check(
+            !self.connect.is_empty(),
+            &format!("{field}.connect"),
+            "[]",
+            "needs at least one endpoint",
+        );
         let connect: Vec<_> = self
             .connect
             .iter()
@@ -143,7 +155,10 @@ impl SubscribeConfig {
             .map(|(i, raw)| Endpoint::validate(v, &format!("{field}.connect[{i}]"), raw, false))
             .collect();
         let hwm = v.range(&format!("{field}.recv_hwm"), self.recv_hwm, 1, MAX_HWM);
-        Some(ValidSubscribe { connect: connect.into_iter().collect::<Option<_>>()?, recv_hwm: hwm? })
+        Some(ValidSubscribe {
+            connect: connect.into_iter().collect::<Option<_>>()?,
+            recv_hwm: hwm?,
+        })
     }
 }
 
@@ -191,11 +206,19 @@ pub struct ValidEtcd {
 impl EtcdConfig {
     pub(crate) fn validate(&self, v: &mut Validator, field: &str) -> Option<ValidEtcd> {
         for (i, e) in self.endpoints.iter().enumerate() {
-            let ok = ["http://", "https://"].iter().any(|s| e.strip_prefix(s).is_some_and(|r| r.contains(':')));
-            v.check(ok, &format!("{field}.endpoints[{i}]"), format!("{e:?}"), "expected http(s)://host:port");
+            let ok = ["http://", "https://"]
+                .iter()
+                .any(|s| e.strip_prefix(s).is_some_and(|r| r.contains(':')));
+            v.check(
+                ok,
+                &format!("{field}.endpoints[{i}]"),
+                format!("{e:?}"),
+                "expected http(s)://host:port",
+            );
         }
         let ttl = v.range(&format!("{field}.lease_ttl_secs"), self.lease_ttl_secs, 2, 3600);
-        let timeout = v.range(&format!("{field}.connect_timeout_ms"), self.connect_timeout_ms, 10, 60_000);
+        let timeout =
+            v.range(&format!("{field}.connect_timeout_ms"), self.connect_timeout_ms, 10, 60_000);
         Some(ValidEtcd {
             endpoints: self.endpoints.clone(),
             lease_ttl: Duration::from_secs(ttl?),

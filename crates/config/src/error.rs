@@ -1,4 +1,4 @@
-use std::fmt;
+use std::fmt::{self, Write};
 use std::io;
 use std::path::PathBuf;
 
@@ -47,5 +47,8 @@ fn plural(n: usize) -> String {
 }
 
 fn list(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("\n  {e}")).collect()
+    errors.iter().fold(String::new(), |mut out, e| {
+        let _ = write!(out, "\n  {e}");
+        out
+    })
 }

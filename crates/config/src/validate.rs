@@ -18,7 +18,12 @@ impl Validator {
     }
 
     /// Records an error for `field` holding `value`.
-    pub fn error(&mut self, field: impl Into<String>, value: impl Display, message: impl Into<String>) {
+    pub fn error(
+        &mut self,
+        field: impl Into<String>,
+        value: impl Display,
+        message: impl Into<String>,
+    ) {
         self.errors.push(FieldError {
             field: field.into(),
             value: value.to_string(),
@@ -98,7 +103,11 @@ mod tests {
         let errors = v.finish(|| Some((a?, b?, c?))).unwrap_err();
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].to_string(), "a = 0: must be between 1 and 10");
-        assert!(errors[1].to_string().starts_with("b = \"nope\": expected host:port"), "{}", errors[1]);
+        assert!(
+            errors[1].to_string().starts_with("b = \"nope\": expected host:port"),
+            "{}",
+            errors[1]
+        );
 
         let mut v = Validator::new();
         let c = v.range("c", 5_u32, 1, 10);

@@ -31,7 +31,11 @@ pub trait Daemon: Sized + Send + 'static {
     fn metrics_listen(config: &Valid<Self>) -> Option<SocketAddr>;
 
     /// Builds the daemon: opens what it needs and registers its metrics.
-    fn setup(config: Valid<Self>, flags: Self::Flags, registry: &mut Registry) -> Result<Self, DaemonError>;
+    fn setup(
+        config: Valid<Self>,
+        flags: Self::Flags,
+        registry: &mut Registry,
+    ) -> Result<Self, DaemonError>;
 
     /// Works until `ctx.shutdown` is cancelled, then drains and returns.
     fn run(self, ctx: RunContext) -> impl Future<Output = Result<(), DaemonError>> + Send;
@@ -68,7 +72,7 @@ struct Cli<F: Args> {
     /// Log line format on stderr: plain or json.
     #[arg(long, global = true, default_value = "plain", value_parser = parse_format)]
     log_format: LogFormat,
-    /// Log filter, e.g. `info` or `info,mld_bus=debug` (RUST_LOG overrides it).
+    /// Log filter, e.g. `info` or `info,mld_bus=debug` (`RUST_LOG` overrides it).
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
     #[command(subcommand)]
@@ -113,7 +117,10 @@ pub fn main<D: Daemon>() -> std::process::ExitCode {
 /// Runs daemon `D` with the given arguments (the first is the program name).
 pub fn run_main<D: Daemon>(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let command = Cli::<D::Flags>::command().name(D::NAME).about(D::ABOUT);
-    let cli = match command.try_get_matches_from(args).and_then(|m| Cli::<D::Flags>::from_arg_matches(&m)) {
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::<D::Flags>::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
     };
@@ -145,7 +152,10 @@ pub fn run_main<D: Daemon>(args: impl IntoIterator<Item = OsString>) -> ExitCode
 }
 
 /// For daemons whose run loop is not built yet: the same CLI, with only `validate`.
-pub fn validate_only_main<C: DaemonConfig>(name: &'static str, about: &'static str) -> std::process::ExitCode {
+pub fn validate_only_main<C: DaemonConfig>(
+    name: &'static str,
+    about: &'static str,
+) -> std::process::ExitCode {
     #[derive(Parser)]
     struct ValidateOnly {
         #[command(subcommand)]
@@ -157,7 +167,9 @@ pub fn validate_only_main<C: DaemonConfig>(name: &'static str, about: &'static s
         Validate(ValidateArgs),
     }
     let command = ValidateOnly::command().name(name).about(about);
-    let parsed = command.try_get_matches_from(std::env::args_os()).and_then(|m| ValidateOnly::from_arg_matches(&m));
+    let parsed = command
+        .try_get_matches_from(std::env::args_os())
+        .and_then(|m| ValidateOnly::from_arg_matches(&m));
     match parsed {
         Ok(ValidateOnly { command: Only::Validate(args) }) => validate::<C>(&args.config).into(),
         Err(e) => clap_exit(&e).into(),
@@ -178,7 +190,11 @@ fn validate<C: DaemonConfig>(path: &Path) -> ExitCode {
             ExitCode::Success
         }
         Err(e @ ConfigError::Read { .. }) => {
-            eprintln!("{}: {e}: {}", C::COMPONENT, std::error::Error::source(&e).map_or(String::new(), ToString::to_string));
+            eprintln!(
+                "{}: {e}: {}",
+                C::COMPONENT,
+                std::error::Error::source(&e).map_or(String::new(), ToString::to_string)
+            );
             ExitCode::Config
         }
         Err(e) => {
@@ -203,7 +219,14 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
     // The metrics endpoint outlives the daemon's own token so the drain stays observable.
     let metrics_stop = CancellationToken::new();
     let metrics = match metrics_addr {
-        Some(addr) => match mld_telemetry::serve(addr, Arc::new(registry), readiness.clone(), metrics_stop.clone()).await {
+        Some(addr) => match mld_telemetry::serve(
+            addr,
+            Arc::new(registry),
+            readiness.clone(),
+            metrics_stop.clone(),
+        )
+        .await
+        {
             Ok(server) => Some(server),
             Err(e) => {
                 tracing::error!(error = %e, "cannot serve metrics");
@@ -213,13 +236,14 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
         None => None,
     };
 
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return ExitCode::Unavailable;
-        }
-    };
+    let (mut term, mut int) =
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot install signal handlers");
+                return ExitCode::Unavailable;
+            }
+        };
     let ctx = RunContext { shutdown: shutdown.clone(), readiness: readiness.clone() };
     let mut work = tokio::spawn(daemon.run(ctx));
     tracing::info!(daemon = D::NAME, version = env!("CARGO_PKG_VERSION"), "started");

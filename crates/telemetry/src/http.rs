@@ -31,7 +31,8 @@ pub async fn serve(
 ) -> Result<MetricsServer, TelemetryError> {
     let listener =
         TcpListener::bind(addr).await.map_err(|source| TelemetryError::Bind { addr, source })?;
-    let local_addr = listener.local_addr().map_err(|source| TelemetryError::Bind { addr, source })?;
+    let local_addr =
+        listener.local_addr().map_err(|source| TelemetryError::Bind { addr, source })?;
     tracing::info!(addr = %local_addr, "serving /metrics and /ready");
     let task = tokio::spawn(async move {
         loop {
@@ -52,7 +53,9 @@ pub async fn serve(
                     let response = respond(&req, &registry, &ready);
                     async move { Ok::<_, Infallible>(response) }
                 });
-                if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                if let Err(e) =
+                    http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+                {
                     tracing::debug!(error = %e, "metrics connection ended with an error");
                 }
             });
@@ -61,7 +64,11 @@ pub async fn serve(
     Ok(MetricsServer { local_addr, task })
 }
 
-fn respond(req: &Request<hyper::body::Incoming>, registry: &Registry, ready: &Readiness) -> Response<Full<Bytes>> {
+fn respond(
+    req: &Request<hyper::body::Incoming>,
+    registry: &Registry,
+    ready: &Readiness,
+) -> Response<Full<Bytes>> {
     let reply = |status, content_type: &str, body: String| {
         Response::builder()
             .status(status)
@@ -107,9 +114,14 @@ mod tests {
         counter.inc_by(3);
         let ready = Readiness::default();
         let shutdown = CancellationToken::new();
-        let server = serve("127.0.0.1:0".parse().unwrap(), Arc::new(registry), ready.clone(), shutdown.clone())
-            .await
-            .unwrap();
+        let server = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(registry),
+            ready.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
         let addr = server.local_addr;
 
         let metrics = get(addr, "/metrics").await;

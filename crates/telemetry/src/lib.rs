@@ -4,7 +4,7 @@
 //!   comes from a flag and may be refined with `RUST_LOG`.
 //! - [`component_registry`]: a Prometheus registry per component whose metrics are all named
 //!   `mld_<component>_<what>_<unit>[_total]` (no global registry).
-//! - [`serve`]: an HTTP endpoint with `GET /metrics` (OpenMetrics text) and `GET /ready`
+//! - [`serve`]: an HTTP endpoint with `GET /metrics` (`OpenMetrics` text) and `GET /ready`
 //!   (200 once the daemon says it is ready, 503 before and while draining).
 //! - [`RateLimit`]: for warnings that could repeat per message; logs the first, then at most
 //!   one per period with the number suppressed.
@@ -79,7 +79,7 @@ impl Readiness {
     }
 }
 
-/// Renders a registry in the OpenMetrics text format.
+/// Renders a registry in the `OpenMetrics` text format.
 pub fn render(registry: &Registry) -> String {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, registry)

@@ -36,7 +36,8 @@ pub fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError
     let env_filter = EnvFilter::builder()
         .parse(&filter)
         .map_err(|source| TelemetryError::LogFilter { filter: filter.clone(), source })?;
-    let builder = tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Plain => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),

@@ -33,7 +33,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse().task) {
+    match run(&Cli::parse().task) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: {e:#}");
@@ -42,14 +42,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(task: Task) -> Result<()> {
+fn run(task: &Task) -> Result<()> {
     match task {
         Task::Proto => {
             let tmp = tempfile::tempdir().context("creating a temporary directory")?;
-            let generated = mld_proto::codegen::generate(tmp.path()).context("running prost-build")?;
+            let generated =
+                mld_proto::codegen::generate(tmp.path()).context("running prost-build")?;
             let target = mld_proto::codegen::committed_file();
             fs::create_dir_all(target.parent().context("generated file has a parent")?)?;
-            fs::copy(&generated, &target).with_context(|| format!("writing {}", target.display()))?;
+            fs::copy(&generated, &target)
+                .with_context(|| format!("writing {}", target.display()))?;
             eprintln!("wrote {}", target.display());
         }
         Task::Schemas => {
@@ -57,7 +59,8 @@ fn run(task: Task) -> Result<()> {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for c in mld_config::COMPONENTS {
                 let path = dir.join(format!("{}.schema.json", c.name));
-                fs::write(&path, (c.schema)()).with_context(|| format!("writing {}", path.display()))?;
+                fs::write(&path, (c.schema)())
+                    .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use mld_crypto_transport::{
     Channel, HEADER_LEN, KeyRing, OpenError, Opener, REPLAY_WINDOW, RejectReason, RootSecret,
-    SeqAccepted, Sealer, TAG_LEN,
+    Sealer, SeqAccepted, TAG_LEN,
 };
 use proptest::prelude::*;
 
@@ -272,7 +272,9 @@ fn different_channels_and_epochs_derive_different_keys() {
     // each pair has its own key.
     let base = ring(9, 1);
     for (channel, epoch) in [(Channel::Flow, 2), (Channel::Config, 1), (Channel::Artifact, 1)] {
-        let mut sealer = Sealer::new(Arc::new(KeyRing::new(RootSecret::from_bytes([9; 32]), epoch)), channel).unwrap();
+        let mut sealer =
+            Sealer::new(Arc::new(KeyRing::new(RootSecret::from_bytes([9; 32]), epoch)), channel)
+                .unwrap();
         let mut sealed = sealer.seal(b"payload").unwrap();
         sealed[6..10].copy_from_slice(&1_u32.to_be_bytes());
         sealed[10] = Channel::Flow.id();

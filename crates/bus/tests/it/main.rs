@@ -1,11 +1,14 @@
-//! The bus over real ZeroMQ on tcp://127.0.0.1: delivery, exact loss accounting with slow
+//! The bus over real `ZeroMQ` on <tcp://127.0.0.1>: delivery, exact loss accounting with slow
 //! subscribers, rejection of everything that is not a genuine new message, restarts, metrics.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mld_bus::{Publish, Publisher, PublisherOptions, Subscriber, SubscriberOptions, Topic};
-use mld_crypto_transport::{Channel, KeyRing, RootSecret, Sealer};
+use mld_crypto_transport::{Channel, KeyRing, Sealer};
 use mld_proto::{Detection, FlowEvent};
 use mld_telemetry::prometheus_client::registry::Registry;
 use prost::Message;
@@ -13,7 +16,7 @@ use prost::Message;
 const WAIT: Duration = Duration::from_secs(10);
 
 fn ring(secret: u8) -> Arc<KeyRing> {
-    Arc::new(KeyRing::new(RootSecret::from_bytes([secret; 32]), 1))
+    mld_test_utils::key_ring(secret, 1)
 }
 
 /// `len` hexadecimal characters that LZ4 cannot shrink much (xorshift output).
@@ -24,7 +27,7 @@ fn noise(seed: u64, len: usize) -> String {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        out.push_str(&format!("{x:016x}"));
+        let _ = write!(out, "{x:016x}");
     }
     out
 }
@@ -46,16 +49,21 @@ fn pair(send_hwm: u32, recv_hwm: u32) -> Pair {
     let mut pub_registry = mld_telemetry::component_registry("test-pub");
     let mut sub_registry = mld_telemetry::component_registry("test-sub");
     let options = PublisherOptions { send_hwm, ..PublisherOptions::new("tcp://127.0.0.1:*") };
-    let mut publisher = Publisher::bind(&ctx, Arc::clone(&ring), &options, &mut pub_registry).unwrap();
-    let sub_options = SubscriberOptions { recv_hwm, ..SubscriberOptions::new([publisher.endpoint()]) };
+    let mut publisher =
+        Publisher::bind(&ctx, Arc::clone(&ring), &options, &mut pub_registry).unwrap();
+    let sub_options =
+        SubscriberOptions { recv_hwm, ..SubscriberOptions::new([publisher.endpoint()]) };
     let subscriber = Subscriber::connect(&ctx, ring, &sub_options, &mut sub_registry).unwrap();
-    assert!(publisher.wait_for_subscriber(Topic::Detection, WAIT).unwrap(), "subscriber never joined");
+    assert!(
+        publisher.wait_for_subscriber(Topic::Detection, WAIT).unwrap(),
+        "subscriber never joined"
+    );
     Pair { publisher, subscriber, pub_registry, sub_registry }
 }
 
 /// Receives until `id` arrives; returns how many messages came before it.
 fn recv_until(subscriber: &mut Subscriber<Detection>, id: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let mut count = 0;
     loop {
         assert!(Instant::now() < deadline, "{id} never arrived");
@@ -68,7 +76,7 @@ fn recv_until(subscriber: &mut Subscriber<Detection>, id: &str) -> u64 {
     }
 }
 
-/// Publishes a fence until it is accepted by ZeroMQ, so the tail of a burst is accounted for.
+/// Publishes a fence until it is accepted by `ZeroMQ`, so the tail of a burst is accounted for.
 fn publish_fence(p: &mut Pair) {
     let deadline = Instant::now() + WAIT;
     // Make room first: read whatever is queued.
@@ -119,7 +127,10 @@ fn stalled_subscriber_losses_are_counted_exactly() {
     recv_until(&mut p.subscriber, "fence");
     let pubs = p.publisher.stats();
     let subs = p.subscriber.stats();
-    assert_eq!(subs.received, pubs.sent, "every message ZeroMQ accepted arrived: {subs:?} {pubs:?}");
+    assert_eq!(
+        subs.received, pubs.sent,
+        "every message ZeroMQ accepted arrived: {subs:?} {pubs:?}"
+    );
     assert_eq!(subs.lost, pubs.dropped, "every drop is seen as a loss: {subs:?} {pubs:?}");
     assert_eq!(subs.late, 0);
     assert!(subs.rejected.is_empty(), "{subs:?}");
@@ -136,7 +147,7 @@ fn slow_reading_subscriber_losses_are_counted_exactly() {
                 Some(r) if r.message.detection_id == "fence" => return (n, subscriber.stats()),
                 Some(_) => {
                     n += 1;
-                    if n % 10 == 0 {
+                    if n.is_multiple_of(10) {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 }
@@ -150,7 +161,7 @@ fn slow_reading_subscriber_losses_are_counted_exactly() {
     for i in 0..total {
         let _ = publisher.publish(&detection(noise(i, 2_048))).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     while publisher.publish(&detection("fence")).unwrap() == Publish::Dropped {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(5));
@@ -172,7 +183,13 @@ fn everything_but_genuine_new_messages_is_rejected_and_counted_by_reason() {
     rogue.bind("tcp://127.0.0.1:*").unwrap();
     let rogue_ep = rogue.get_last_endpoint().unwrap().unwrap();
     let mut registry = Registry::default();
-    let mut subscriber = Subscriber::<Detection>::connect(&ctx, Arc::clone(&good_ring), &SubscriberOptions::new([rogue_ep]), &mut registry).unwrap();
+    let mut subscriber = Subscriber::<Detection>::connect(
+        &ctx,
+        Arc::clone(&good_ring),
+        &SubscriberOptions::new([rogue_ep]),
+        &mut registry,
+    )
+    .unwrap();
     rogue.set_rcvtimeo(10_000).unwrap();
     assert_eq!(rogue.recv_bytes(0).unwrap()[0], 1, "subscription notice");
 
@@ -181,8 +198,9 @@ fn everything_but_genuine_new_messages_is_rejected_and_counted_by_reason() {
     let genuine = good.seal(&detection("genuine").encode_to_vec()).unwrap();
     let undecodable = good.seal(&[0xff, 0xff, 0xff]).unwrap();
     let wrong_key = Sealer::new(ring(2), Channel::Detection).unwrap().seal(b"x").unwrap();
-    let wrong_channel = Sealer::new(Arc::clone(&good_ring), Channel::Flow).unwrap().seal(b"x").unwrap();
-    let other_epoch = Sealer::new(Arc::new(KeyRing::new(RootSecret::from_bytes([1; 32]), 9)), Channel::Detection)
+    let wrong_channel =
+        Sealer::new(Arc::clone(&good_ring), Channel::Flow).unwrap().seal(b"x").unwrap();
+    let other_epoch = Sealer::new(mld_test_utils::key_ring(1, 9), Channel::Detection)
         .unwrap()
         .seal(b"x")
         .unwrap();
@@ -202,7 +220,10 @@ fn everything_but_genuine_new_messages_is_rejected_and_counted_by_reason() {
 
     let first = subscriber.recv(WAIT).unwrap().expect("the genuine message");
     assert_eq!(first.message.detection_id, "genuine");
-    assert!(subscriber.recv(Duration::from_millis(300)).unwrap().is_none(), "replays are not delivered");
+    assert!(
+        subscriber.recv(Duration::from_millis(300)).unwrap().is_none(),
+        "replays are not delivered"
+    );
     let stats = subscriber.stats();
     let expected: Vec<(&str, u64)> = vec![
         ("auth_failed", 1),
@@ -219,7 +240,10 @@ fn everything_but_genuine_new_messages_is_rejected_and_counted_by_reason() {
     assert_eq!((stats.received, stats.lost), (1, 0));
 
     let text = mld_telemetry::render(&registry);
-    assert!(text.contains(r#"bus_rejected_messages_total{topic="detection.v1",reason="replay"} 2"#), "{text}");
+    assert!(
+        text.contains(r#"bus_rejected_messages_total{topic="detection.v1",reason="replay"} 2"#),
+        "{text}"
+    );
 }
 
 const CHILD_ENV: &str = "MLD_BUS_PUBLISHER_CHILD";
@@ -228,10 +252,14 @@ const CHILD_ENV: &str = "MLD_BUS_PUBLISHER_CHILD";
 /// endpoint, waits for a subscriber, publishes ten flow events tagged with the run, exits.
 #[test]
 fn publisher_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let (endpoint, run) = spec.split_once(' ').unwrap();
     let ctx = zmq::Context::new();
-    let mut publisher = Publisher::bind(&ctx, ring(1), &PublisherOptions::new(endpoint), &mut Registry::default()).unwrap();
+    let mut publisher =
+        Publisher::bind(&ctx, ring(1), &PublisherOptions::new(endpoint), &mut Registry::default())
+            .unwrap();
     assert!(publisher.wait_for_subscriber(Topic::Flow, WAIT).unwrap());
     for i in 0..10 {
         let event = FlowEvent { event_id: format!("{run}-{i}"), ..FlowEvent::default() };
@@ -247,20 +275,26 @@ fn publisher_child() {
 #[test]
 fn restarted_publisher_process_is_accepted_without_counting_losses() {
     let ctx = zmq::Context::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let endpoint = format!("tcp://127.0.0.1:{port}");
-    let mut subscriber =
-        Subscriber::<FlowEvent>::connect(&ctx, ring(1), &SubscriberOptions::new([&endpoint]), &mut Registry::default()).unwrap();
+    let endpoint = format!("tcp://127.0.0.1:{}", mld_test_utils::free_port());
+    let mut subscriber = Subscriber::<FlowEvent>::connect(
+        &ctx,
+        ring(1),
+        &SubscriberOptions::new([&endpoint]),
+        &mut Registry::default(),
+    )
+    .unwrap();
     let mut senders = Vec::new();
     for run in 0..3 {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "publisher_child", "--nocapture"])
-            .env(CHILD_ENV, format!("{endpoint} {run}"))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            mld_test_utils::child_test("publisher_child", CHILD_ENV, &format!("{endpoint} {run}"))
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .unwrap();
         for i in 0..10 {
-            let r = subscriber.recv(WAIT).unwrap().unwrap_or_else(|| panic!("run {run}: message {i} missing"));
+            let r = subscriber
+                .recv(WAIT)
+                .unwrap()
+                .unwrap_or_else(|| panic!("run {run}: message {i} missing"));
             assert_eq!(r.message.event_id, format!("{run}-{i}"));
             assert_eq!(r.seq, i, "a restarted sender starts at 0");
             senders.push(r.sender_id);
@@ -300,8 +334,15 @@ fn bind_errors_name_the_endpoint() {
     let ctx = zmq::Context::new();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let ep = format!("tcp://127.0.0.1:{}", taken.local_addr().unwrap().port());
-    let err = Publisher::bind(&ctx, ring(1), &PublisherOptions::new(&ep), &mut Registry::default()).unwrap_err();
+    let err = Publisher::bind(&ctx, ring(1), &PublisherOptions::new(&ep), &mut Registry::default())
+        .unwrap_err();
     assert!(err.to_string().contains(&ep), "{err}");
-    let err = Publisher::bind(&ctx, ring(1), &PublisherOptions::new("bogus://x"), &mut Registry::default()).unwrap_err();
+    let err = Publisher::bind(
+        &ctx,
+        ring(1),
+        &PublisherOptions::new("bogus://x"),
+        &mut Registry::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("bogus://x"), "{err}");
 }

@@ -28,7 +28,12 @@ pub struct EtcdServerConfig {
 
 impl Default for EtcdServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), tls: None, min_lease_ttl_secs: default_min_ttl(), metrics: default_metrics() }
+        Self {
+            listen: default_listen(),
+            tls: None,
+            min_lease_ttl_secs: default_min_ttl(),
+            metrics: default_metrics(),
+        }
     }
 }
 
@@ -77,7 +82,8 @@ impl DaemonConfig for EtcdServerConfig {
 
     fn validate(&self) -> Result<EtcdServer, Vec<FieldError>> {
         let mut v = Validator::new();
-        let listen = v.parse::<SocketAddr>("listen", &self.listen, "host:port such as 127.0.0.1:2379");
+        let listen =
+            v.parse::<SocketAddr>("listen", &self.listen, "host:port such as 127.0.0.1:2379");
         let tls = self.tls.as_ref().map(|t| {
             for (field, value) in [("tls.cert_file", &t.cert_file), ("tls.key_file", &t.key_file)] {
                 v.check(!value.is_empty(), field, "\"\"", "must name a PEM file");
@@ -91,7 +97,12 @@ impl DaemonConfig for EtcdServerConfig {
         let ttl = v.range("min_lease_ttl_secs", self.min_lease_ttl_secs, 1, 3_600);
         let metrics = self.metrics.validate(&mut v, "metrics");
         v.finish(|| {
-            Some(EtcdServer { listen: listen?, tls, min_lease_ttl: Duration::from_secs(ttl?), metrics: metrics? })
+            Some(EtcdServer {
+                listen: listen?,
+                tls,
+                min_lease_ttl: Duration::from_secs(ttl?),
+                metrics: metrics?,
+            })
         })
     }
 }

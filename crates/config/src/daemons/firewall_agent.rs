@@ -184,7 +184,12 @@ impl DaemonConfig for FirewallAgentConfig {
             v.check(d <= m, "block.duration_secs", d, "must not exceed max_duration_secs");
         }
         for (i, d) in self.monitor_only.iter().enumerate() {
-            v.check(DETECTORS.contains(&d.as_str()), &format!("monitor_only[{i}]"), format!("{d:?}"), "expected one of ddos, ransomware, traffic, internal, fast");
+            v.check(
+                DETECTORS.contains(&d.as_str()),
+                &format!("monitor_only[{i}]"),
+                format!("{d:?}"),
+                "expected one of ddos, ransomware, traffic, internal, fast",
+            );
         }
         let allowlist: Vec<Option<IpNet>> = self
             .allowlist
@@ -192,14 +197,21 @@ impl DaemonConfig for FirewallAgentConfig {
             .enumerate()
             .map(|(i, raw)| {
                 let field = format!("allowlist[{i}]");
-                let net: IpNet = v.parse(&field, raw, "a network in CIDR form such as 192.168.1.0/24")?;
+                let net: IpNet =
+                    v.parse(&field, raw, "a network in CIDR form such as 192.168.1.0/24")?;
                 let exact = net.trunc() == net;
-                v.check(exact, &field, format!("{raw:?}"), &format!("has host bits set; did you mean {}?", net.trunc()))
-                    .then_some(net)
+                v.check(
+                    exact,
+                    &field,
+                    format!("{raw:?}"),
+                    &format!("has host bits set; did you mean {}?", net.trunc()),
+                )
+                .then_some(net)
             })
             .collect();
         let c = &self.caps;
-        let rate = v.range("caps.max_new_blocks_per_minute", c.max_new_blocks_per_minute, 1, 1_000_000);
+        let rate =
+            v.range("caps.max_new_blocks_per_minute", c.max_new_blocks_per_minute, 1, 1_000_000);
         let size = v.range("caps.max_set_elements", c.max_set_elements, 1, 16_777_216);
         let batch = v.range("batch_window_ms", self.batch_window_ms, 0, 1_000);
         let metrics = self.metrics.validate(&mut v, "metrics");

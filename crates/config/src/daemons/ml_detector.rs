@@ -137,7 +137,8 @@ impl DaemonConfig for MlDetectorConfig {
         }
         let log = &self.event_log;
         let bytes = v.range("event_log.rotate_max_bytes", log.rotate_max_bytes, 1_048_576, 1 << 40);
-        let age = v.range("event_log.rotate_max_age_secs", log.rotate_max_age_secs, 60, 30 * 86_400);
+        let age =
+            v.range("event_log.rotate_max_age_secs", log.rotate_max_age_secs, 60, 30 * 86_400);
         let retain = v.range("event_log.retain_files", log.retain_files, 1, 10_000);
         let interval = v.range("event_log.flush_interval_ms", log.flush_interval_ms, 1, 60_000);
         let metrics = self.metrics.validate(&mut v, "metrics");

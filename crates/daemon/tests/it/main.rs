@@ -1,9 +1,11 @@
 //! The daemon runtime end to end: a probe daemon runs in a child process (this test binary,
 //! re-executed), and the parent checks metrics, readiness, signals, drain and exit codes.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +39,11 @@ impl Daemon for Probe {
         config.metrics.listen
     }
 
-    fn setup(_: Valid<Self>, flags: ProbeFlags, registry: &mut Registry) -> Result<Self, DaemonError> {
+    fn setup(
+        _: Valid<Self>,
+        flags: ProbeFlags,
+        registry: &mut Registry,
+    ) -> Result<Self, DaemonError> {
         if flags.fail_setup {
             return Err(DaemonError::unavailable(anyhow::anyhow!("interface eth9 does not exist")));
         }
@@ -73,11 +79,8 @@ fn probe_child() {
 }
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "probe_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, args.join("\u{1f}"))
+    mld_test_utils::child_test("probe_child", CHILD_ENV, &args.join("\u{1f}"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap()
 }
@@ -94,10 +97,10 @@ fn log_lines(child: &mut Child) -> mpsc::Receiver<serde_json::Value> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                if tx.send(v).is_err() {
-                    break;
-                }
+            if let Ok(v) = serde_json::from_str(&line)
+                && tx.send(v).is_err()
+            {
+                break;
             }
         }
     });
@@ -142,7 +145,9 @@ fn wait_exit(child: &mut Child) -> i32 {
     }
 }
 
-fn start(extra: &[&str]) -> (Child, mpsc::Receiver<serde_json::Value>, SocketAddr, tempfile::NamedTempFile) {
+fn start(
+    extra: &[&str],
+) -> (Child, mpsc::Receiver<serde_json::Value>, SocketAddr, tempfile::NamedTempFile) {
     let config = config_file("127.0.0.1:0");
     let path = config.path().to_str().unwrap().to_owned();
     let mut args = vec!["--log-format", "json", "run", "--config", &path];
@@ -199,7 +204,14 @@ fn second_signal_cuts_the_drain_short() {
 #[test]
 fn start_up_failure_maps_to_its_exit_code() {
     let config = config_file("127.0.0.1:0");
-    let mut child = spawn(&["--log-format", "json", "run", "--config", config.path().to_str().unwrap(), "--fail-setup"]);
+    let mut child = spawn(&[
+        "--log-format",
+        "json",
+        "run",
+        "--config",
+        config.path().to_str().unwrap(),
+        "--fail-setup",
+    ]);
     let logs = log_lines(&mut child);
     let line = wait_for_log(&logs, "start-up failed");
     assert!(line["error"].as_str().unwrap().contains("eth9"), "{line}");
