@@ -7,6 +7,7 @@ use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 
 use crate::error::{OpenError, SealError};
 use crate::keys::{Channel, KeyRing};
+use crate::nonce::NonceSource;
 use crate::replay::{ReplayWindow, SeqAccepted, SeqRejected};
 
 /// First four bytes of every envelope.
@@ -44,15 +45,25 @@ impl Header {
         self.flags & FLAG_LZ4 != 0
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&MAGIC);
-        out.push(self.version);
-        out.push(self.flags);
-        out.extend_from_slice(&self.key_epoch.to_be_bytes());
-        out.push(self.channel.id());
-        out.extend_from_slice(&self.sender_id.to_be_bytes());
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.nonce);
+    /// The header's wire form.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0; HEADER_LEN];
+        let parts: [&[u8]; 8] = [
+            &MAGIC,
+            &[self.version],
+            &[self.flags],
+            &self.key_epoch.to_be_bytes(),
+            &[self.channel.id()],
+            &self.sender_id.to_be_bytes(),
+            &self.seq.to_be_bytes(),
+            &self.nonce,
+        ];
+        let mut at = 0;
+        for part in parts {
+            out[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        out
     }
 
     /// Parses and checks the header of `envelope` (which must hold at least header + tag).
@@ -106,13 +117,25 @@ impl Reader<'_> {
 
 /// Seals payloads for one channel as one sender: a random sender id and a sequence number
 /// counting from 0. Not shared between threads; make one per publishing thread.
-#[derive(Debug)]
 pub struct Sealer {
     ring: Arc<KeyRing>,
     channel: Channel,
     sender_id: u64,
     next_seq: u64,
     cipher: Option<(u32, XChaCha20Poly1305)>,
+    nonces: NonceSource,
+    /// LZ4's hash table, kept between messages instead of allocated per message.
+    lz4_table: Box<lz4_flex::block::CompressTable>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("channel", &self.channel)
+            .field("sender_id", &format_args!("{:016x}", self.sender_id))
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sealer {
@@ -120,7 +143,15 @@ impl Sealer {
     pub fn new(ring: Arc<KeyRing>, channel: Channel) -> Result<Self, SealError> {
         let mut id = [0_u8; 8];
         getrandom::fill(&mut id).map_err(SealError::Random)?;
-        Ok(Self { ring, channel, sender_id: u64::from_be_bytes(id), next_seq: 0, cipher: None })
+        Ok(Self {
+            ring,
+            channel,
+            sender_id: u64::from_be_bytes(id),
+            next_seq: 0,
+            cipher: None,
+            nonces: NonceSource::new()?,
+            lz4_table: Box::default(),
+        })
     }
 
     pub const fn sender_id(&self) -> u64 {
@@ -144,23 +175,23 @@ impl Sealer {
         let seq = self.next_seq;
         self.next_seq =
             seq.checked_add(1).ok_or(SealError::SeqExhausted { sender_id: self.sender_id })?;
-        let mut nonce = [0_u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(SealError::Random)?;
+        let nonce = self.nonces.next();
 
-        let compressed = compress_if_smaller(payload);
-        let body: &[u8] = compressed.as_deref().unwrap_or(payload);
+        // Header first as a placeholder: its flags depend on whether compression pays.
+        let max_body = LZ4_PREFIX_LEN + lz4_flex::block::get_maximum_output_size(payload.len());
+        let mut out = Vec::with_capacity(HEADER_LEN + max_body + TAG_LEN);
+        out.resize(HEADER_LEN, 0);
+        let compressed = self.append_body(payload, &mut out);
         let header = Header {
             version: VERSION,
-            flags: if compressed.is_some() { FLAG_LZ4 } else { 0 },
+            flags: if compressed { FLAG_LZ4 } else { 0 },
             key_epoch: self.ring.current_epoch(),
             channel: self.channel,
             sender_id: self.sender_id,
             seq,
             nonce,
         };
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TAG_LEN);
-        header.write(&mut out);
-        out.extend_from_slice(body);
+        out[..HEADER_LEN].copy_from_slice(&header.encode());
         let cipher = self.cipher_for(header.key_epoch);
         let (aad, text) = out.split_at_mut(HEADER_LEN);
         let tag = cipher
@@ -170,21 +201,40 @@ impl Sealer {
         Ok(out)
     }
 
+    /// Appends the payload to `out`, LZ4-compressed (size-prefixed, as `lz4_flex` reads it)
+    /// when that is smaller, and says whether it was compressed.
+    fn append_body(&mut self, payload: &[u8], out: &mut Vec<u8>) -> bool {
+        // LZ4 cannot shrink a payload shorter than its own size prefix plus a token.
+        if payload.len() > LZ4_PREFIX_LEN + 1 {
+            let start = out.len();
+            let max = lz4_flex::block::get_maximum_output_size(payload.len());
+            out.resize(start + LZ4_PREFIX_LEN + max, 0);
+            let size =
+                u32::try_from(payload.len()).expect("payload length is below MAX_PAYLOAD_LEN");
+            out[start..start + LZ4_PREFIX_LEN].copy_from_slice(&size.to_le_bytes());
+            let written = lz4_flex::block::compress_into_with_table(
+                payload,
+                &mut out[start + LZ4_PREFIX_LEN..],
+                &mut self.lz4_table,
+            );
+            match written {
+                Ok(n) if LZ4_PREFIX_LEN + n < payload.len() => {
+                    out.truncate(start + LZ4_PREFIX_LEN + n);
+                    return true;
+                }
+                _ => out.truncate(start),
+            }
+        }
+        out.extend_from_slice(payload);
+        false
+    }
+
     fn cipher_for(&mut self, epoch: u32) -> &XChaCha20Poly1305 {
         if self.cipher.as_ref().is_none_or(|(e, _)| *e != epoch) {
             self.cipher = Some((epoch, self.ring.cipher(self.channel, epoch)));
         }
         &self.cipher.as_ref().expect("set above").1
     }
-}
-
-fn compress_if_smaller(payload: &[u8]) -> Option<Vec<u8>> {
-    // LZ4 cannot shrink a payload shorter than its own size prefix plus a token.
-    if payload.len() <= LZ4_PREFIX_LEN + 1 {
-        return None;
-    }
-    let compressed = lz4_flex::block::compress_prepend_size(payload);
-    (compressed.len() < payload.len()).then_some(compressed)
 }
 
 /// An opened envelope.
@@ -352,8 +402,7 @@ mod tests {
             seq: 0,
             nonce: [3; NONCE_LEN],
         };
-        let mut out = Vec::new();
-        header.write(&mut out);
+        let mut out = header.encode().to_vec();
         out.extend_from_slice(body);
         let (aad, text) = out.split_at_mut(HEADER_LEN);
         let tag = ring

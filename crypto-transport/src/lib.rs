@@ -8,6 +8,9 @@
 //! Design:
 //! - XChaCha20-Poly1305 with a random 24-byte nonce per message, so no nonce can repeat across
 //!   restarts; the whole 51-byte header is associated data, so no header bit can be changed.
+//!   Nonces come from a per-sealer ChaCha20 keystream keyed from the operating system's
+//!   random number generator at creation (a syscall per message costs more than the
+//!   encryption of a small event); a sealer must not be shared across `fork()`.
 //! - The payload is LZ4-compressed (block format, size-prefixed) before sealing, and only when
 //!   that makes it smaller; flag bit 0 says so.
 //! - Keys: one 32-byte [`RootSecret`] per deployment; per channel and epoch the key is
@@ -42,6 +45,7 @@
 mod envelope;
 mod error;
 mod keys;
+mod nonce;
 mod replay;
 
 pub use envelope::{
