@@ -19,7 +19,9 @@
 //! subscriber of that message (libzmq checks all matching pipes), so give slow consumers their
 //! own high-water mark headroom. Messages published before a subscriber has connected are not
 //! delivered to it and are not counted as lost: a sender's first message seen starts its count.
-//! Sockets are not thread-safe: use one publisher or subscriber per thread.
+//! Sockets are not thread-safe: use one publisher or subscriber per thread. Each publisher and
+//! subscriber registers its counters once: give a second one in the same process its own
+//! sub-registry (`registry.sub_registry_with_prefix(..)`), or the metric names collide.
 //!
 //! ```no_run
 //! use std::{sync::Arc, time::Duration};
