@@ -175,7 +175,7 @@ impl Sealer {
         let seq = self.next_seq;
         self.next_seq =
             seq.checked_add(1).ok_or(SealError::SeqExhausted { sender_id: self.sender_id })?;
-        let nonce = self.nonces.next();
+        let nonce = self.nonces.next()?;
 
         // Header first as a placeholder: its flags depend on whether compression pays.
         let max_body = LZ4_PREFIX_LEN + lz4_flex::block::get_maximum_output_size(payload.len());
@@ -325,7 +325,19 @@ impl Opener {
             .window_for(header.sender_id)
             .accept(header.seq)
             .map_err(|e| seq_error(&header, e))?;
-        let payload = if header.compressed() { decompress(&body)? } else { body };
+        let payload = if header.compressed() {
+            decompress(&body).map_err(|e| match e {
+                OpenError::TooLarge { len, max, .. } => {
+                    OpenError::TooLarge { len, max, gap: seq.gap }
+                }
+                OpenError::Decompression { source, .. } => {
+                    OpenError::Decompression { source, gap: seq.gap }
+                }
+                other => other,
+            })?
+        } else {
+            body
+        };
         Ok(Opened { header, payload, seq })
     }
 
@@ -378,12 +390,13 @@ fn decompress(body: &[u8]) -> Result<Vec<u8>, OpenError> {
         .map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) as usize)
         .ok_or(OpenError::Decompression {
             source: lz4_flex::block::DecompressError::ExpectedAnotherByte,
+            gap: 0,
         })?;
     if claimed > MAX_PAYLOAD_LEN {
-        return Err(OpenError::TooLarge { len: claimed, max: MAX_PAYLOAD_LEN });
+        return Err(OpenError::TooLarge { len: claimed, max: MAX_PAYLOAD_LEN, gap: 0 });
     }
     lz4_flex::block::decompress_size_prepended(body)
-        .map_err(|source| OpenError::Decompression { source })
+        .map_err(|source| OpenError::Decompression { source, gap: 0 })
 }
 
 #[cfg(test)]
@@ -393,13 +406,17 @@ mod tests {
 
     /// Seals `body` verbatim with the given flags, bypassing the sealer's own compression.
     fn forge(ring: &KeyRing, flags: u8, body: &[u8]) -> Vec<u8> {
+        forge_seq(ring, 0, flags, body)
+    }
+
+    fn forge_seq(ring: &KeyRing, seq: u64, flags: u8, body: &[u8]) -> Vec<u8> {
         let header = Header {
             version: VERSION,
             flags,
             key_epoch: ring.current_epoch(),
             channel: Channel::Flow,
             sender_id: 1,
-            seq: 0,
+            seq,
             nonce: [3; NONCE_LEN],
         };
         let mut out = header.encode().to_vec();
@@ -421,6 +438,9 @@ mod tests {
         assert_eq!(err.reason(), crate::RejectReason::Decompression, "{err}");
         let err = opener.open(&forge(&ring, FLAG_LZ4, &[1, 2])).unwrap_err();
         assert_eq!(err.reason(), crate::RejectReason::Replay, "the seq was recorded: {err}");
+        // A later corrupt message still reports the sequence numbers it skipped.
+        let err = opener.open(&forge_seq(&ring, 5, FLAG_LZ4, &[10, 0, 0, 0, 0xff])).unwrap_err();
+        assert_eq!((err.reason(), err.seq_gap()), (crate::RejectReason::Decompression, 4), "{err}");
     }
 
     #[test]

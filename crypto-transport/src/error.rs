@@ -32,12 +32,16 @@ pub enum OpenError {
         "message too old: sender {sender_id:016x} seq {seq} is behind the window (newest {newest})"
     )]
     TooOld { sender_id: u64, seq: u64, newest: u64 },
+    /// Authentic, but its payload claims more than the limit. `gap`: sequence numbers it
+    /// skipped (see [`OpenError::seq_gap`]).
     #[error("payload of {len} bytes exceeds the limit of {max} bytes")]
-    TooLarge { len: usize, max: usize },
+    TooLarge { len: usize, max: usize, gap: u64 },
+    /// Authentic, but its LZ4 body is corrupt. `gap` as for `TooLarge`.
     #[error("lz4 decompression failed")]
     Decompression {
         #[source]
         source: lz4_flex::block::DecompressError,
+        gap: u64,
     },
 }
 
@@ -116,6 +120,15 @@ impl std::fmt::Display for RejectReason {
 }
 
 impl OpenError {
+    /// For rejections after authentication: how many sequence numbers this sender skipped
+    /// before the rejected message (they are lost and must be counted); 0 otherwise.
+    pub const fn seq_gap(&self) -> u64 {
+        match self {
+            Self::TooLarge { gap, .. } | Self::Decompression { gap, .. } => *gap,
+            _ => 0,
+        }
+    }
+
     /// The stable label of this rejection.
     pub const fn reason(&self) -> RejectReason {
         match self {

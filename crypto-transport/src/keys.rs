@@ -126,9 +126,11 @@ impl RootSecret {
                     }
                 },
             )?;
-        let mut text = Zeroizing::new(hex::encode(self.0.as_ref()).into_bytes());
-        text.push(b'\n');
-        file.write_all(&text).and_then(|()| file.sync_all()).map_err(write_err)?;
+        // Encoded in place, so no copy of the secret is left in freed memory.
+        let mut text = Zeroizing::new([0_u8; 65]);
+        hex::encode_to_slice(self.0.as_ref(), &mut text[..64]).expect("64 bytes hold 32 in hex");
+        text[64] = b'\n';
+        file.write_all(text.as_ref()).and_then(|()| file.sync_all()).map_err(write_err)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::File::open(dir).and_then(|d| d.sync_all()).map_err(write_err)?;
         }

@@ -164,7 +164,9 @@ impl Publisher {
     /// Reads pending subscription notices (XPUB delivers them as messages).
     fn drain_subscriptions(&mut self) {
         self.since_drain = 0;
-        while let Ok(notice) = self.socket.recv_bytes(zmq::DONTWAIT) {
+        // Bounded, so that a peer flooding the socket cannot stall publishing.
+        for _ in 0..1_024 {
+            let Ok(notice) = self.socket.recv_bytes(zmq::DONTWAIT) else { break };
             match notice.split_first() {
                 Some((1, topic)) => {
                     tracing::debug!(topic = %String::from_utf8_lossy(topic), "subscriber joined");
@@ -186,14 +188,15 @@ impl Publisher {
         topic: Topic,
         timeout: Duration,
     ) -> Result<bool, BusError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             self.drain_subscriptions();
             let t = topic.as_str().as_bytes();
             if self.subscriptions.iter().any(|s| t.starts_with(s)) {
                 return Ok(true);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left =
+                deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 return Ok(false);
             }

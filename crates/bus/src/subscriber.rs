@@ -105,9 +105,10 @@ impl<M: BusMessage> Subscriber<M> {
     /// The next accepted message, waiting at most `timeout`; `None` when none arrived.
     /// Rejected messages are counted and skipped.
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Received<M>>, BusError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left =
+                deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
             let ms = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
             let ready =
                 self.socket.poll(zmq::POLLIN, ms).map_err(socket_err("poll", &self.endpoints))?;
@@ -146,6 +147,8 @@ impl<M: BusMessage> Subscriber<M> {
         let opened = match self.opener.open(envelope) {
             Ok(opened) => opened,
             Err(e) => {
+                // Authentic but unusable: the sequence numbers it skipped are still lost.
+                self.metrics.lost.inc_by(e.seq_gap());
                 self.reject(e.reason().as_str(), Some(&e));
                 return None;
             }

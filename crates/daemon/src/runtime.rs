@@ -146,7 +146,14 @@ pub fn run_main<D: Daemon>(args: impl IntoIterator<Item = OsString>) -> ExitCode
                     return ExitCode::Unavailable;
                 }
             };
-            runtime.block_on(serve::<D>(config, args.flags, Duration::from_secs(args.grace_secs)))
+            let code = runtime.block_on(serve::<D>(
+                config,
+                args.flags,
+                Duration::from_secs(args.grace_secs),
+            ));
+            // A task stuck in blocking code cannot be aborted; do not wait for it forever.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            code
         }
     }
 }
@@ -205,6 +212,15 @@ fn validate<C: DaemonConfig>(path: &Path) -> ExitCode {
 }
 
 async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) -> ExitCode {
+    // Handlers first, so that a signal during set-up is not fatal by default.
+    let (mut term, mut int) =
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot install signal handlers");
+                return ExitCode::Unavailable;
+            }
+        };
     let metrics_addr = D::metrics_listen(&config);
     let mut registry = mld_telemetry::component_registry(D::NAME);
     let daemon = match D::setup(config, flags, &mut registry) {
@@ -236,14 +252,6 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
         None => None,
     };
 
-    let (mut term, mut int) =
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(t), Ok(i)) => (t, i),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "cannot install signal handlers");
-                return ExitCode::Unavailable;
-            }
-        };
     let ctx = RunContext { shutdown: shutdown.clone(), readiness: readiness.clone() };
     let mut work = tokio::spawn(daemon.run(ctx));
     tracing::info!(daemon = D::NAME, version = env!("CARGO_PKG_VERSION"), "started");

@@ -518,7 +518,8 @@ mod tests {
     fn pcapng_interfaces_resolutions_and_offsets() {
         let nanos = [9_u16.to_le_bytes().as_slice(), &1_u16.to_le_bytes(), &[9, 0, 0, 0]].concat();
         let binary =
-            [9_u16.to_le_bytes().as_slice(), &1_u16.to_le_bytes(), &[0x80 | 10, 0, 0, 0]].concat();
+            [9_u16.to_le_bytes().as_slice(), &1_u16.to_le_bytes(), &[0x80 | 0x0a, 0, 0, 0]]
+                .concat();
         let offset =
             [14_u16.to_le_bytes().as_slice(), &8_u16.to_le_bytes(), &100_i64.to_le_bytes()]
                 .concat();

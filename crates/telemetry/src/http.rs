@@ -1,19 +1,22 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Readiness, TelemetryError, render};
+use crate::{RateLimit, Readiness, TelemetryError, render};
+
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running `/metrics` + `/ready` endpoint; stops when its shutdown token is cancelled.
 #[derive(Debug)]
@@ -35,13 +38,18 @@ pub async fn serve(
         listener.local_addr().map_err(|source| TelemetryError::Bind { addr, source })?;
     tracing::info!(addr = %local_addr, "serving /metrics and /ready");
     let task = tokio::spawn(async move {
+        let mut accept_errors = RateLimit::new(Duration::from_secs(10));
         loop {
             let stream = tokio::select! {
                 () = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
-                        tracing::warn!(error = %e, "metrics endpoint accept failed");
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        if let Some(suppressed) = accept_errors.allow() {
+                            tracing::warn!(error = %e, suppressed, "metrics endpoint accept failed");
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 },
@@ -53,9 +61,13 @@ pub async fn serve(
                     let response = respond(&req, &registry, &ready);
                     async move { Ok::<_, Infallible>(response) }
                 });
-                if let Err(e) =
-                    http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
-                {
+                // A client that does not send its request headers in time is dropped.
+                let served = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                if let Err(e) = served {
                     tracing::debug!(error = %e, "metrics connection ended with an error");
                 }
             });
