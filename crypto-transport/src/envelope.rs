@@ -325,19 +325,7 @@ impl Opener {
             .window_for(header.sender_id)
             .accept(header.seq)
             .map_err(|e| seq_error(&header, e))?;
-        let payload = if header.compressed() {
-            decompress(&body).map_err(|e| match e {
-                OpenError::TooLarge { len, max, .. } => {
-                    OpenError::TooLarge { len, max, gap: seq.gap }
-                }
-                OpenError::Decompression { source, .. } => {
-                    OpenError::Decompression { source, gap: seq.gap }
-                }
-                other => other,
-            })?
-        } else {
-            body
-        };
+        let payload = if header.compressed() { decompress(&body, seq.gap)? } else { body };
         Ok(Opened { header, payload, seq })
     }
 
@@ -383,20 +371,21 @@ fn seq_error(header: &Header, rejected: SeqRejected) -> OpenError {
     }
 }
 
-fn decompress(body: &[u8]) -> Result<Vec<u8>, OpenError> {
+/// `gap`: sequence numbers the (authentic) message skipped, carried by the errors.
+fn decompress(body: &[u8], gap: u64) -> Result<Vec<u8>, OpenError> {
     // Check the claimed size before allocating for it.
     let claimed = body
         .get(..LZ4_PREFIX_LEN)
         .map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) as usize)
         .ok_or(OpenError::Decompression {
             source: lz4_flex::block::DecompressError::ExpectedAnotherByte,
-            gap: 0,
+            gap,
         })?;
     if claimed > MAX_PAYLOAD_LEN {
-        return Err(OpenError::TooLarge { len: claimed, max: MAX_PAYLOAD_LEN, gap: 0 });
+        return Err(OpenError::TooLarge { len: claimed, max: MAX_PAYLOAD_LEN, gap });
     }
     lz4_flex::block::decompress_size_prepended(body)
-        .map_err(|source| OpenError::Decompression { source, gap: 0 })
+        .map_err(|source| OpenError::Decompression { source, gap })
 }
 
 #[cfg(test)]

@@ -55,3 +55,10 @@ pub use publisher::{Publish, Publisher, PublisherOptions, PublisherStats};
 pub use subscriber::{Received, Subscriber, SubscriberOptions, SubscriberStats};
 pub use topic::{BusMessage, Topic};
 pub use zmq::Context;
+
+/// Time left until `deadline`; `None` (a timeout too large to add to now) never ends.
+fn time_left(deadline: Option<std::time::Instant>) -> std::time::Duration {
+    deadline.map_or(std::time::Duration::MAX, |d| {
+        d.saturating_duration_since(std::time::Instant::now())
+    })
+}

@@ -195,8 +195,7 @@ impl Publisher {
             if self.subscriptions.iter().any(|s| t.starts_with(s)) {
                 return Ok(true);
             }
-            let left =
-                deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            let left = crate::time_left(deadline);
             if left.is_zero() {
                 return Ok(false);
             }

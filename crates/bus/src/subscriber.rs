@@ -107,8 +107,7 @@ impl<M: BusMessage> Subscriber<M> {
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Received<M>>, BusError> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            let left =
-                deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            let left = crate::time_left(deadline);
             let ms = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
             let ready =
                 self.socket.poll(zmq::POLLIN, ms).map_err(socket_err("poll", &self.endpoints))?;

@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mld_config::{ConfigError, DaemonConfig};
 use mld_telemetry::prometheus_client::registry::Registry;
 use mld_telemetry::{LogFormat, Readiness};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::ExitCode;
@@ -258,8 +258,7 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
 
     let outcome = tokio::select! {
         joined = &mut work => Some(joined),
-        _ = term.recv() => None,
-        _ = int.recv() => None,
+        () = next_signal(&mut term, &mut int) => None,
     };
     let code = if let Some(joined) = outcome {
         finished(joined)
@@ -274,12 +273,7 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
                 work.abort();
                 ExitCode::DrainTimeout
             }
-            _ = term.recv() => {
-                tracing::warn!("second signal, exiting without finishing the drain");
-                work.abort();
-                ExitCode::Failure
-            }
-            _ = int.recv() => {
+            () = next_signal(&mut term, &mut int) => {
                 tracing::warn!("second signal, exiting without finishing the drain");
                 work.abort();
                 ExitCode::Failure
@@ -292,6 +286,14 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
     }
     tracing::info!(exit_code = code.code(), "stopped");
     code
+}
+
+/// Waits for the next SIGTERM or SIGINT.
+async fn next_signal(term: &mut Signal, int: &mut Signal) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 fn finished(joined: Result<Result<(), DaemonError>, tokio::task::JoinError>) -> ExitCode {

@@ -248,7 +248,7 @@ impl<R: Read> CaptureReader<R> {
             _ => return Err(self.corrupt("section header without byte-order magic")),
         };
         let total = len_at(&head, 0, big_endian);
-        self.skip_block_rest(total, 12, big_endian)?;
+        self.block_body(total, 12, big_endian)?;
         self.format = Format::PcapNg { big_endian, interfaces: Vec::new(), last_ts: 0 };
         Ok(())
     }
@@ -267,10 +267,6 @@ impl<R: Read> CaptureReader<R> {
         }
         body.truncate(body.len() - 4);
         Ok(body)
-    }
-
-    fn skip_block_rest(&mut self, total: usize, read: usize, be: bool) -> Result<(), CaptureError> {
-        self.block_body(total, read, be).map(drop)
     }
 
     fn next_pcapng(&mut self) -> Result<Option<Frame>, CaptureError> {
@@ -292,9 +288,9 @@ impl<R: Read> CaptureReader<R> {
             let body = self.block_body(len_at(&len, 0, be), 8, be)?;
             match block_type {
                 1 => self.interface(&body, be)?,
-                6 => return self.enhanced_packet(&body, be).map(Some),
+                6 => return self.timestamped_packet(&body, be, true).map(Some),
                 3 => return self.simple_packet(&body, be).map(Some),
-                2 => return self.obsolete_packet(&body, be).map(Some),
+                2 => return self.timestamped_packet(&body, be, false).map(Some),
                 _ => {} // statistics, name resolution, custom, …: not needed
             }
         }
@@ -355,11 +351,19 @@ impl<R: Read> CaptureReader<R> {
         Frame { ts_ns, link: iface.link, orig_len, data: data.to_vec() }
     }
 
-    fn enhanced_packet(&mut self, body: &[u8], be: bool) -> Result<Frame, CaptureError> {
+    /// Enhanced (type 6) and obsolete (type 2) packet blocks: the interface id (32 bits, or
+    /// 16 bits plus a drop count), then timestamp, captured and original length, data.
+    fn timestamped_packet(
+        &mut self,
+        body: &[u8],
+        be: bool,
+        enhanced: bool,
+    ) -> Result<Frame, CaptureError> {
         if body.len() < 20 {
-            return Err(self.corrupt("enhanced packet block too short"));
+            return Err(self.corrupt("packet block too short"));
         }
-        let iface = self.iface(len_at(body, 0, be))?;
+        let id = if enhanced { len_at(body, 0, be) } else { usize::from(u16_at(body, 0, be)) };
+        let iface = self.iface(id)?;
         let ticks = (u64::from(u32_at(body, 4, be)) << 32) | u64::from(u32_at(body, 8, be));
         let cap = len_at(body, 12, be);
         let Some(data) = body.get(20..20 + cap) else {
@@ -378,19 +382,6 @@ impl<R: Read> CaptureReader<R> {
         // Simple packets carry no timestamp: they get the previous packet's.
         let ts = *self.interfaces().1;
         Ok(self.packet(iface, ts, orig_len, &body[4..4 + cap]))
-    }
-
-    fn obsolete_packet(&mut self, body: &[u8], be: bool) -> Result<Frame, CaptureError> {
-        if body.len() < 20 {
-            return Err(self.corrupt("packet block too short"));
-        }
-        let iface = self.iface(usize::from(u16_at(body, 0, be)))?;
-        let ticks = (u64::from(u32_at(body, 4, be)) << 32) | u64::from(u32_at(body, 8, be));
-        let cap = len_at(body, 12, be);
-        let Some(data) = body.get(20..20 + cap) else {
-            return Err(self.corrupt(format!("captured length {cap} exceeds its block")));
-        };
-        Ok(self.packet(iface, Self::timestamp(&iface, ticks), u32_at(body, 16, be), data))
     }
 }
 
