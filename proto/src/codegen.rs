@@ -13,10 +13,22 @@ pub fn committed_file() -> PathBuf {
     crate_dir().join("src/gen/mldefender.v1.rs")
 }
 
+/// Messages made only of numbers and strings, which derive serde.
+pub const SERDE_MESSAGES: [&str; 4] = ["FlowFeatures", "HostContext", "FastDetection", "DetectorScores"];
+
 /// Generates the code into `out_dir` and returns the path of the generated file.
 pub fn generate(out_dir: &Path) -> io::Result<PathBuf> {
     let proto_dir = crate_dir().join("proto");
-    prost_build::Config::new()
+    let mut config = prost_build::Config::new();
+    // Plain numeric messages also serialise to JSON under their field names (the sniffer's
+    // JSONL output, training data); addresses and enums get hand-written JSON where needed.
+    for message in SERDE_MESSAGES {
+        config.type_attribute(
+            format!("mldefender.v1.{message}"),
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        );
+    }
+    config
         .out_dir(out_dir)
         .compile_protos(&[proto_dir.join("mldefender.proto")], &[proto_dir])?;
     Ok(out_dir.join("mldefender.v1.rs"))

@@ -1,11 +1,39 @@
-//! `sniffer`: captures packets (XDP, `AF_PACKET` or pcap), builds flows and features, runs the fast detector and publishes `FlowEvents` on flow.v1.
+//! `sniffer`: captures packets, builds flows, CICFlowMeter features and per-host context,
+//! runs the fast detector and publishes sealed `FlowEvent`s on `flow.v1` (DESIGN §2, §5).
 //!
-//! What it will do (issue #3): capture (XDP program in `sniffer-ebpf/`, `AF_PACKET` fallback, pcap files), canonical bidirectional flows, `CICFlowMeter` features, per-host context windows and the rule-based fast detector, publishing sealed `FlowEvent`s on `flow.v1`.
+//! Capture paths, all producing the same [`mld_flow::record::PacketRecord`]s for one
+//! [`mld_flow::engine::Engine`]:
+//! - **XDP** ([`xdp`]): the C program in `sniffer-ebpf/` parses L2-L4 in the kernel and hands
+//!   compact records to userspace through a ring buffer, counting every drop reason per CPU;
+//!   native mode with a fallback to generic mode.
+//! - **`AF_PACKET`** ([`afpacket`]): a raw socket per interface, used when XDP cannot attach
+//!   (and said so in the log).
+//! - **capture files** (`--pcap FILE...`): pcap or pcapng, timestamps from the file, as fast
+//!   as possible or `--realtime`.
 //!
-//! What it does today: `sniffer validate --config FILE` checks a config against
-//! [`Config`] and reports every problem at once (exit 0 when valid, 64 when not). The binary
-//! has no `run` command yet, so it never pretends to work.
+//! Events go to the bus (unless `--no-publish`) and, with `--jsonl FILE|-`, to JSON lines.
 #![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mld_bus::{Publisher, PublisherOptions};
+use mld_config::daemons::sniffer::{InterfaceRole as ConfigRole, Sniffer as Valid};
+use mld_crypto_transport::{KeyRing, RootSecret};
+use mld_daemon::{Daemon, DaemonError, RunContext};
+use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
+use mld_proto::{CaptureMode, InterfaceRole};
+use mld_telemetry::prometheus_client::registry::Registry;
+
+pub mod metrics;
+pub mod pipeline;
+
+use metrics::Metrics;
+use pipeline::{JsonlOut, Sink};
 
 /// This daemon's config (raw form); its validated form is `<Config as DaemonConfig>::Valid`.
 pub use mld_config::daemons::sniffer::SnifferConfig as Config;
@@ -14,4 +42,124 @@ pub use mld_config::daemons::sniffer::SnifferConfig as Config;
 pub const NAME: &str = "sniffer";
 
 /// One line for `--help`.
-pub const ABOUT: &str = "Captures packets (XDP, AF_PACKET or pcap), builds flows and features, runs the fast detector and publishes FlowEvents on flow.v1 (this build: config validation only; the daemon arrives with issue #3)";
+pub const ABOUT: &str = "Captures packets (XDP, AF_PACKET or pcap files), builds flows, CICFlowMeter features and host context, runs the fast detector and publishes sealed FlowEvents on flow.v1";
+
+/// How this run gets its packets and where its events go.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    /// Read these pcap/pcapng files (in order, as one capture) instead of the configured
+    /// interfaces, then exit.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub pcap: Vec<PathBuf>,
+    /// With --pcap: release packets at their recorded pace instead of as fast as possible.
+    #[arg(long, requires = "pcap")]
+    pub realtime: bool,
+    /// Also write every FlowEvent as one JSON line to FILE (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// Do not publish on the bus (offline use; no root secret needed).
+    #[arg(long)]
+    pub no_publish: bool,
+    /// With --pcap: wait up to SECS for a bus subscriber before reading, so that none of the
+    /// first events is published to nobody.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub wait_for_subscriber: u64,
+}
+
+/// The daemon.
+pub struct SnifferDaemon {
+    config: Valid,
+    flags: Flags,
+    sink: Sink,
+}
+
+fn role(r: ConfigRole) -> InterfaceRole {
+    match r {
+        ConfigRole::Host => InterfaceRole::Host,
+        ConfigRole::Lan => InterfaceRole::Lan,
+        ConfigRole::Wan => InterfaceRole::Wan,
+    }
+}
+
+impl SnifferDaemon {
+    fn engine(&self, sources: Vec<SourceInfo>) -> Engine {
+        Engine::new(EngineConfig::from_sniffer(&self.config), sources)
+    }
+}
+
+/// Loads the root secret and opens the `flow.v1` publisher.
+fn publisher(config: &Valid, registry: &mut Registry) -> Result<Publisher, DaemonError> {
+    let t = &config.transport;
+    let secret = RootSecret::load(&t.root_secret_file)
+        .with_context(|| format!("loading the root secret named by transport.root_secret_file ({})", t.root_secret_file.display()))
+        .map_err(DaemonError::unavailable)?;
+    let ring = Arc::new(KeyRing::with_grace(secret, t.key_epoch, t.epoch_grace));
+    let mut options = PublisherOptions::new(config.publish.bind.as_str());
+    options.send_hwm = config.publish.send_hwm;
+    Publisher::bind(&zmq::Context::new(), ring, &options, registry)
+        .with_context(|| format!("binding the flow.v1 publisher on {}", config.publish.bind.as_str()))
+        .map_err(DaemonError::unavailable)
+}
+
+impl Daemon for SnifferDaemon {
+    const NAME: &'static str = NAME;
+    const ABOUT: &'static str = ABOUT;
+    type Config = Config;
+    type Flags = Flags;
+
+    fn metrics_listen(config: &Valid) -> Option<SocketAddr> {
+        config.metrics.listen
+    }
+
+    fn setup(config: Valid, flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
+        if flags.pcap.is_empty() && config.interfaces.is_empty() {
+            return Err(DaemonError::failure(anyhow::anyhow!(
+                "nothing to capture: the config lists no interfaces and no --pcap files were given"
+            )));
+        }
+        let publisher = if flags.no_publish { None } else { Some(publisher(&config, registry)?) };
+        let jsonl = flags.jsonl.as_deref().map(JsonlOut::open).transpose().map_err(DaemonError::failure)?;
+        let metrics = Metrics::register(registry);
+        Ok(Self { sink: Sink::new(publisher, jsonl, metrics), config, flags })
+    }
+
+    async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_on_signal = {
+            let stop = stop.clone();
+            let token = ctx.shutdown.clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let readiness = ctx.readiness.clone();
+        let result = tokio::task::spawn_blocking(move || self.work(&stop, &readiness))
+            .await
+            .map_err(|e| DaemonError::failure(anyhow::anyhow!("capture thread failed: {e}")))?;
+        stop_on_signal.abort();
+        result
+    }
+}
+
+impl SnifferDaemon {
+    fn work(mut self, stop: &AtomicBool, readiness: &mld_telemetry::Readiness) -> Result<(), DaemonError> {
+        if self.flags.pcap.is_empty() {
+            return Err(DaemonError::failure(anyhow::anyhow!("live capture is being built")));
+        }
+        if !self.config.interfaces.is_empty() {
+            tracing::info!("--pcap given: reading files, not capturing on the configured interfaces");
+        }
+        if let (Some(p), secs @ 1..) = (&mut self.sink.publisher, self.flags.wait_for_subscriber) {
+            if !p.wait_for_subscriber(mld_bus::Topic::Flow, Duration::from_secs(secs)).unwrap_or(false) {
+                tracing::warn!(secs, "no subscriber connected; publishing anyway");
+            }
+        }
+        let source = SourceInfo { interface: "pcap".to_owned(), role: InterfaceRole::Unspecified, mode: CaptureMode::Pcap };
+        let mut engine = self.engine(vec![source]);
+        readiness.set(true);
+        pipeline::run_pcaps(&self.flags.pcap, self.flags.realtime, &mut engine, &mut self.sink, stop)
+            .map(|_| ())
+            .map_err(DaemonError::failure)
+    }
+}

@@ -2,5 +2,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    mld_daemon::validate_only_main::<mld_sniffer::Config>(mld_sniffer::NAME, mld_sniffer::ABOUT)
+    mld_daemon::main::<mld_sniffer::SnifferDaemon>()
 }

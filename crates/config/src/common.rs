@@ -1,5 +1,6 @@
 //! Sections shared by several daemon configs, and their validated forms.
 
+use std::path::PathBuf;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -238,6 +239,14 @@ pub struct TransportConfig {
     /// After a key rotation, how long envelopes of the previous epoch are still accepted.
     #[serde(default = "default_grace")]
     pub epoch_grace_secs: u64,
+    /// The root secret (64 hex characters, mode 0600) the channel keys derive from; written by
+    /// `etcd-server init`.
+    #[serde(default = "default_root_secret")]
+    pub root_secret_file: PathBuf,
+}
+
+fn default_root_secret() -> PathBuf {
+    PathBuf::from("/etc/mldefender/root.secret")
 }
 
 fn default_epoch() -> u32 {
@@ -250,21 +259,37 @@ fn default_grace() -> u64 {
 
 impl Default for TransportConfig {
     fn default() -> Self {
-        Self { key_epoch: default_epoch(), epoch_grace_secs: default_grace() }
+        Self {
+            key_epoch: default_epoch(),
+            epoch_grace_secs: default_grace(),
+            root_secret_file: default_root_secret(),
+        }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidTransport {
     pub key_epoch: u32,
     pub epoch_grace: Duration,
+    pub root_secret_file: PathBuf,
 }
 
 impl TransportConfig {
     pub(crate) fn validate(&self, v: &mut Validator, field: &str) -> Option<ValidTransport> {
         let epoch = v.range(&format!("{field}.key_epoch"), self.key_epoch, 1, u32::MAX);
         let grace = v.range(&format!("{field}.epoch_grace_secs"), self.epoch_grace_secs, 1, 86_400);
-        Some(ValidTransport { key_epoch: epoch?, epoch_grace: Duration::from_secs(grace?) })
+        let secret = &self.root_secret_file;
+        v.check(
+            !secret.as_os_str().is_empty(),
+            &format!("{field}.root_secret_file"),
+            format!("{:?}", secret.display().to_string()),
+            "must name the root secret file",
+        );
+        Some(ValidTransport {
+            key_epoch: epoch?,
+            epoch_grace: Duration::from_secs(grace?),
+            root_secret_file: secret.clone(),
+        })
     }
 }
 
@@ -301,4 +326,24 @@ mod tests {
             assert_eq!(Endpoint::check(raw, bind).is_ok(), ok, "{raw} bind={bind}");
         }
     }
+}
+
+/// Parses a list of networks in CIDR form (`field[i]` in errors); `None` for each bad entry.
+pub fn parse_nets(v: &mut Validator, field: &str, raw: &[String]) -> Vec<Option<ipnet::IpNet>> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let field = format!("{field}[{i}]");
+            let net: ipnet::IpNet =
+                v.parse(&field, raw, "a network in CIDR form such as 192.168.1.0/24")?;
+            let exact = net.trunc() == net;
+            v.check(
+                exact,
+                &field,
+                format!("{raw:?}"),
+                &format!("has host bits set; did you mean {}?", net.trunc()),
+            )
+            .then_some(net)
+        })
+        .collect()
 }

@@ -1,17 +1,15 @@
-//! Packets into flows: capture-file reading and L2-L4 parsing (work in progress for issue #3).
+//! Packets into flows, features and fast detections (DESIGN §5.1, §5.2), shared by the
+//! sniffer (live and pcap), the ML detector's offline analysis and training.
 //!
-//! What is here:
-//! - [`capture`]: a streaming reader of pcap (µs and ns, either byte order) and pcapng files
-//!   (every section and interface, `if_tsresol` and `if_tsoffset` honoured) that yields
-//!   [`capture::Frame`]s with Unix-nanosecond timestamps, one block at a time, and turns
-//!   truncation and corruption into [`capture::CaptureError`]s instead of panics.
-//! - [`packet`]: a parser from a frame of a given link type (Ethernet with up to two VLAN tags,
-//!   Linux cooked capture, raw IP, BSD loopback) through IPv4/IPv6 (with extension headers and
-//!   fragments) to TCP, UDP and ICMP/ICMPv6, yielding the fields flow features need and the
-//!   L4 payload's position (for DNS names), or a [`packet::ParseError`] saying why not.
-//!
-//! Not here yet (issue #3): the flow table, CICFlowMeter features, host context windows, the
-//! fast detector.
+//! - [`capture`]: a streaming pcap/pcapng reader with Unix-nanosecond timestamps; truncation
+//!   and corruption become [`capture::CaptureError`]s, never panics.
+//! - [`packet`]: an L2-L4 parser (Ethernet, VLAN/QinQ, PPPoE, MPLS, Linux cooked, raw IP,
+//!   loopback; IPv4/IPv6 with extension headers and fragments; TCP, UDP, ICMP/ICMPv6).
+//! - [`record`]: the compact per-packet record all capture paths produce.
+//! - [`engine`]: the sharded flow table with idle/active timeouts, FIN/RST termination and
+//!   counted evictions, per-host context windows ([`host`]) and the fast detector ([`fast`]).
+//! - [`features`]: CICFlowMeter flow features in constant memory per flow.
+//! - [`dns`]: DNS query names and their entropy.
 //!
 //! ```
 //! use mld_flow::packet::{parse, LinkType};
@@ -28,4 +26,15 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod dns;
+pub mod engine;
+pub mod fast;
+pub mod features;
+pub mod host;
+pub mod id;
+pub mod json;
+pub mod key;
+pub mod lru;
 pub mod packet;
+pub mod record;
+pub mod stats;

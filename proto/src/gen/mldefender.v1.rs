@@ -28,6 +28,8 @@ pub struct FlowKey {
 /// columns in brackets) so that models and results compare with the public CIC datasets.
 /// "Forward" is the initiator's direction. Durations and inter-arrival times are microseconds,
 /// lengths bytes, rates per second.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct FlowFeatures {
     /// \[Flow Duration\]
@@ -260,6 +262,8 @@ pub struct FlowFeatures {
     pub idle_min: f64,
 }
 /// The source host's recent behaviour (DESIGN §5.1), kept per host over a sliding window.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct HostContext {
     /// Length of the window these counts cover, seconds.
@@ -285,8 +289,16 @@ pub struct HostContext {
     pub failed_conn_ratio: f64,
     #[prost(uint32, tag = "9")]
     pub flows: u32,
+    /// Distinct destinations (internal or external) the host contacted.
+    #[prost(uint32, tag = "10")]
+    pub distinct_dsts: u32,
+    /// Packets the host sent in the current one-second bucket.
+    #[prost(uint32, tag = "11")]
+    pub packets_last_sec: u32,
 }
 /// Result of the rule-based fast detector for the flow's source host.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct FastDetection {
     /// 0.0 (nothing) to 1.0 (certain).
@@ -326,8 +338,14 @@ pub struct FlowEvent {
     pub source_context: ::core::option::Option<HostContext>,
     #[prost(message, optional, tag = "11")]
     pub fast: ::core::option::Option<FastDetection>,
+    /// True when the flow was still open: exported early (a fast rule fired for its host, or
+    /// the periodic export interval passed). A later event for the same flow carries the totals.
+    #[prost(bool, tag = "12")]
+    pub snapshot: bool,
 }
 /// Probability of the positive class from each RandomForest, 0.0 to 1.0.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct DetectorScores {
     #[prost(double, tag = "1")]

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
+    parse_nets,
     EtcdConfig, MetricsConfig, SubscribeConfig, TransportConfig, ValidEtcd, ValidMetrics,
     ValidSubscribe, ValidTransport,
 };
@@ -191,24 +192,7 @@ impl DaemonConfig for FirewallAgentConfig {
                 "expected one of ddos, ransomware, traffic, internal, fast",
             );
         }
-        let allowlist: Vec<Option<IpNet>> = self
-            .allowlist
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                let field = format!("allowlist[{i}]");
-                let net: IpNet =
-                    v.parse(&field, raw, "a network in CIDR form such as 192.168.1.0/24")?;
-                let exact = net.trunc() == net;
-                v.check(
-                    exact,
-                    &field,
-                    format!("{raw:?}"),
-                    &format!("has host bits set; did you mean {}?", net.trunc()),
-                )
-                .then_some(net)
-            })
-            .collect();
+        let allowlist = parse_nets(&mut v, "allowlist", &self.allowlist);
         let c = &self.caps;
         let rate =
             v.range("caps.max_new_blocks_per_minute", c.max_new_blocks_per_minute, 1, 1_000_000);

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
+    parse_nets,
     EtcdConfig, MetricsConfig, PublishConfig, TransportConfig, ValidEtcd, ValidMetrics,
     ValidPublish, ValidTransport, check_id,
 };
@@ -105,13 +106,32 @@ pub struct HostContextConfig {
     pub window_secs: u64,
     /// Hosts tracked at once; the least recently seen is forgotten beyond that.
     pub max_hosts: u32,
+    /// The site's own networks (CIDR): destinations outside them count as external.
+    pub internal_nets: Vec<String>,
 }
 
 impl Default for HostContextConfig {
     fn default() -> Self {
-        Self { window_secs: 30, max_hosts: 65_536 }
+        let internal_nets = [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "fc00::/7",
+            "fe80::/10",
+            "::1/128",
+        ]
+        .map(String::from)
+        .to_vec();
+        Self { window_secs: 30, max_hosts: 65_536, internal_nets }
     }
 }
+
+/// Distinct destinations, ports and sources are counted exactly up to this many per host and
+/// window; thresholds above it could never be reached.
+pub const MAX_DISTINCT: u32 = 1_024;
 
 /// Thresholds of the per-host rules, all within one host-context window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -127,10 +147,18 @@ pub struct FastDetectorConfig {
     pub dns_entropy_bits: f64,
     /// ...over at least this many queries.
     pub dns_min_queries: u32,
-    /// `flood`: packets per second from one host.
+    /// `flood.source`: packets one host sends within one second.
     pub flood_packets_per_sec: u32,
-    /// `bruteforce`: failed connections to one service.
-    pub bruteforce_failed_conns: u32,
+    /// `flood.victim`: packets one host receives within one second...
+    pub flood_victim_packets_per_sec: u32,
+    /// ...from at least this many distinct sources within the window.
+    pub flood_victim_min_sources: u32,
+    /// `bruteforce`: connections from one host to one login service (address and port), each
+    /// within a window of the previous one.
+    pub bruteforce_conns: u32,
+    /// Ports of login services watched by `bruteforce` (empty: every port). 902 is the
+    /// VMware authentication daemon.
+    pub bruteforce_ports: Vec<u16>,
     /// After a host triggers a rule, it is not reported again for this long.
     pub cooldown_secs: u64,
 }
@@ -144,7 +172,13 @@ impl Default for FastDetectorConfig {
             dns_entropy_bits: 4.0,
             dns_min_queries: 20,
             flood_packets_per_sec: 5_000,
-            bruteforce_failed_conns: 20,
+            flood_victim_packets_per_sec: 5_000,
+            flood_victim_min_sources: 50,
+            bruteforce_conns: 20,
+            bruteforce_ports: vec![
+                21, 22, 23, 25, 110, 143, 389, 445, 465, 587, 902, 993, 995, 1433, 3306, 3389,
+                5432, 5900,
+            ],
             cooldown_secs: 300,
         }
     }
@@ -162,6 +196,7 @@ pub struct Sniffer {
     pub active_timeout: Duration,
     pub context_window: Duration,
     pub max_hosts: u32,
+    pub internal_nets: Vec<ipnet::IpNet>,
     pub fast_detector: FastDetectorConfig,
     pub cooldown: Duration,
     pub publish: ValidPublish,
@@ -199,14 +234,27 @@ impl DaemonConfig for SnifferConfig {
         let max_hosts =
             v.range("host_context.max_hosts", self.host_context.max_hosts, 16, 16_777_216);
 
+        let internal_nets =
+            parse_nets(&mut v, "host_context.internal_nets", &self.host_context.internal_nets);
+
         let fd = &self.fast_detector;
-        v.range("fast_detector.scan_distinct_ports", fd.scan_distinct_ports, 2, 65_535);
-        v.range("fast_detector.scan_distinct_hosts", fd.scan_distinct_hosts, 2, 16_777_216);
-        v.range("fast_detector.smb_distinct_hosts", fd.smb_distinct_hosts, 2, 16_777_216);
+        v.range("fast_detector.scan_distinct_ports", fd.scan_distinct_ports, 2, MAX_DISTINCT);
+        v.range("fast_detector.scan_distinct_hosts", fd.scan_distinct_hosts, 2, MAX_DISTINCT);
+        v.range("fast_detector.smb_distinct_hosts", fd.smb_distinct_hosts, 2, MAX_DISTINCT);
         v.range("fast_detector.dns_entropy_bits", fd.dns_entropy_bits, 0.5, 8.0);
         v.range("fast_detector.dns_min_queries", fd.dns_min_queries, 1, 1_000_000);
         v.range("fast_detector.flood_packets_per_sec", fd.flood_packets_per_sec, 10, 100_000_000);
-        v.range("fast_detector.bruteforce_failed_conns", fd.bruteforce_failed_conns, 2, 1_000_000);
+        v.range(
+            "fast_detector.flood_victim_packets_per_sec",
+            fd.flood_victim_packets_per_sec,
+            10,
+            100_000_000,
+        );
+        v.range("fast_detector.flood_victim_min_sources", fd.flood_victim_min_sources, 1, MAX_DISTINCT);
+        v.range("fast_detector.bruteforce_conns", fd.bruteforce_conns, 2, 1_000_000);
+        for (i, port) in fd.bruteforce_ports.iter().enumerate() {
+            v.check(*port != 0, &format!("fast_detector.bruteforce_ports[{i}]"), port, "must be 1-65535");
+        }
         let cooldown = v.range("fast_detector.cooldown_secs", fd.cooldown_secs, 1, 86_400);
 
         let publish = self.publish.validate(&mut v, "publish");
@@ -224,6 +272,7 @@ impl DaemonConfig for SnifferConfig {
                 active_timeout: Duration::from_secs(active?),
                 context_window: Duration::from_secs(window?),
                 max_hosts: max_hosts?,
+                internal_nets: internal_nets.into_iter().collect::<Option<_>>()?,
                 fast_detector: fd.clone(),
                 cooldown: Duration::from_secs(cooldown?),
                 publish: publish?,

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use mld_flow::capture::CaptureReader;
 use mld_flow::packet::parse;
 
-fn shared_data() -> PathBuf {
+mod detect;
+
+pub(crate) fn shared_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pcap")
 }
 
-fn captures() -> Vec<PathBuf> {
+pub(crate) fn captures() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![shared_data()];
     while let Some(dir) = dirs.pop() {

@@ -1,0 +1,98 @@
+//! DNS query names from real DNS payloads, and their Shannon entropy.
+
+/// The query name of a DNS query message (QR = 0, at least one question), lower-cased and
+/// written with dots, into `out`. Returns `false` (leaving `out` unspecified) for responses,
+/// malformed or compressed names, or a payload cut before the name ends.
+pub fn query_name(payload: &[u8], out: &mut String) -> bool {
+    out.clear();
+    if payload.len() < 12 || payload[2] & 0x80 != 0 {
+        return false;
+    }
+    if u16::from_be_bytes([payload[4], payload[5]]) == 0 {
+        return false;
+    }
+    let mut at = 12;
+    loop {
+        let Some(&len) = payload.get(at) else { return false };
+        let len = usize::from(len);
+        if len == 0 {
+            return !out.is_empty();
+        }
+        if len > 63 || out.len() + len + 1 > 255 {
+            return false;
+        }
+        let Some(label) = payload.get(at + 1..at + 1 + len) else { return false };
+        if !out.is_empty() {
+            out.push('.');
+        }
+        for &b in label {
+            if !b.is_ascii_graphic() {
+                return false;
+            }
+            out.push(char::from(b.to_ascii_lowercase()));
+        }
+        at += 1 + len;
+    }
+}
+
+/// Shannon entropy in bits per character of the name's characters, dots excluded; 0 for an
+/// empty name.
+pub fn entropy(name: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    let mut n = 0u32;
+    for b in name.bytes().filter(|&b| b != b'.') {
+        counts[usize::from(b)] += 1;
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    let n = f64::from(n);
+    counts.iter().filter(|&&c| c > 0).map(|&c| f64::from(c) / n).map(|p| -p * p.log2()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &str) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            m.push(u8::try_from(label.len()).unwrap());
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        m
+    }
+
+    #[test]
+    fn reads_query_names() {
+        let mut s = String::new();
+        assert!(query_name(&query("WWW.Example.com"), &mut s));
+        assert_eq!(s, "www.example.com");
+    }
+
+    #[test]
+    fn refuses_responses_and_bad_names() {
+        let mut s = String::new();
+        let mut resp = query("a.b");
+        resp[2] |= 0x80;
+        assert!(!query_name(&resp, &mut s));
+        let q = query("example.com");
+        for cut in 0..q.len() - 5 {
+            assert!(!query_name(&q[..cut], &mut s), "cut at {cut}");
+        }
+        let mut pointer = query("x");
+        pointer[12] = 0xc0;
+        assert!(!query_name(&pointer, &mut s));
+    }
+
+    #[test]
+    fn entropy_of_known_strings() {
+        assert_eq!(entropy(""), 0.0);
+        assert_eq!(entropy("aaaa"), 0.0);
+        assert!((entropy("ab.ab") - 1.0).abs() < 1e-12);
+        assert!((entropy("abcdefgh") - 3.0).abs() < 1e-12);
+        assert!(entropy("x3k9q2mz7wv1.example.com") > entropy("www.google.com"));
+    }
+}

@@ -1,0 +1,583 @@
+//! Packets in, flow events out: the flow table, host context and fast detector together.
+//!
+//! Time is packet time: the engine's clock is the latest packet timestamp seen (or what the
+//! caller passes to [`Engine::advance`] when no packets arrive), so a capture file replayed at
+//! any speed yields the same flows as it did live.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use mld_config::daemons::sniffer::{FastDetectorConfig, Sniffer};
+use mld_proto::{CaptureMode, Direction, FastDetection, FlowEvent, InterfaceRole};
+
+use crate::dns;
+use crate::fast::{self, FastAlert, Hit, check, rule};
+use crate::features::FlowStats;
+use crate::host::{HostState, counter, ip_value};
+use crate::id::EventIds;
+use crate::key::{EndpointKey, FlowKey};
+use crate::lru::LruMap;
+use crate::packet::{proto, tcp_flags};
+use crate::record::PacketRecord;
+
+/// After a flow closes (RST, or FIN both ways) it lingers this long for the final ACK and
+/// retransmissions before it is exported.
+pub const CLOSE_LINGER_NS: u64 = 1_000_000_000;
+/// How often (packet time) idle flows are looked for.
+pub const SWEEP_EVERY_NS: u64 = 250_000_000;
+
+const SMB_PORTS: [u16; 2] = [445, 139];
+
+/// What the engine needs to know; built from the sniffer's validated config.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub sensor_id: String,
+    pub capacity: usize,
+    pub shards: usize,
+    pub idle_ns: u64,
+    pub active_ns: u64,
+    pub window_ns: u64,
+    pub max_hosts: usize,
+    pub internal_nets: Vec<IpNet>,
+    pub rules: FastDetectorConfig,
+    pub cooldown_ns: u64,
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl EngineConfig {
+    pub fn from_sniffer(c: &Sniffer) -> Self {
+        Self {
+            sensor_id: c.sensor_id.clone(),
+            capacity: c.flow_capacity as usize,
+            shards: c.flow_shards as usize,
+            idle_ns: nanos(c.idle_timeout),
+            active_ns: nanos(c.active_timeout),
+            window_ns: nanos(c.context_window),
+            max_hosts: c.max_hosts as usize,
+            internal_nets: c.internal_nets.clone(),
+            rules: c.fast_detector.clone(),
+            cooldown_ns: nanos(c.cooldown),
+        }
+    }
+}
+
+/// Where packets of one capture source come from, stamped on its flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub interface: String,
+    pub role: InterfaceRole,
+    pub mode: CaptureMode,
+}
+
+/// What the engine emits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Flow(Box<FlowEvent>),
+    Alert(FastAlert),
+}
+
+/// Why a flow was exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// RST, or FIN in both directions (after the linger).
+    Closed,
+    IdleTimeout,
+    ActiveTimeout,
+    /// The table (shard) was full: the least recently active flow made room.
+    Evicted,
+    /// End of input.
+    Flushed,
+}
+
+/// Running totals, exported as metrics by the sniffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub packets: u64,
+    pub flows_created: u64,
+    pub flows_closed: u64,
+    pub flows_idle: u64,
+    pub flows_active_timeout: u64,
+    pub flows_evicted: u64,
+    pub flows_flushed: u64,
+    pub snapshots: u64,
+    pub hosts_evicted: u64,
+    pub dns_queries: u64,
+    pub alerts: u64,
+}
+
+impl Counters {
+    /// Flows exported as finished, whatever the reason.
+    pub fn flows_exported(&self) -> u64 {
+        self.flows_closed
+            + self.flows_idle
+            + self.flows_active_timeout
+            + self.flows_evicted
+            + self.flows_flushed
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Flow {
+    stats: FlowStats,
+    start_ns: u64,
+    last_ns: u64,
+    /// The initiator is endpoint `a` of the key.
+    init_is_a: bool,
+    source: u8,
+    fin_fwd: bool,
+    fin_bwd: bool,
+    /// The initiator opened with a SYN.
+    syn: bool,
+    /// The responder answered with SYN+ACK.
+    syn_ack: bool,
+    closing_ns: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Shard {
+    flows: LruMap<FlowKey, Flow>,
+    /// Flows that closed, in closing order, with their closing time.
+    closing: VecDeque<(FlowKey, u64)>,
+}
+
+/// Everything but the flow table, so that exporting can borrow it while a shard is borrowed.
+#[derive(Debug)]
+struct Context {
+    cfg: EngineConfig,
+    sources: Vec<SourceInfo>,
+    hosts: LruMap<IpAddr, HostState>,
+    counters: Counters,
+    ids: EventIds,
+    now_ns: u64,
+    name: String,
+}
+
+/// Flow table + host context + fast detector.
+#[derive(Debug)]
+pub struct Engine {
+    shards: Vec<Shard>,
+    ctx: Context,
+    last_sweep_ns: u64,
+}
+
+impl Engine {
+    /// `sources[i]` describes records whose `source` is `i`.
+    pub fn new(cfg: EngineConfig, sources: Vec<SourceInfo>) -> Self {
+        let shards = cfg.shards.max(1).next_power_of_two();
+        let per_shard = cfg.capacity.div_ceil(shards).max(1);
+        Self {
+            shards: (0..shards)
+                .map(|_| Shard { flows: LruMap::new(per_shard), closing: VecDeque::new() })
+                .collect(),
+            ctx: Context {
+                hosts: LruMap::new(cfg.max_hosts.max(1)),
+                cfg,
+                sources,
+                counters: Counters::default(),
+                ids: EventIds::new(),
+                now_ns: 0,
+                name: String::new(),
+            },
+            last_sweep_ns: 0,
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.ctx.counters
+    }
+
+    /// Flows currently tracked.
+    pub fn active_flows(&self) -> usize {
+        self.shards.iter().map(|s| s.flows.len()).sum()
+    }
+
+    /// Hosts currently tracked.
+    pub fn hosts(&self) -> usize {
+        self.ctx.hosts.len()
+    }
+
+    /// The engine's clock (latest packet or [`Engine::advance`] time), Unix ns.
+    pub fn now_ns(&self) -> u64 {
+        self.ctx.now_ns
+    }
+
+    /// Accounts one packet.
+    pub fn process(&mut self, rec: &PacketRecord<'_>, out: &mut impl FnMut(Output)) {
+        let ctx = &mut self.ctx;
+        ctx.counters.packets += 1;
+        ctx.now_ns = ctx.now_ns.max(rec.ts_ns);
+        if ctx.now_ns >= self.last_sweep_ns.saturating_add(SWEEP_EVERY_NS) {
+            self.sweep(out);
+        }
+        let (key, from_a) = FlowKey::of(
+            EndpointKey::new(rec.src, rec.src_port),
+            EndpointKey::new(rec.dst, rec.dst_port),
+            rec.proto,
+        );
+        let mask = self.shards.len() - 1;
+        let shard = &mut self.shards[usize::try_from(key.shard_hash()).unwrap_or(0) & mask];
+        let ctx = &mut self.ctx;
+        let tcp = rec.proto == proto::TCP;
+        let syn_only = tcp && rec.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+
+        let mut started = false;
+        let restart = shard.flows.peek(&key).map(|f| {
+            if f.closing_ns.is_some() && syn_only {
+                Some(EndReason::Closed)
+            } else if rec.ts_ns.saturating_sub(f.start_ns) > ctx.cfg.active_ns {
+                Some(EndReason::ActiveTimeout)
+            } else {
+                None
+            }
+        });
+        match restart {
+            Some(None) => {
+                if let Some(f) = shard.flows.get_mut(&key) {
+                    f.add(rec, from_a == f.init_is_a, &mut shard.closing, key);
+                }
+            }
+            Some(Some(reason)) => {
+                if let Some(old) = shard.flows.remove(&key) {
+                    ctx.export(key, &old, reason, out);
+                }
+                started = true;
+            }
+            None => started = true,
+        }
+        if started {
+            let mut flow = Flow::new(rec, from_a);
+            flow.update_tcp_state(rec, true, &mut shard.closing, key);
+            ctx.counters.flows_created += 1;
+            if let Some((old_key, old)) = shard.flows.insert_new(key, flow) {
+                ctx.export(old_key, &old, EndReason::Evicted, out);
+            }
+        }
+
+        let mut alerts = ctx.on_packet(rec, started);
+        if alerts.is_empty() {
+            return;
+        }
+        if let Some(f) = shard.flows.peek(&key) {
+            ctx.counters.snapshots += 1;
+            let ev = ctx.event(key, f, true);
+            alerts.drain(..).for_each(|a| out(Output::Alert(a)));
+            out(Output::Flow(Box::new(ev)));
+        }
+    }
+
+    /// Moves the clock to `now_ns` (when later than any packet) and exports flows that ended:
+    /// live capture calls this periodically so idle flows leave without new packets.
+    pub fn advance(&mut self, now_ns: u64, out: &mut impl FnMut(Output)) {
+        self.ctx.now_ns = self.ctx.now_ns.max(now_ns);
+        self.sweep(out);
+    }
+
+    /// Exports every flow still open (end of input or shutdown).
+    pub fn flush(&mut self, out: &mut impl FnMut(Output)) {
+        let ctx = &mut self.ctx;
+        for shard in &mut self.shards {
+            shard.closing.clear();
+            shard.flows.drain_oldest_first(|k, f| {
+                let reason = if f.closing_ns.is_some() { EndReason::Closed } else { EndReason::Flushed };
+                ctx.export(k, &f, reason, out);
+            });
+        }
+    }
+
+    fn sweep(&mut self, out: &mut impl FnMut(Output)) {
+        let ctx = &mut self.ctx;
+        let now = ctx.now_ns;
+        self.last_sweep_ns = now;
+        for shard in &mut self.shards {
+            while let Some((&k, f)) = shard.flows.oldest() {
+                if now.saturating_sub(f.last_ns) <= ctx.cfg.idle_ns {
+                    break;
+                }
+                let reason = if f.closing_ns.is_some() { EndReason::Closed } else { EndReason::IdleTimeout };
+                if let Some((_, f)) = shard.flows.pop_oldest() {
+                    ctx.export(k, &f, reason, out);
+                }
+            }
+            while let Some(&(k, t)) = shard.closing.front() {
+                if now.saturating_sub(t) < CLOSE_LINGER_NS {
+                    break;
+                }
+                shard.closing.pop_front();
+                if shard.flows.peek(&k).is_some_and(|f| f.closing_ns == Some(t)) {
+                    if let Some(f) = shard.flows.remove(&k) {
+                        ctx.export(k, &f, EndReason::Closed, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Flow {
+    fn new(rec: &PacketRecord<'_>, from_a: bool) -> Self {
+        Self {
+            stats: FlowStats::new(rec),
+            start_ns: rec.ts_ns,
+            last_ns: rec.ts_ns,
+            init_is_a: from_a,
+            source: rec.source,
+            fin_fwd: false,
+            fin_bwd: false,
+            syn: rec.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN,
+            syn_ack: false,
+            closing_ns: None,
+        }
+    }
+
+    fn add(
+        &mut self,
+        rec: &PacketRecord<'_>,
+        forward: bool,
+        closing: &mut VecDeque<(FlowKey, u64)>,
+        key: FlowKey,
+    ) {
+        self.stats.add(rec, forward);
+        self.last_ns = self.last_ns.max(rec.ts_ns);
+        self.update_tcp_state(rec, forward, closing, key);
+    }
+
+    fn update_tcp_state(
+        &mut self,
+        rec: &PacketRecord<'_>,
+        forward: bool,
+        closing: &mut VecDeque<(FlowKey, u64)>,
+        key: FlowKey,
+    ) {
+        if rec.proto != proto::TCP {
+            return;
+        }
+        let flags = rec.tcp_flags;
+        let syn_ack = tcp_flags::SYN | tcp_flags::ACK;
+        if !forward && flags & syn_ack == syn_ack {
+            self.syn_ack = true;
+        }
+        if flags & tcp_flags::FIN != 0 {
+            if forward {
+                self.fin_fwd = true;
+            } else {
+                self.fin_bwd = true;
+            }
+        }
+        let closed = flags & tcp_flags::RST != 0 || (self.fin_fwd && self.fin_bwd);
+        if closed && self.closing_ns.is_none() {
+            self.closing_ns = Some(self.last_ns);
+            closing.push_back((key, self.last_ns));
+        }
+    }
+}
+
+impl Context {
+    fn host(&mut self, ip: IpAddr) -> &mut HostState {
+        if self.hosts.peek(&ip).is_none() {
+            let window = self.cfg.window_ns;
+            if self.hosts.insert_new(ip, HostState::new(window)).is_some() {
+                self.counters.hosts_evicted += 1;
+            }
+        }
+        self.hosts.get_mut(&ip).expect("inserted above")
+    }
+
+    fn is_external(&self, ip: IpAddr) -> bool {
+        !self.cfg.internal_nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Host bookkeeping for one packet; returns the alerts it raised.
+    fn on_packet(&mut self, rec: &PacketRecord<'_>, new_flow: bool) -> Vec<FastAlert> {
+        let now = self.now_ns;
+        let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
+        let mut alerts = Vec::new();
+
+        if new_flow {
+            let external = self.is_external(rec.dst);
+            let rules = &self.cfg.rules;
+            let login = rec.proto == proto::TCP
+                && (rules.bruteforce_ports.is_empty() || rules.bruteforce_ports.contains(&rec.dst_port));
+            let (ports_thr, hosts_thr) = (rules.scan_distinct_ports, rules.scan_distinct_hosts);
+            let (smb_thr, brute_thr) = (rules.smb_distinct_hosts, rules.bruteforce_conns);
+            let h = self.host(rec.src);
+            h.counters.add(now, counter::FLOWS, 1);
+            h.dsts.insert(ip_value(rec.dst), now);
+            if external {
+                h.external_dsts.insert(ip_value(rec.dst), now);
+            }
+            let ported = rec.proto == proto::TCP || rec.proto == proto::UDP;
+            if ported {
+                h.ports.insert(u64::from(rec.dst_port), now);
+                if SMB_PORTS.contains(&rec.dst_port) {
+                    h.smb_dsts.insert(ip_value(rec.dst), now);
+                }
+            }
+            let burst = login.then(|| h.on_service_conn((rec.dst, rec.dst_port), now, window));
+            let ports = h.ports.count(now, window);
+            let dsts = h.dsts.count(now, window);
+            let smb = h.smb_dsts.count(now, window);
+            let secs = window / 1_000_000_000;
+            let mut hits: Vec<Hit> = [
+                check(rule::SCAN_PORTS, f64::from(ports), f64::from(ports_thr), || {
+                    format!("{} probed {ports} distinct destination ports within {secs} s (threshold {ports_thr})", rec.src)
+                }),
+                check(rule::SCAN_HOSTS, f64::from(dsts), f64::from(hosts_thr), || {
+                    format!("{} contacted {dsts} distinct hosts within {secs} s (threshold {hosts_thr})", rec.src)
+                }),
+                check(rule::SMB_SPREAD, f64::from(smb), f64::from(smb_thr), || {
+                    format!("{} opened SMB/NetBIOS (445/139) connections to {smb} hosts within {secs} s (threshold {smb_thr})", rec.src)
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if let Some(b) = burst {
+                hits.extend(check(rule::BRUTEFORCE, f64::from(b.conns), f64::from(brute_thr), || {
+                    let span = b.last_ns.saturating_sub(b.first_ns) / 1_000_000_000;
+                    format!(
+                        "{} opened {} connections to login service {}:{} in {span} s, each within {secs} s of the last (threshold {brute_thr})",
+                        rec.src, b.conns, rec.dst, rec.dst_port
+                    )
+                }));
+            }
+            alerts.extend(fast::fire(&mut h.episode, hits, rec.src, now, cooldown));
+            self.host(rec.dst).sources.insert(ip_value(rec.src), now);
+        }
+
+        // Packets sent and received.
+        let (flood_thr, victim_thr, min_sources) = (
+            self.cfg.rules.flood_packets_per_sec,
+            self.cfg.rules.flood_victim_packets_per_sec,
+            self.cfg.rules.flood_victim_min_sources,
+        );
+        let h = self.host(rec.src);
+        let sent = h.on_sent(now);
+        if rec.proto == proto::TCP {
+            h.counters.add(now, counter::TCP_SENT, 1);
+            if rec.tcp_flags & tcp_flags::RST != 0 {
+                h.counters.add(now, counter::RST_SENT, 1);
+            }
+        }
+        if sent == flood_thr {
+            let hit = check(rule::FLOOD_SOURCE, f64::from(sent), f64::from(flood_thr), || {
+                format!("{} sent {sent} packets within one second (threshold {flood_thr})", rec.src)
+            });
+            alerts.extend(fast::fire(&mut h.episode, hit.into_iter().collect(), rec.src, now, cooldown));
+        }
+        let v = self.host(rec.dst);
+        let received = v.on_received(now);
+        if received == victim_thr {
+            let sources = v.sources.count(now, window);
+            if sources >= min_sources {
+                let hit = check(rule::FLOOD_VICTIM, f64::from(received), f64::from(victim_thr), || {
+                    format!(
+                        "{} received {received} packets within one second from {sources} distinct sources (threshold {victim_thr} from {min_sources})",
+                        rec.dst
+                    )
+                });
+                alerts.extend(fast::fire(&mut v.episode, hit.into_iter().collect(), rec.dst, now, cooldown));
+            }
+        }
+
+        // DNS queries.
+        if rec.proto == proto::UDP && rec.dst_port == 53 && !rec.payload_head.is_empty() {
+            let mut name = std::mem::take(&mut self.name);
+            if dns::query_name(rec.payload_head, &mut name) {
+                self.counters.dns_queries += 1;
+                let e = dns::entropy(&name);
+                let (bits, min_q) = (self.cfg.rules.dns_entropy_bits, self.cfg.rules.dns_min_queries);
+                let h = self.host(rec.src);
+                h.counters.add(now, counter::DNS_QUERIES, 1);
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "entropy ≤ 8 bits")]
+                h.counters.add(now, counter::DNS_ENTROPY_MILLI, (e * 1000.0) as u32);
+                let queries = h.counters.sum(now, counter::DNS_QUERIES);
+                #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+                let mean = h.counters.sum(now, counter::DNS_ENTROPY_MILLI) as f64 / 1000.0 / queries.max(1) as f64;
+                if queries >= u64::from(min_q) {
+                    let hit = check(rule::DNS_ENTROPY, mean, bits, || {
+                        format!(
+                            "{} sent {queries} DNS queries with a mean name entropy of {mean:.2} bits/char (threshold {bits:.2}), e.g. {name:?}",
+                            rec.src
+                        )
+                    });
+                    alerts.extend(fast::fire(&mut h.episode, hit.into_iter().collect(), rec.src, now, cooldown));
+                }
+            }
+            self.name = name;
+        }
+        self.counters.alerts += alerts.len() as u64;
+        alerts
+    }
+
+    /// The fast result for a flow: its initiator's open episode, plus a flood aimed at its
+    /// responder.
+    fn fast_result(&self, initiator: IpAddr, responder: IpAddr) -> FastDetection {
+        let now = self.now_ns;
+        let open = |ip| {
+            self.hosts.peek(&ip).and_then(|h| h.episode.as_ref()).filter(|e| e.is_open(now, self.cfg.cooldown_ns))
+        };
+        let mut result = open(initiator).map(fast::Episode::to_proto).unwrap_or_default();
+        if let Some(victim) = open(responder) {
+            for (hit, score) in victim.hits.iter().filter(|(h, _)| h.rule == rule::FLOOD_VICTIM) {
+                result.score = result.score.max(*score);
+                result.rule_ids.push(hit.rule.to_owned());
+                result.reasons.push(hit.reason.clone());
+            }
+        }
+        result
+    }
+
+    fn event(&mut self, key: FlowKey, f: &Flow, snapshot: bool) -> FlowEvent {
+        let (init, resp) = if f.init_is_a { (key.a.ip(), key.b.ip()) } else { (key.b.ip(), key.a.ip()) };
+        let (now, window) = (self.now_ns, self.cfg.window_ns);
+        let context = self.hosts.get_mut(&init).map(|h| h.context(now, window));
+        let fast = self.fast_result(init, resp);
+        let source = self.sources.get(usize::from(f.source));
+        let endpoint = |e: EndpointKey| mld_proto::Endpoint { ip: mld_proto::ip_to_bytes(e.ip()), port: u32::from(e.port) };
+        FlowEvent {
+            event_id: self.ids.next(),
+            sensor_id: self.cfg.sensor_id.clone(),
+            start_ns: f.start_ns,
+            end_ns: f.last_ns,
+            key: Some(mld_proto::FlowKey {
+                a: Some(endpoint(key.a)),
+                b: Some(endpoint(key.b)),
+                ip_proto: u32::from(key.proto),
+                initiator: if f.init_is_a { Direction::AToB } else { Direction::BToA }.into(),
+            }),
+            interface: source.map(|s| s.interface.clone()).unwrap_or_default(),
+            interface_role: source.map_or(InterfaceRole::Unspecified, |s| s.role).into(),
+            capture_mode: source.map_or(CaptureMode::Unspecified, |s| s.mode).into(),
+            features: Some(f.stats.features()),
+            source_context: context,
+            fast: Some(fast),
+            snapshot,
+        }
+    }
+
+    fn export(&mut self, key: FlowKey, f: &Flow, reason: EndReason, out: &mut impl FnMut(Output)) {
+        let c = &mut self.counters;
+        match reason {
+            EndReason::Closed => c.flows_closed += 1,
+            EndReason::IdleTimeout => c.flows_idle += 1,
+            EndReason::ActiveTimeout => c.flows_active_timeout += 1,
+            EndReason::Evicted => c.flows_evicted += 1,
+            EndReason::Flushed => c.flows_flushed += 1,
+        }
+        if f.syn {
+            let init = if f.init_is_a { key.a.ip() } else { key.b.ip() };
+            let now = self.now_ns;
+            let h = self.host(init);
+            h.counters.add(now, counter::TCP_CONNS, 1);
+            if !f.syn_ack {
+                h.counters.add(now, counter::TCP_FAILED, 1);
+            }
+        }
+        let ev = self.event(key, f, false);
+        out(Output::Flow(Box::new(ev)));
+    }
+}

@@ -1,0 +1,166 @@
+//! The fast detector (DESIGN §5.2): explainable per-host rules over the host context, with
+//! thresholds from config, reported once per host and episode.
+//!
+//! A rule "fires" when its measure reaches its threshold at an evaluation point (a new flow,
+//! a DNS query, a packet-rate crossing). The first firing opens an episode for the host and
+//! produces one [`FastAlert`] per rule; while rules keep firing within the cool-down the
+//! episode stays open and nothing is reported again. Every flow exported while its host's
+//! episode is open carries the episode's score, rule ids and reasons.
+
+use std::net::IpAddr;
+
+use mld_proto::FastDetection;
+
+/// Stable rule identifiers.
+pub mod rule {
+    pub const SCAN_PORTS: &str = "scan.ports";
+    pub const SCAN_HOSTS: &str = "scan.hosts";
+    pub const SMB_SPREAD: &str = "smb.spread";
+    pub const DNS_ENTROPY: &str = "dns.entropy";
+    pub const FLOOD_SOURCE: &str = "flood.source";
+    pub const FLOOD_VICTIM: &str = "flood.victim";
+    pub const BRUTEFORCE: &str = "bruteforce";
+    /// Every rule, in a fixed order.
+    pub const ALL: [&str; 7] =
+        [SCAN_PORTS, SCAN_HOSTS, SMB_SPREAD, DNS_ENTROPY, FLOOD_SOURCE, FLOOD_VICTIM, BRUTEFORCE];
+}
+
+/// One rule's measure against its threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub rule: &'static str,
+    pub value: f64,
+    pub threshold: f64,
+    pub reason: String,
+}
+
+impl Hit {
+    /// 0.6 at the threshold, rising linearly to 1.0 at twice the threshold.
+    pub fn score(&self) -> f64 {
+        if self.threshold <= 0.0 {
+            return 1.0;
+        }
+        (0.6 + 0.4 * (self.value / self.threshold - 1.0)).clamp(0.6, 1.0)
+    }
+}
+
+/// Reported once per host, rule and episode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastAlert {
+    pub ts_ns: u64,
+    pub host: IpAddr,
+    pub rule: &'static str,
+    pub score: f64,
+    pub reason: String,
+}
+
+/// The rules a host triggered since its episode opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub opened_ns: u64,
+    pub last_fired_ns: u64,
+    pub hits: Vec<(Hit, f64)>,
+}
+
+impl Episode {
+    pub fn is_open(&self, now_ns: u64, cooldown_ns: u64) -> bool {
+        now_ns.saturating_sub(self.last_fired_ns) <= cooldown_ns
+    }
+
+    /// Records `hit`; returns it as an alert when the rule is new in this episode.
+    fn record(&mut self, hit: Hit, now_ns: u64, host: IpAddr) -> Option<FastAlert> {
+        self.last_fired_ns = self.last_fired_ns.max(now_ns);
+        let score = hit.score();
+        if let Some((old, best)) = self.hits.iter_mut().find(|(h, _)| h.rule == hit.rule) {
+            if score > *best {
+                *best = score;
+                *old = hit;
+            }
+            return None;
+        }
+        let alert =
+            FastAlert { ts_ns: now_ns, host, rule: hit.rule, score, reason: hit.reason.clone() };
+        self.hits.push((hit, score));
+        Some(alert)
+    }
+
+    /// The highest rule score, plus 0.05 for each further rule, at most 1.
+    pub fn score(&self) -> f64 {
+        let best = self.hits.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+        #[allow(clippy::cast_precision_loss, reason = "a handful of rules")]
+        let extra = self.hits.len().saturating_sub(1) as f64 * 0.05;
+        (best + extra).min(1.0)
+    }
+
+    pub fn to_proto(&self) -> FastDetection {
+        FastDetection {
+            score: self.score(),
+            rule_ids: self.hits.iter().map(|(h, _)| h.rule.to_owned()).collect(),
+            reasons: self.hits.iter().map(|(h, _)| h.reason.clone()).collect(),
+        }
+    }
+}
+
+/// Adds `hits` to the host's episode, opening a new one when none is open, and returns the
+/// alerts to report (rules new in the episode).
+pub fn fire(
+    episode: &mut Option<Episode>,
+    hits: Vec<Hit>,
+    host: IpAddr,
+    now_ns: u64,
+    cooldown_ns: u64,
+) -> Vec<FastAlert> {
+    if hits.is_empty() {
+        return Vec::new();
+    }
+    let ep = match episode {
+        Some(ep) if ep.is_open(now_ns, cooldown_ns) => ep,
+        _ => episode.insert(Episode { opened_ns: now_ns, last_fired_ns: now_ns, hits: vec![] }),
+    };
+    hits.into_iter().filter_map(|h| ep.record(h, now_ns, host)).collect()
+}
+
+/// `value ≥ threshold` as a [`Hit`].
+pub fn check(rule: &'static str, value: f64, threshold: f64, reason: impl FnOnce() -> String) -> Option<Hit> {
+    (value >= threshold).then(|| Hit { rule, value, threshold, reason: reason() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn hit(rule: &'static str, value: f64) -> Hit {
+        check(rule, value, 10.0, || format!("{rule} {value}")).unwrap()
+    }
+
+    #[test]
+    fn scores_grow_with_the_excess() {
+        assert_eq!(hit(rule::SCAN_PORTS, 10.0).score(), 0.6);
+        assert!((hit(rule::SCAN_PORTS, 15.0).score() - 0.8).abs() < 1e-12);
+        assert_eq!(hit(rule::SCAN_PORTS, 500.0).score(), 1.0);
+        assert!(check(rule::SCAN_PORTS, 9.0, 10.0, String::new).is_none());
+    }
+
+    #[test]
+    fn one_alert_per_rule_and_episode_then_a_new_episode_after_the_cooldown() {
+        let host = "10.0.0.7".parse().unwrap();
+        let mut ep = None;
+        let a = fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 0, 300 * S);
+        assert_eq!(a.len(), 1);
+        for t in 1..100 {
+            let again = fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0 + t as f64)], host, t * S, 300 * S);
+            assert!(again.is_empty(), "still the same episode at {t} s");
+        }
+        let b = fire(&mut ep, vec![hit(rule::SCAN_HOSTS, 12.0)], host, 100 * S, 300 * S);
+        assert_eq!(b[0].rule, rule::SCAN_HOSTS, "a new rule in the episode is reported once");
+        let e = ep.as_ref().unwrap();
+        assert_eq!(e.to_proto().rule_ids, vec!["scan.ports", "scan.hosts"]);
+        assert!((e.score() - 1.0).abs() < 1e-12, "best 1.0 (value 109 ≥ 2×)");
+        assert!(fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 399 * S, 300 * S).is_empty());
+        let c = fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 700 * S, 300 * S);
+        assert_eq!(c.len(), 1, "quiet for longer than the cool-down: a new episode");
+        assert_eq!(ep.unwrap().hits.len(), 1);
+    }
+}

@@ -1,0 +1,273 @@
+//! Per-source-host context windows (DESIGN §5.1): what each host did recently, in bounded
+//! memory per host and a bounded number of hosts.
+
+use std::net::IpAddr;
+
+use mld_proto::HostContext;
+
+/// Sub-buckets of a window: counts cover between `window` and `window + window / 7`.
+const BUCKETS: usize = 8;
+/// Most recent distinct values kept per set (see `mld_config`'s `MAX_DISTINCT`).
+pub const MAX_DISTINCT: usize = 1_024;
+/// Login services tracked per host for brute force.
+const MAX_SERVICES: usize = 64;
+
+/// Counters summed over a sliding window of fixed-width buckets.
+#[derive(Debug, Clone)]
+pub struct Window<const K: usize> {
+    width_ns: u64,
+    head: u64,
+    buckets: [[u32; K]; BUCKETS],
+}
+
+impl<const K: usize> Window<K> {
+    pub fn new(window_ns: u64) -> Self {
+        let width_ns = window_ns.div_ceil(BUCKETS as u64 - 1).max(1);
+        Self { width_ns, head: 0, buckets: [[0; K]; BUCKETS] }
+    }
+
+    fn roll(&mut self, now_ns: u64) {
+        let idx = now_ns / self.width_ns;
+        if idx <= self.head {
+            return;
+        }
+        let steps = (idx - self.head).min(BUCKETS as u64);
+        for s in 1..=steps {
+            self.buckets[((self.head + s) % BUCKETS as u64) as usize] = [0; K];
+        }
+        self.head = idx;
+    }
+
+    pub fn add(&mut self, now_ns: u64, k: usize, v: u32) {
+        self.roll(now_ns);
+        let b = &mut self.buckets[(self.head % BUCKETS as u64) as usize][k];
+        *b = b.saturating_add(v);
+    }
+
+    pub fn sum(&mut self, now_ns: u64, k: usize) -> u64 {
+        self.roll(now_ns);
+        self.buckets.iter().map(|b| u64::from(b[k])).sum()
+    }
+}
+
+/// The most recent distinct values (at most [`MAX_DISTINCT`]) with when each was last seen.
+/// Counts are exact until a host sees more than that many values within one window.
+#[derive(Debug, Clone, Default)]
+pub struct RecentSet {
+    items: Vec<(u64, u64)>,
+}
+
+impl RecentSet {
+    pub fn insert(&mut self, value: u64, now_ns: u64) {
+        if let Some(item) = self.items.iter_mut().find(|(v, _)| *v == value) {
+            item.1 = item.1.max(now_ns);
+            return;
+        }
+        if self.items.len() < MAX_DISTINCT {
+            self.items.push((value, now_ns));
+        } else if let Some(oldest) = self.items.iter_mut().min_by_key(|(_, t)| *t) {
+            *oldest = (value, now_ns);
+        }
+    }
+
+    /// Values seen within `window_ns` before `now_ns`; forgets older ones.
+    pub fn count(&mut self, now_ns: u64, window_ns: u64) -> u32 {
+        self.items.retain(|(_, t)| now_ns.saturating_sub(*t) <= window_ns);
+        u32::try_from(self.items.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// A burst of connections to one service: each within a window of the previous one.
+#[derive(Debug, Clone, Copy)]
+pub struct Burst {
+    pub service: (IpAddr, u16),
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub conns: u32,
+}
+
+/// Indices into the windowed counters.
+pub mod counter {
+    pub const FLOWS: usize = 0;
+    pub const TCP_SENT: usize = 1;
+    pub const RST_SENT: usize = 2;
+    pub const TCP_CONNS: usize = 3;
+    pub const TCP_FAILED: usize = 4;
+    pub const DNS_QUERIES: usize = 5;
+    /// Sum of query-name entropies, in thousandths of a bit.
+    pub const DNS_ENTROPY_MILLI: usize = 6;
+    pub const COUNT: usize = 7;
+}
+
+/// What one host did recently.
+#[derive(Debug, Clone)]
+pub struct HostState {
+    pub counters: Window<{ counter::COUNT }>,
+    pub dsts: RecentSet,
+    pub external_dsts: RecentSet,
+    pub ports: RecentSet,
+    pub smb_dsts: RecentSet,
+    /// Sources that opened flows towards this host.
+    pub sources: RecentSet,
+    pub bursts: Vec<Burst>,
+    /// Packets sent / received in the one-second bucket `sent_sec` / `recv_sec`.
+    pub sent_sec: u64,
+    pub sent_in_sec: u32,
+    pub recv_sec: u64,
+    pub recv_in_sec: u32,
+    pub episode: Option<crate::fast::Episode>,
+}
+
+impl HostState {
+    pub fn new(window_ns: u64) -> Self {
+        Self {
+            counters: Window::new(window_ns),
+            dsts: RecentSet::default(),
+            external_dsts: RecentSet::default(),
+            ports: RecentSet::default(),
+            smb_dsts: RecentSet::default(),
+            sources: RecentSet::default(),
+            bursts: Vec::new(),
+            sent_sec: 0,
+            sent_in_sec: 0,
+            recv_sec: 0,
+            recv_in_sec: 0,
+            episode: None,
+        }
+    }
+
+    /// Counts a sent packet; returns the packets sent so far in its second.
+    pub fn on_sent(&mut self, now_ns: u64) -> u32 {
+        let sec = now_ns / 1_000_000_000;
+        if sec == self.sent_sec {
+            self.sent_in_sec = self.sent_in_sec.saturating_add(1);
+        } else {
+            self.sent_sec = sec;
+            self.sent_in_sec = 1;
+        }
+        self.sent_in_sec
+    }
+
+    /// Counts a received packet; returns the packets received so far in its second.
+    pub fn on_received(&mut self, now_ns: u64) -> u32 {
+        let sec = now_ns / 1_000_000_000;
+        if sec == self.recv_sec {
+            self.recv_in_sec = self.recv_in_sec.saturating_add(1);
+        } else {
+            self.recv_sec = sec;
+            self.recv_in_sec = 1;
+        }
+        self.recv_in_sec
+    }
+
+    /// Records a connection to a login service; returns the burst's length.
+    pub fn on_service_conn(&mut self, service: (IpAddr, u16), now_ns: u64, window_ns: u64) -> Burst {
+        let fresh = Burst { service, first_ns: now_ns, last_ns: now_ns, conns: 1 };
+        if let Some(b) = self.bursts.iter_mut().find(|b| b.service == service) {
+            if now_ns.saturating_sub(b.last_ns) > window_ns {
+                *b = fresh;
+            } else {
+                b.last_ns = b.last_ns.max(now_ns);
+                b.conns = b.conns.saturating_add(1);
+            }
+            return *b;
+        }
+        if self.bursts.len() < MAX_SERVICES {
+            self.bursts.push(fresh);
+        } else if let Some(oldest) = self.bursts.iter_mut().min_by_key(|b| b.last_ns) {
+            *oldest = fresh;
+        }
+        fresh
+    }
+
+    /// The context message for events, over the window ending at `now_ns`.
+    #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    pub fn context(&mut self, now_ns: u64, window_ns: u64) -> HostContext {
+        use counter as c;
+        let mut sum = |k| self.counters.sum(now_ns, k);
+        let (tcp, rst) = (sum(c::TCP_SENT), sum(c::RST_SENT));
+        let (conns, failed) = (sum(c::TCP_CONNS), sum(c::TCP_FAILED));
+        let (queries, entropy) = (sum(c::DNS_QUERIES), sum(c::DNS_ENTROPY_MILLI));
+        let flows = sum(c::FLOWS);
+        let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+        let sec = now_ns / 1_000_000_000;
+        HostContext {
+            window_secs: u32::try_from(window_ns / 1_000_000_000).unwrap_or(u32::MAX),
+            distinct_external_dsts: self.external_dsts.count(now_ns, window_ns),
+            distinct_dst_ports: self.ports.count(now_ns, window_ns),
+            smb_dsts: self.smb_dsts.count(now_ns, window_ns),
+            dns_query_entropy: ratio(entropy, queries) / 1_000.0,
+            dns_queries: u32::try_from(queries).unwrap_or(u32::MAX),
+            rst_ratio: ratio(rst, tcp),
+            failed_conn_ratio: ratio(failed, conns),
+            flows: u32::try_from(flows).unwrap_or(u32::MAX),
+            distinct_dsts: self.dsts.count(now_ns, window_ns),
+            packets_last_sec: if self.sent_sec + 1 >= sec { self.sent_in_sec } else { 0 },
+        }
+    }
+}
+
+/// A value for [`RecentSet`]s from an address.
+pub fn ip_value(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => u64::from(v4.to_bits()),
+        IpAddr::V6(v6) => {
+            let b = v6.to_bits();
+            #[allow(clippy::cast_possible_truncation, reason = "folding 128 bits into 64")]
+            let folded = (b as u64) ^ ((b >> 64) as u64).rotate_left(17) ^ (1 << 63);
+            folded
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn window_forgets_old_buckets() {
+        let mut w: Window<1> = Window::new(7 * S);
+        w.add(100 * S, 0, 5);
+        w.add(103 * S, 0, 2);
+        assert_eq!(w.sum(104 * S, 0), 7);
+        assert_eq!(w.sum(107 * S, 0), 7, "8 one-second buckets: t=100 s still in");
+        assert_eq!(w.sum(108 * S, 0), 2, "the bucket of t=100 s fell out");
+        assert_eq!(w.sum(200 * S, 0), 0);
+    }
+
+    #[test]
+    fn recent_set_counts_distinct_values_in_window() {
+        let mut s = RecentSet::default();
+        for (v, t) in [(1, 0), (2, 1), (1, 2), (3, 10)] {
+            s.insert(v, t * S);
+        }
+        assert_eq!(s.count(10 * S, 30 * S), 3);
+        assert_eq!(s.count(35 * S, 30 * S), 1, "1 and 2 last seen at 2 s and 1 s");
+        for v in 0..(MAX_DISTINCT as u64 + 10) {
+            s.insert(v + 100, 40 * S);
+        }
+        assert_eq!(s.count(40 * S, 30 * S), MAX_DISTINCT as u32, "saturates, never grows");
+    }
+
+    #[test]
+    fn bursts_restart_after_a_quiet_window() {
+        let mut h = HostState::new(30 * S);
+        let svc = ("10.0.0.1".parse().unwrap(), 22);
+        for i in 0..5 {
+            h.on_service_conn(svc, i * 10 * S, 30 * S);
+        }
+        assert_eq!(h.on_service_conn(svc, 50 * S, 30 * S).conns, 6);
+        assert_eq!(h.on_service_conn(svc, 81 * S, 30 * S).conns, 1);
+    }
+
+    #[test]
+    fn per_second_packet_counts() {
+        let mut h = HostState::new(30 * S);
+        assert_eq!(h.on_sent(5 * S), 1);
+        assert_eq!(h.on_sent(5 * S + 999_999_999), 2);
+        assert_eq!(h.on_sent(6 * S), 1);
+        assert_eq!(h.on_received(6 * S), 1);
+    }
+}

@@ -1,0 +1,59 @@
+//! The compact per-packet record every capture path produces (pcap, XDP ring buffer,
+//! `AF_PACKET`), so that flows and features are computed by one code path.
+
+use std::net::IpAddr;
+
+use crate::packet::Packet;
+
+/// What the flow table needs from one packet. `payload_head` borrows the first captured bytes
+/// of the L4 payload (the XDP program copies at most [`PAYLOAD_HEAD`] bytes, and only for DNS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketRecord<'a> {
+    /// Wall-clock capture time, Unix nanoseconds.
+    pub ts_ns: u64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IPv4 total length, or the IPv6 payload length plus 40.
+    pub ip_len: u16,
+    pub ip_header_len: u16,
+    /// TCP/UDP/ICMP header length; 0 for non-first fragments.
+    pub l4_header_len: u16,
+    /// L4 payload length according to the headers.
+    pub payload_len: u16,
+    pub tcp_flags: u8,
+    pub tcp_window: u16,
+    /// First captured bytes of the L4 payload (may be empty).
+    pub payload_head: &'a [u8],
+    /// Index of the capture source (interface) in the engine's source list.
+    pub source: u8,
+}
+
+/// Payload bytes the XDP program hands to userspace for DNS packets (enough for a query name
+/// of typical length; longer names are cut and their entropy computed on what arrived).
+pub const PAYLOAD_HEAD: usize = 192;
+
+impl<'a> PacketRecord<'a> {
+    /// The record for a parsed packet of `frame` captured at `ts_ns`.
+    pub fn from_packet(ts_ns: u64, p: &Packet, frame: &'a [u8], source: u8) -> Self {
+        let head = frame.get(p.payload.clone()).unwrap_or(&[]);
+        Self {
+            ts_ns,
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto,
+            src_port: p.src_port,
+            dst_port: p.dst_port,
+            ip_len: p.ip_len,
+            ip_header_len: p.ip_header_len,
+            l4_header_len: p.l4_header_len,
+            payload_len: p.payload_len(),
+            tcp_flags: p.tcp_flags,
+            tcp_window: p.tcp_window,
+            payload_head: &head[..head.len().min(PAYLOAD_HEAD)],
+            source,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The engine over the shared labelled captures: attack captures raise the matching fast rule
+//! for the right host; benign captures stay quiet within a stated rate; flow accounting adds
+//! up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use mld_config::daemons::sniffer::FastDetectorConfig;
+use mld_flow::capture::CaptureReader;
+use mld_flow::engine::{Engine, EngineConfig, Output, SourceInfo};
+use mld_flow::packet::parse;
+use mld_flow::record::PacketRecord;
+use mld_proto::{CaptureMode, InterfaceRole};
+
+use crate::{captures, shared_data};
+
+const S: u64 = 1_000_000_000;
+
+/// The thresholds these tests use: the shipped defaults except packet rates, which the
+/// shared DDoS captures (sampled, 150-1,600 packets/s) never reach at the default 5,000/s.
+pub(crate) fn test_config() -> EngineConfig {
+    EngineConfig {
+        sensor_id: "test".into(),
+        capacity: 65_536,
+        shards: 16,
+        idle_ns: 60 * S,
+        active_ns: 120 * S,
+        window_ns: 30 * S,
+        max_hosts: 65_536,
+        internal_nets: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].iter().map(|n| n.parse().unwrap()).collect(),
+        rules: FastDetectorConfig {
+            dns_entropy_bits: 3.5,
+            flood_packets_per_sec: 1_000,
+            flood_victim_packets_per_sec: 1_000,
+            flood_victim_min_sources: 20,
+            ..FastDetectorConfig::default()
+        },
+        cooldown_ns: 300 * S,
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Run {
+    pub packets: u64,
+    pub flows: Vec<mld_proto::FlowEvent>,
+    pub alerts: BTreeSet<(String, &'static str)>,
+}
+
+pub(crate) fn run(path: &Path, cfg: EngineConfig) -> Run {
+    let source = SourceInfo { interface: "pcap".into(), role: InterfaceRole::Unspecified, mode: CaptureMode::Pcap };
+    let mut engine = Engine::new(cfg, vec![source]);
+    let mut r = Run::default();
+    let mut sink = |o: Output| match o {
+        Output::Flow(ev) => r.flows.push(*ev),
+        Output::Alert(a) => {
+            r.alerts.insert((a.host.to_string(), a.rule));
+        }
+    };
+    let mut packets = 0;
+    for frame in CaptureReader::open(path).unwrap() {
+        let Ok(frame) = frame else { break };
+        if let Ok(p) = parse(frame.link, &frame.data) {
+            packets += 1;
+            engine.process(&PacketRecord::from_packet(frame.ts_ns, &p, &frame.data, 0), &mut sink);
+        }
+    }
+    engine.flush(&mut sink);
+    let c = engine.counters().clone();
+    assert_eq!(engine.active_flows(), 0);
+    assert_eq!(c.packets, packets);
+    let finished = r.flows.iter().filter(|f| !f.snapshot).count() as u64;
+    assert_eq!(finished, c.flows_created, "{}: every flow created is exported once", path.display());
+    assert_eq!(c.flows_exported(), c.flows_created);
+    let accounted: u64 = r
+        .flows
+        .iter()
+        .filter(|f| !f.snapshot)
+        .map(|f| f.features.as_ref().map_or(0, |x| x.total_fwd_packets + x.total_bwd_packets))
+        .sum();
+    assert_eq!(accounted, packets, "{}: every packet is in exactly one finished flow", path.display());
+    r.packets = packets;
+    r
+}
+
+#[test]
+fn attack_captures_raise_the_matching_rule_for_the_right_host() {
+    let cases = [
+        ("scan/ndpi-synscan.pcap", "172.16.0.8", "scan.ports"),
+        ("bruteforce/slips-ssh-bruteforce.pcap", "147.32.80.40", "bruteforce"),
+        ("botnet/ndpi-dns_exfiltration.pcap", "192.168.220.56", "dns.entropy"),
+        ("botnet/slips-test7-malicious.pcap", "192.168.2.16", "dns.entropy"),
+        ("botnet/slips-test-cc-capture-2.pcap", "147.32.80.37", "dns.entropy"),
+        // DDoS captures are one-way traffic into victim 10.10.10.10 (10.10.10.1 for BACnet)
+        // from spoofed sources or reflectors: the rule flags the victim, and every flow into
+        // it carries the rule, so the sources of those flows are the hosts to act on.
+        ("ddos/stopddos-pkt.TCP.synflood.spoofed.pcap", "10.10.10.10", "flood.victim"),
+        ("ddos/stopddos-pkt.TCP.DOMINATE.syn.ecn.cwr.pcapng", "10.10.10.10", "flood.victim"),
+        ("ddos/stopddos-amp.TCP.reflection.SYNACK.pcap", "10.10.10.10", "flood.victim"),
+        ("ddos/stopddos-amp.UDP.isakmp.pcap", "10.10.10.10", "flood.victim"),
+        ("ddos/stopddos-amp.UDP.snmp.src161.pcapng", "10.10.10.10", "flood.victim"),
+        ("ddos/stopddos-amp.UDP.bacnet.IOT.37810.pcapng", "10.10.10.1", "flood.victim"),
+    ];
+    for (file, host, rule) in cases {
+        let r = run(&shared_data().join(file), test_config());
+        assert!(
+            r.alerts.contains(&(host.to_owned(), rule)),
+            "{file}: expected {rule} for {host}, got {:?}",
+            r.alerts
+        );
+        // Once per host and episode: never an alert per packet or per flow.
+        assert!(r.alerts.len() <= 3, "{file}: {:?}", r.alerts);
+        // The flows of the flagged episode carry it.
+        let flagged = r
+            .flows
+            .iter()
+            .filter(|f| f.fast.as_ref().is_some_and(|x| x.rule_ids.iter().any(|id| id == rule)))
+            .count();
+        assert!(flagged > 0, "{file}: no flow carries {rule}");
+        let flood = rule == "flood.victim";
+        if flood {
+            let victim_flows = r
+                .flows
+                .iter()
+                .filter(|f| {
+                    let k = f.key.as_ref().unwrap();
+                    [k.a.as_ref().unwrap(), k.b.as_ref().unwrap()]
+                        .iter()
+                        .any(|e| mld_proto::ip_from_bytes(&e.ip).unwrap().to_string() == host)
+                })
+                .count();
+            eprintln!("{file}: {flagged} of {victim_flows} flows into the victim carry {rule}");
+        }
+    }
+}
+
+/// Attack captures the fast rules do not flag at these thresholds, and why; the ML detector
+/// (issue #4) is measured on them. This test fails when one starts being flagged, so that
+/// the list stays true.
+#[test]
+fn documented_misses_stay_documented() {
+    let misses = [
+        ("scan/ndpi-tcp_scan.pcapng", "7 probes: below any scan threshold"),
+        ("scan/slips-test12-icmp-portscan.pcap", "an ICMP sweep of 18 hosts: below scan.hosts = 30"),
+        ("scan/slips-test8-arp-scan.pcap", "ARP is not IP: the sniffer counts it as not_ip"),
+        ("ddos/stopddos-amp.TCP.syn.optionallyACK.optionallysamePort.pcapng", "896 packets over 818 s: a sample, not a rate"),
+        ("botnet/ustc-Tinba.pcap", "DGA names of 12 letters: entropy ≤ 3.6 bits/char, like benign names"),
+    ];
+    for (file, why) in misses {
+        let r = run(&shared_data().join(file), test_config());
+        assert!(r.alerts.is_empty(), "{file} ({why}) now raises {:?}: move it to the detected list", r.alerts);
+    }
+}
+
+#[test]
+fn benign_captures_stay_quiet() {
+    let benign: Vec<_> = captures().into_iter().filter(|p| p.to_string_lossy().contains("/benign/")).collect();
+    assert!(benign.len() > 500);
+    let mut noisy = BTreeMap::new();
+    let (mut flows, mut flagged) = (0usize, 0usize);
+    for path in &benign {
+        let r = run(path, test_config());
+        flows += r.flows.len();
+        flagged += r.flows.iter().filter(|f| f.fast.as_ref().is_some_and(|x| x.score > 0.0)).count();
+        if !r.alerts.is_empty() {
+            noisy.insert(path.file_name().unwrap().to_string_lossy().into_owned(), r.alerts);
+        }
+    }
+    eprintln!("benign: {} of {} files raised alerts: {noisy:?}", noisy.len(), benign.len());
+    eprintln!("benign: {flagged} of {flows} flows carry a fast score");
+    // Stated rate: at most 1.5 % of benign capture files raise any fast alert at these
+    // thresholds (5 of 505 when this was written: P2P and VoIP hosts reaching 30 peers, a
+    // FIX feed at 1,000 packets/s, nDPI's bad-DNS sample).
+    assert!(noisy.len() * 1000 <= benign.len() * 15, "{noisy:?}");
+}

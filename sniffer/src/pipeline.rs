@@ -1,0 +1,249 @@
+//! Records in, events out: the engine, its outputs (bus, JSON lines, log) and its metrics.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use mld_bus::{Publish, Publisher};
+use mld_flow::capture::CaptureReader;
+use mld_flow::engine::{Engine, Output};
+use mld_flow::packet;
+use mld_flow::record::PacketRecord;
+use mld_proto::FlowEvent;
+
+use crate::metrics::Metrics;
+
+/// Where JSON lines go.
+pub enum JsonlOut {
+    Stdout(BufWriter<io::Stdout>),
+    File { path: PathBuf, file: BufWriter<File> },
+}
+
+impl JsonlOut {
+    /// `-` is standard output; anything else a file created (or truncated) now.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if path.as_os_str() == "-" {
+            return Ok(Self::Stdout(BufWriter::new(io::stdout())));
+        }
+        let file = File::create(path)
+            .with_context(|| format!("cannot create the --jsonl file {}", path.display()))?;
+        Ok(Self::File { path: path.to_owned(), file: BufWriter::new(file) })
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        let w: &mut dyn Write = match self {
+            Self::Stdout(w) => w,
+            Self::File { file, .. } => file,
+        };
+        w.write_all(line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Stdout(w) => w.flush(),
+            Self::File { file, .. } => file.flush().and_then(|()| file.get_ref().sync_data()),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Stdout(_) => "standard output".to_owned(),
+            Self::File { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+/// Everything an event goes to.
+pub struct Sink {
+    pub publisher: Option<Publisher>,
+    pub jsonl: Option<JsonlOut>,
+    pub metrics: Metrics,
+    line: Vec<u8>,
+    last_flush: Instant,
+    /// First write error; the pipeline stops on it.
+    error: Option<anyhow::Error>,
+}
+
+impl Sink {
+    pub fn new(publisher: Option<Publisher>, jsonl: Option<JsonlOut>, metrics: Metrics) -> Self {
+        Self { publisher, jsonl, metrics, line: Vec::new(), last_flush: Instant::now(), error: None }
+    }
+
+    pub fn emit(&mut self, out: Output) {
+        match out {
+            Output::Flow(ev) => self.flow(&ev),
+            Output::Alert(a) => {
+                self.metrics.alert(a.rule);
+                tracing::warn!(host = %a.host, rule = a.rule, score = a.score, "{}", a.reason);
+            }
+        }
+    }
+
+    fn flow(&mut self, ev: &FlowEvent) {
+        if let Some(p) = &mut self.publisher {
+            match p.publish(ev) {
+                Ok(Publish::Sent | Publish::Dropped) => {} // drops are counted by the bus
+                Err(e) => {
+                    tracing::error!(error = %e, "publishing a FlowEvent failed");
+                }
+            }
+        }
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(out) = &mut self.jsonl {
+            self.line.clear();
+            let written = serde_json::to_writer(&mut self.line, &mld_flow::json::flow_event(ev))
+                .map_err(io::Error::from)
+                .and_then(|()| {
+                    self.line.push(b'\n');
+                    out.write_line(&self.line)
+                });
+            match written {
+                Ok(()) => {
+                    self.metrics.events_written.inc();
+                }
+                Err(e) => {
+                    self.error =
+                        Some(anyhow::Error::new(e).context(format!("writing JSON lines to {}", out.name())));
+                }
+            }
+        }
+    }
+
+    /// Flushes JSON lines at most once a second (and always when `force`).
+    pub fn flush(&mut self, force: bool) {
+        if !force && self.last_flush.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_flush = Instant::now();
+        if let (Some(out), None) = (&mut self.jsonl, &self.error) {
+            if let Err(e) = out.flush() {
+                self.error = Some(anyhow::Error::new(e).context(format!("writing JSON lines to {}", out.name())));
+            }
+        }
+    }
+
+    /// The first output error, which ends the run.
+    pub fn take_error(&mut self) -> Option<anyhow::Error> {
+        self.error.take()
+    }
+}
+
+/// Unix time now, nanoseconds.
+pub fn unix_now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// What reading capture files amounted to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PcapSummary {
+    pub files: usize,
+    pub frames: u64,
+    pub skipped: u64,
+    pub files_cut_short: usize,
+}
+
+/// Reads `files` in order into the engine (one flow table across files, as if one capture),
+/// then flushes it. With `realtime`, frames are released at their recorded pace.
+pub fn run_pcaps(
+    files: &[PathBuf],
+    realtime: bool,
+    engine: &mut Engine,
+    sink: &mut Sink,
+    stop: &AtomicBool,
+) -> anyhow::Result<PcapSummary> {
+    let mut summary = PcapSummary::default();
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut pace: Option<(u64, Instant)> = None;
+    let skipped: Vec<_> = crate::metrics::SKIP_REASONS.iter().map(|r| sink.metrics.skipped(r)).collect();
+    for path in files {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut reader = CaptureReader::open(path).with_context(|| format!("cannot read capture file {}", path.display()))?;
+        summary.files += 1;
+        let mut frames_here = 0u64;
+        while let Some(frame) = reader.next_frame() {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    summary.files_cut_short += 1;
+                    sink.metrics.capture_errors.inc();
+                    tracing::warn!(file = %path.display(), after_frames = frames_here, "capture file ended early, rest skipped: {e}");
+                    break;
+                }
+            };
+            frames_here += 1;
+            summary.frames += 1;
+            if realtime {
+                let (first_ts, t0) = *pace.get_or_insert((frame.ts_ns, Instant::now()));
+                let due = t0 + Duration::from_nanos(frame.ts_ns.saturating_sub(first_ts));
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            match packet::parse(frame.link, &frame.data) {
+                Ok(p) => {
+                    sink.metrics.packets.inc();
+                    sink.metrics.bytes.inc_by(u64::from(p.ip_len));
+                    let rec = PacketRecord::from_packet(frame.ts_ns, &p, &frame.data, 0);
+                    engine.process(&rec, &mut |o| sink.emit(o));
+                }
+                Err(e) => {
+                    summary.skipped += 1;
+                    let i = crate::metrics::SKIP_REASONS.iter().position(|r| *r == e.reason()).unwrap_or(4);
+                    skipped[i].inc();
+                }
+            }
+            if summary.frames % 4096 == 0 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
+                sink.flush(false);
+                if let Some(e) = sink.take_error() {
+                    return Err(e);
+                }
+                if last_progress.elapsed() >= Duration::from_secs(5) {
+                    last_progress = Instant::now();
+                    tracing::info!(
+                        file = %path.display(),
+                        frames = summary.frames,
+                        flows = engine.counters().flows_exported(),
+                        "reading capture files"
+                    );
+                }
+            }
+        }
+        tracing::debug!(file = %path.display(), frames = frames_here, "capture file done");
+    }
+    engine.flush(&mut |o| sink.emit(o));
+    sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
+    sink.flush(true);
+    if let Some(e) = sink.take_error() {
+        return Err(e);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss, reason = "a rate for the log")]
+    let rate = if secs > 0.0 { summary.frames as f64 / secs } else { 0.0 };
+    let c = engine.counters();
+    tracing::info!(
+        files = summary.files,
+        frames = summary.frames,
+        skipped = summary.skipped,
+        files_cut_short = summary.files_cut_short,
+        flows = c.flows_exported(),
+        snapshots = c.snapshots,
+        alerts = c.alerts,
+        evicted = c.flows_evicted,
+        secs = format!("{secs:.2}"),
+        frames_per_sec = format!("{rate:.0}"),
+        "capture files done"
+    );
+    Ok(summary)
+}
