@@ -22,15 +22,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use mld_bus::{Publisher, PublisherOptions};
-use mld_config::daemons::sniffer::{InterfaceRole as ConfigRole, Sniffer as Valid};
+use mld_config::daemons::sniffer::{Sniffer as Valid};
 use mld_crypto_transport::{KeyRing, RootSecret};
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
 use mld_proto::{CaptureMode, InterfaceRole};
 use mld_telemetry::prometheus_client::registry::Registry;
 
+pub mod afpacket;
+pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod xdp;
 
 use metrics::Metrics;
 use pipeline::{JsonlOut, Sink};
@@ -71,14 +74,6 @@ pub struct SnifferDaemon {
     config: Valid,
     flags: Flags,
     sink: Sink,
-}
-
-fn role(r: ConfigRole) -> InterfaceRole {
-    match r {
-        ConfigRole::Host => InterfaceRole::Host,
-        ConfigRole::Lan => InterfaceRole::Lan,
-        ConfigRole::Wan => InterfaceRole::Wan,
-    }
 }
 
 impl SnifferDaemon {
@@ -145,7 +140,7 @@ impl Daemon for SnifferDaemon {
 impl SnifferDaemon {
     fn work(mut self, stop: &AtomicBool, readiness: &mld_telemetry::Readiness) -> Result<(), DaemonError> {
         if self.flags.pcap.is_empty() {
-            return Err(DaemonError::failure(anyhow::anyhow!("live capture is being built")));
+            return live::run(&self.config, &mut self.sink, stop, readiness);
         }
         if !self.config.interfaces.is_empty() {
             tracing::info!("--pcap given: reading files, not capturing on the configured interfaces");

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub events_written: Counter,
     /// Kernel-side (XDP) counters by reason, copied from the per-CPU map.
     pub xdp: Family<Labels, Gauge>,
+    /// `AF_PACKET` reader counters by interface and outcome.
+    pub afpacket: Family<Labels, Gauge>,
     last: Counters,
 }
 
@@ -76,6 +78,12 @@ impl Metrics {
                 r,
                 "xdp_packets",
                 "XDP program counters summed over CPUs, by interface and outcome (passed to the ring, or dropped from it and why)",
+                Family::default(),
+            ),
+            afpacket: reg(
+                r,
+                "afpacket_frames",
+                "AF_PACKET fallback counters by interface and outcome (frames read, skipped by the parser, dropped because the engine fell behind)",
                 Family::default(),
             ),
             last: Counters::default(),
