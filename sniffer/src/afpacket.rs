@@ -62,6 +62,9 @@ pub fn start(
         .buffer_size(16 << 20)
         .timeout(100)
         .open()?;
+    // Ingress only, like XDP: in gateway mode a forwarded packet is then seen once (arriving
+    // on one interface), not twice (leaving by the other as well).
+    cap.direction(pcap::Direction::In)?;
     let link = LinkType(u32::try_from(cap.get_datalink().0).unwrap_or(0));
     let counters = Arc::new(AfPacketCounters::default());
     let c = counters.clone();

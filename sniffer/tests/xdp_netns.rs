@@ -46,7 +46,9 @@ struct Lab {
 
 impl Lab {
     fn new() -> Self {
-        let id = std::process::id();
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}x{n}", std::process::id());
         let lab = Self { client: format!("mldc{id}"), gw: format!("mldg{id}"), server: format!("mlds{id}") };
         for ns in [&lab.client, &lab.gw, &lab.server] {
             sh(&["ip", "netns", "add", ns]);
@@ -101,14 +103,14 @@ fn shared(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pcap").join(file)
 }
 
-fn start_sniffer(lab: &Lab, dir: &Path, port: u16) -> Child {
+fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Child {
     let config = dir.join("sniffer.json");
     std::fs::write(
         &config,
         format!(
             r#"{{ "sensor_id": "netns-test",
                 "interfaces": [ {{ "name": "lan0", "role": "lan" }}, {{ "name": "wan0", "role": "wan" }} ],
-                "capture": "xdp_native",
+                "capture": "{mode}",
                 "metrics": {{ "listen": "127.0.0.1:{port}" }} }}"#
         ),
     )
@@ -122,7 +124,8 @@ fn start_sniffer(lab: &Lab, dir: &Path, port: u16) -> Child {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !scrape(lab, port).contains("mld_sniffer_xdp_packets") {
+    let ready = if mode == "af_packet" { "mld_sniffer_afpacket_frames{" } else { "mld_sniffer_xdp_packets{" };
+    while !scrape(lab, port).contains(ready) {
         assert!(Instant::now() < deadline, "sniffer did not come up: {}", std::fs::read_to_string(dir.join("sniffer.log")).unwrap());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -186,7 +189,7 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     let lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
     let port = 19_190 + u16::try_from(std::process::id() % 500).unwrap();
-    let sniffer = start_sniffer(&lab, dir.path(), port);
+    let sniffer = start_sniffer(&lab, dir.path(), port, "xdp_native");
 
     // ping: 5 echo requests and 5 replies through the gateway.
     let ping = lab.exec(&lab.client, &["ping", "-c", "5", "-i", "0.2", "-W", "1", "10.77.2.2"]).output().unwrap();
@@ -279,4 +282,33 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     assert!(scanner > 1900, "{scanner} flows from the replayed scanner");
     assert!(done.contains("scan.ports"), "the fast detector flagged the replayed scan:\n{done}");
     let _ = std::io::stderr().flush();
+}
+
+/// The same gateway in XDP generic mode and with the `AF_PACKET` fallback: ping and UDP
+/// through it become the expected flows, stamped with the mode that captured them.
+#[test]
+fn generic_xdp_and_af_packet_capture_the_same_flows() {
+    if !privileged() {
+        return;
+    }
+    for (mode, stamped) in [("xdp_generic", "CAPTURE_MODE_XDP_GENERIC"), ("af_packet", "CAPTURE_MODE_AF_PACKET")] {
+        let lab = Lab::new();
+        let dir = tempfile::tempdir().unwrap();
+        let port = 19_700 + u16::try_from(std::process::id() % 500).unwrap();
+        let sniffer = start_sniffer(&lab, dir.path(), port, mode);
+        let ping = lab.exec(&lab.client, &["ping", "-c", "4", "-i", "0.2", "-W", "1", "10.77.2.2"]).output().unwrap();
+        assert!(ping.status.success());
+        let udp = "import socket\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(7): u.sendto(b'q' * 64, ('10.77.2.2', 5353))";
+        assert!(lab.exec(&lab.client, &["python3", "-c", udp]).status().unwrap().success());
+        std::thread::sleep(Duration::from_millis(300));
+        stop(sniffer);
+        let flows = flows(dir.path());
+        let icmp = find(&flows, "10.77.1.2", "10.77.2.2", 1, None);
+        assert_eq!(icmp.len(), 1, "{mode}: {icmp:?}");
+        assert_eq!(icmp[0]["features"]["total_fwd_packets"], 4, "{mode}");
+        assert_eq!(icmp[0]["capture_mode"], stamped);
+        let u = find(&flows, "10.77.1.2", "10.77.2.2", 17, Some(5353));
+        assert_eq!(u.len(), 1, "{mode}: {u:?}");
+        assert_eq!(u[0]["features"]["total_fwd_bytes"], 7 * 64, "{mode}");
+    }
 }
