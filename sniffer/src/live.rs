@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mld_config::daemons::sniffer::{CaptureMode as Wanted, InterfaceRole as ConfigRole, Sniffer as Valid};
+use mld_config::daemons::sniffer::{
+    CaptureMode as Wanted, InterfaceRole as ConfigRole, Sniffer as Valid,
+};
 use mld_daemon::DaemonError;
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
 use mld_proto::{CaptureMode, InterfaceRole};
@@ -40,21 +42,32 @@ fn xdp_modes(wanted: Wanted) -> &'static [CaptureMode] {
 }
 
 /// Captures until `stop`, then exports every open flow.
-pub fn run(config: &Valid, sink: &mut Sink, stop: &AtomicBool, readiness: &mld_telemetry::Readiness) -> Result<(), DaemonError> {
+#[allow(clippy::too_many_lines, reason = "set-up, loop and drain read top to bottom")]
+pub fn run(
+    config: &Valid,
+    sink: &mut Sink,
+    stop: &AtomicBool,
+    readiness: &mld_telemetry::Readiness,
+) -> Result<(), DaemonError> {
     let mut rings: Vec<(u8, XdpCapture)> = Vec::new();
     let mut readers: Vec<AfPacketCapture> = Vec::new();
     let (tx, rx) = afpacket::queue();
     let stop_readers = Arc::new(AtomicBool::new(false));
     let mut sources = Vec::new();
     for (i, iface) in config.interfaces.iter().enumerate() {
-        let source = u8::try_from(i).map_err(|_| DaemonError::failure(anyhow::anyhow!("at most 256 interfaces")))?;
+        let source = u8::try_from(i)
+            .map_err(|_| DaemonError::failure(anyhow::anyhow!("at most 256 interfaces")))?;
         let name = iface.name.as_str();
         let modes = xdp_modes(config.capture);
         let mut mode = CaptureMode::AfPacket;
         if !modes.is_empty() {
             match XdpCapture::attach(name, modes, RING_BYTES) {
                 Ok(c) => {
-                    tracing::info!(iface = name, mode = c.mode.as_str_name(), "XDP program attached");
+                    tracing::info!(
+                        iface = name,
+                        mode = c.mode.as_str_name(),
+                        "XDP program attached"
+                    );
                     mode = c.mode;
                     rings.push((source, c));
                 }
@@ -69,13 +82,20 @@ pub fn run(config: &Valid, sink: &mut Sink, stop: &AtomicBool, readiness: &mld_t
                         "XDP unavailable, falling back to AF_PACKET (every frame is copied to userspace; slower): {e}"
                     );
                 }
-                Err(e) => return Err(DaemonError::unavailable(anyhow::anyhow!("{e}; set \"capture\": \"auto\" to fall back to AF_PACKET"))),
+                Err(e) => {
+                    return Err(DaemonError::unavailable(anyhow::anyhow!(
+                        "{e}; set \"capture\": \"auto\" to fall back to AF_PACKET"
+                    )));
+                }
             }
         }
         if mode == CaptureMode::AfPacket {
-            let reader = afpacket::start(name, source, tx.clone(), stop_readers.clone()).map_err(|e| {
-                DaemonError::unavailable(anyhow::anyhow!("cannot capture on {name:?} with AF_PACKET: {e} (needs root or CAP_NET_RAW)"))
-            })?;
+            let reader =
+                afpacket::start(name, source, tx.clone(), stop_readers.clone()).map_err(|e| {
+                    DaemonError::unavailable(anyhow::anyhow!(
+                        "cannot capture on {name:?} with AF_PACKET: {e} (needs root or CAP_NET_RAW)"
+                    ))
+                })?;
             tracing::info!(iface = name, "capturing with AF_PACKET");
             readers.push(reader);
         }
@@ -94,26 +114,33 @@ pub fn run(config: &Valid, sink: &mut Sink, stop: &AtomicBool, readiness: &mld_t
                 engine.process(&r.record(), &mut |o| sink.emit(o));
             }
         } else {
-            let mut fds: Vec<PollFd<'_>> = rings.iter().map(|(_, c)| PollFd::from_borrowed_fd(c.ring.as_fd(), PollFlags::IN)).collect();
+            let mut fds: Vec<PollFd<'_>> = rings
+                .iter()
+                .map(|(_, c)| PollFd::from_borrowed_fd(c.ring.as_fd(), PollFlags::IN))
+                .collect();
             let wait = if readers.is_empty() { TICK } else { Duration::from_millis(1) };
-            let timeout = rustix::time::Timespec { tv_sec: 0, tv_nsec: i64::try_from(wait.as_nanos()).unwrap_or(0) };
+            let timeout = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: i64::try_from(wait.as_nanos()).unwrap_or(0),
+            };
             match poll(&mut fds, Some(&timeout)) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(DaemonError::failure(anyhow::anyhow!("polling the XDP ring buffers: {e}"))),
+                Err(e) => {
+                    return Err(DaemonError::failure(anyhow::anyhow!(
+                        "polling the XDP ring buffers: {e}"
+                    )));
+                }
             }
         }
         for (source, c) in &mut rings {
             while let Some(item) = c.ring.next() {
-                match xdp::decode(&item, *source, offset) {
-                    Some(rec) => {
-                        sink.metrics.packets.inc();
-                        sink.metrics.bytes.inc_by(u64::from(rec.ip_len));
-                        engine.process(&rec, &mut |o| sink.emit(o));
-                    }
-                    None => {
-                        bad_records += 1;
-                        bad.inc();
-                    }
+                if let Some(rec) = xdp::decode(&item, *source, offset) {
+                    sink.metrics.packets.inc();
+                    sink.metrics.bytes.inc_by(u64::from(rec.ip_len));
+                    engine.process(&rec, &mut |o| sink.emit(o));
+                } else {
+                    bad_records += 1;
+                    bad.inc();
                 }
             }
         }
@@ -155,10 +182,18 @@ pub fn run(config: &Valid, sink: &mut Sink, stop: &AtomicBool, readiness: &mld_t
     sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
     sink.flush(true);
     if bad_records > 0 {
-        tracing::error!(bad_records, "ring records of an unexpected size: the XDP program and the sniffer do not match");
+        tracing::error!(
+            bad_records,
+            "ring records of an unexpected size: the XDP program and the sniffer do not match"
+        );
     }
     let c = engine.counters();
-    tracing::info!(packets = c.packets, flows = c.flows_exported(), alerts = c.alerts, "capture stopped");
+    tracing::info!(
+        packets = c.packets,
+        flows = c.flows_exported(),
+        alerts = c.alerts,
+        "capture stopped"
+    );
     sink.take_error().map_or(Ok(()), |e| Err(DaemonError::failure(e)))
 }
 

@@ -11,7 +11,8 @@ use mld_telemetry::prometheus_client::registry::Registry;
 type Labels = Vec<(&'static str, String)>;
 
 /// Labels of skipped frames: the parser's reasons plus the capture paths' own.
-pub const SKIP_REASONS: [&str; 5] = ["unsupported_link", "not_ip", "truncated", "malformed", "other"];
+pub const SKIP_REASONS: [&str; 5] =
+    ["unsupported_link", "not_ip", "truncated", "malformed", "other"];
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -48,7 +49,12 @@ impl Metrics {
     pub fn register(r: &mut Registry) -> Self {
         let m = Self {
             packets: reg(r, "packets", "Packets accounted into flows", Counter::default()),
-            bytes: reg(r, "ip_bytes", "IP bytes of packets accounted into flows", Counter::default()),
+            bytes: reg(
+                r,
+                "ip_bytes",
+                "IP bytes of packets accounted into flows",
+                Counter::default(),
+            ),
             skipped: reg(r, "skipped_frames", "Frames not accounted, by reason", Family::default()),
             capture_errors: reg(
                 r,
@@ -63,17 +69,32 @@ impl Metrics {
                 "Open flows exported early because a fast rule fired for their host",
                 Counter::default(),
             ),
-            alerts: reg(r, "fast_alerts", "Fast-detector alerts (once per host, rule and episode)", Family::default()),
+            alerts: reg(
+                r,
+                "fast_alerts",
+                "Fast-detector alerts (once per host, rule and episode)",
+                Family::default(),
+            ),
             hosts_evicted: reg(
                 r,
                 "hosts_evicted",
                 "Host contexts forgotten because the host table was full",
                 Counter::default(),
             ),
-            dns_queries: reg(r, "dns_queries", "DNS query names read from payloads", Counter::default()),
+            dns_queries: reg(
+                r,
+                "dns_queries",
+                "DNS query names read from payloads",
+                Counter::default(),
+            ),
             active_flows: reg(r, "active_flows", "Flows in the flow table", Gauge::default()),
             hosts: reg(r, "hosts", "Hosts with a context window", Gauge::default()),
-            events_written: reg(r, "jsonl_events", "Events written to the --jsonl output", Counter::default()),
+            events_written: reg(
+                r,
+                "jsonl_events",
+                "Events written to the --jsonl output",
+                Counter::default(),
+            ),
             xdp: reg(
                 r,
                 "xdp_packets",

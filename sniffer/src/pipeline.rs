@@ -69,7 +69,14 @@ pub struct Sink {
 
 impl Sink {
     pub fn new(publisher: Option<Publisher>, jsonl: Option<JsonlOut>, metrics: Metrics) -> Self {
-        Self { publisher, jsonl, metrics, line: Vec::new(), last_flush: Instant::now(), error: None }
+        Self {
+            publisher,
+            jsonl,
+            metrics,
+            line: Vec::new(),
+            last_flush: Instant::now(),
+            error: None,
+        }
     }
 
     pub fn emit(&mut self, out: Output) {
@@ -107,8 +114,10 @@ impl Sink {
                     self.metrics.events_written.inc();
                 }
                 Err(e) => {
-                    self.error =
-                        Some(anyhow::Error::new(e).context(format!("writing JSON lines to {}", out.name())));
+                    self.error = Some(
+                        anyhow::Error::new(e)
+                            .context(format!("writing JSON lines to {}", out.name())),
+                    );
                 }
             }
         }
@@ -120,10 +129,12 @@ impl Sink {
             return;
         }
         self.last_flush = Instant::now();
-        if let (Some(out), None) = (&mut self.jsonl, &self.error) {
-            if let Err(e) = out.flush() {
-                self.error = Some(anyhow::Error::new(e).context(format!("writing JSON lines to {}", out.name())));
-            }
+        if let (Some(out), None) = (&mut self.jsonl, &self.error)
+            && let Err(e) = out.flush()
+        {
+            self.error = Some(
+                anyhow::Error::new(e).context(format!("writing JSON lines to {}", out.name())),
+            );
         }
     }
 
@@ -135,7 +146,9 @@ impl Sink {
 
 /// Unix time now, nanoseconds.
 pub fn unix_now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// What reading capture files amounted to.
@@ -160,12 +173,14 @@ pub fn run_pcaps(
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut pace: Option<(u64, Instant)> = None;
-    let skipped: Vec<_> = crate::metrics::SKIP_REASONS.iter().map(|r| sink.metrics.skipped(r)).collect();
+    let skipped: Vec<_> =
+        crate::metrics::SKIP_REASONS.iter().map(|r| sink.metrics.skipped(r)).collect();
     for path in files {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let mut reader = CaptureReader::open(path).with_context(|| format!("cannot read capture file {}", path.display()))?;
+        let mut reader = CaptureReader::open(path)
+            .with_context(|| format!("cannot read capture file {}", path.display()))?;
         summary.files += 1;
         let mut frames_here = 0u64;
         while let Some(frame) = reader.next_frame() {
@@ -196,7 +211,10 @@ pub fn run_pcaps(
                 }
                 Err(e) => {
                     summary.skipped += 1;
-                    let i = crate::metrics::SKIP_REASONS.iter().position(|r| *r == e.reason()).unwrap_or(4);
+                    let i = crate::metrics::SKIP_REASONS
+                        .iter()
+                        .position(|r| *r == e.reason())
+                        .unwrap_or(4);
                     skipped[i].inc();
                 }
             }

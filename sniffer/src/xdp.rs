@@ -16,19 +16,23 @@ struct Aligned<B: ?Sized> {
 }
 
 /// The compiled program, aligned for the ELF parser.
-static PROGRAM: &Aligned<[u8]> = &Aligned { bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/xdp_sniffer.o")) };
+static PROGRAM: &Aligned<[u8]> =
+    &Aligned { bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/xdp_sniffer.o")) };
 
 /// Size of `struct mld_record`, and of `struct mld_dns_record` (record + payload head).
 pub const RECORD_LEN: usize = 72;
 pub const DNS_RECORD_LEN: usize = RECORD_LEN + mld_flow::record::PAYLOAD_HEAD;
 
 /// The program's counters, in `COUNTERS` order.
-pub const COUNTER_NAMES: [&str; 7] = ["recorded", "ring_full", "not_ip", "truncated", "malformed", "unsupported", "bytes"];
+pub const COUNTER_NAMES: [&str; 7] =
+    ["recorded", "ring_full", "not_ip", "truncated", "malformed", "unsupported", "bytes"];
 
 /// Why XDP could not be used on an interface.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
-    #[error("loading the XDP program failed (is this root, or does it have CAP_BPF and CAP_NET_ADMIN?): {0}")]
+    #[error(
+        "loading the XDP program failed (is this root, or does it have CAP_BPF and CAP_NET_ADMIN?): {0}"
+    )]
     Load(String),
     #[error("interface {0:?} does not exist")]
     NoInterface(String),
@@ -58,7 +62,9 @@ impl XdpCapture {
             .map_err(|e| XdpError::Load(format!("{e:#}")))?;
         let program: &mut Xdp = ebpf
             .program_mut("mld_xdp_sniffer")
-            .ok_or_else(|| XdpError::Load("program mld_xdp_sniffer missing from the object".into()))?
+            .ok_or_else(|| {
+                XdpError::Load("program mld_xdp_sniffer missing from the object".into())
+            })?
             .try_into()
             .map_err(|e| XdpError::Load(format!("{e:#}")))?;
         program.load().map_err(|e| XdpError::Load(format!("{e:#}")))?;
@@ -75,13 +81,21 @@ impl XdpCapture {
             }
         }
         let Some(mode) = attached else {
-            let tried = modes.iter().map(|m| m.as_str_name()).collect::<Vec<_>>().join(", ");
-            return Err(XdpError::Attach { iface: iface.to_owned(), tried, error: errors.join("; ") });
+            let tried = modes.iter().map(CaptureMode::as_str_name).collect::<Vec<_>>().join(", ");
+            return Err(XdpError::Attach {
+                iface: iface.to_owned(),
+                tried,
+                error: errors.join("; "),
+            });
         };
-        let ring = ebpf.take_map("RECORDS").ok_or_else(|| XdpError::Load("map RECORDS missing".into()))?;
+        let ring =
+            ebpf.take_map("RECORDS").ok_or_else(|| XdpError::Load("map RECORDS missing".into()))?;
         let ring = RingBuf::try_from(ring).map_err(|e| XdpError::Load(format!("{e:#}")))?;
-        let counters = ebpf.take_map("COUNTERS").ok_or_else(|| XdpError::Load("map COUNTERS missing".into()))?;
-        let counters = PerCpuArray::try_from(counters).map_err(|e| XdpError::Load(format!("{e:#}")))?;
+        let counters = ebpf
+            .take_map("COUNTERS")
+            .ok_or_else(|| XdpError::Load("map COUNTERS missing".into()))?;
+        let counters =
+            PerCpuArray::try_from(counters).map_err(|e| XdpError::Load(format!("{e:#}")))?;
         Ok(Self { iface: iface.to_owned(), mode, ring, counters, _ebpf: ebpf })
     }
 
@@ -122,7 +136,8 @@ pub fn decode(bytes: &[u8], source: u8, mono_to_unix_ns: i128) -> Option<PacketR
         return None;
     }
     let head_len = usize::from(bytes[57]).min(mld_flow::record::PAYLOAD_HEAD);
-    let head = if bytes.len() == DNS_RECORD_LEN { &bytes[RECORD_LEN..RECORD_LEN + head_len] } else { &[] };
+    let head =
+        if bytes.len() == DNS_RECORD_LEN { &bytes[RECORD_LEN..RECORD_LEN + head_len] } else { &[] };
     let unix = i128::from(ts) + mono_to_unix_ns;
     Some(PacketRecord {
         ts_ns: u64::try_from(unix.max(0)).unwrap_or(u64::MAX),
@@ -146,7 +161,8 @@ pub fn decode(bytes: &[u8], source: u8, mono_to_unix_ns: i128) -> Option<PacketR
 /// Unix time. Recomputed periodically, so NTP adjustments are followed.
 pub fn mono_to_unix_offset() -> i128 {
     use rustix::time::{ClockId, clock_gettime};
-    let ns = |t: rustix::time::Timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    let ns =
+        |t: rustix::time::Timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
     let real = ns(clock_gettime(ClockId::Realtime));
     let mono = ns(clock_gettime(ClockId::Monotonic));
     real - mono

@@ -7,7 +7,15 @@
 //!
 //! Needs root (namespaces, XDP). Run as another user it fails, unless
 //! `MLD_SKIP_PRIVILEGED=1` says to skip it on purpose.
-#![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    clippy::unused_self,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::too_many_lines,
+    reason = "test"
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,7 +57,11 @@ impl Lab {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = format!("{}x{n}", std::process::id());
-        let lab = Self { client: format!("mldc{id}"), gw: format!("mldg{id}"), server: format!("mlds{id}") };
+        let lab = Self {
+            client: format!("mldc{id}"),
+            gw: format!("mldg{id}"),
+            server: format!("mlds{id}"),
+        };
         for ns in [&lab.client, &lab.gw, &lab.server] {
             sh(&["ip", "netns", "add", ns]);
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
@@ -58,7 +70,10 @@ impl Lab {
             (&lab.client, "eth0", &lab.gw, "lan0", "10.77.1"),
             (&lab.server, "eth0", &lab.gw, "wan0", "10.77.2"),
         ] {
-            sh(&["ip", "link", "add", "tmpa", "netns", a, "type", "veth", "peer", "name", "tmpb", "netns", b]);
+            sh(&[
+                "ip", "link", "add", "tmpa", "netns", a, "type", "veth", "peer", "name", "tmpb",
+                "netns", b,
+            ]);
             sh(&["ip", "-n", a, "link", "set", "tmpa", "name", a_if]);
             sh(&["ip", "-n", b, "link", "set", "tmpb", "name", b_if]);
             sh(&["ip", "-n", a, "addr", "add", &format!("{net}.2/24"), "dev", a_if]);
@@ -95,7 +110,10 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 fn scrape(lab: &Lab, port: u16) -> String {
-    let out = lab.exec(&lab.gw, &["curl", "-sf", &format!("http://127.0.0.1:{port}/metrics")]).output().unwrap();
+    let out = lab
+        .exec(&lab.gw, &["curl", "-sf", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .unwrap();
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -124,9 +142,17 @@ fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Child {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let ready = if mode == "af_packet" { "mld_sniffer_afpacket_frames{" } else { "mld_sniffer_xdp_packets{" };
+    let ready = if mode == "af_packet" {
+        "mld_sniffer_afpacket_frames{"
+    } else {
+        "mld_sniffer_xdp_packets{"
+    };
     while !scrape(lab, port).contains(ready) {
-        assert!(Instant::now() < deadline, "sniffer did not come up: {}", std::fs::read_to_string(dir.join("sniffer.log")).unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "sniffer did not come up: {}",
+            std::fs::read_to_string(dir.join("sniffer.log")).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     child
@@ -147,7 +173,13 @@ fn flows(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn find<'a>(flows: &'a [Value], src: &str, dst: &str, proto: u64, dport: Option<u64>) -> Vec<&'a Value> {
+fn find<'a>(
+    flows: &'a [Value],
+    src: &str,
+    dst: &str,
+    proto: u64,
+    dport: Option<u64>,
+) -> Vec<&'a Value> {
     flows
         .iter()
         .filter(|f| f["src_ip"] == src && f["dst_ip"] == dst && f["proto"] == proto)
@@ -192,7 +224,10 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     let sniffer = start_sniffer(&lab, dir.path(), port, "xdp_native");
 
     // ping: 5 echo requests and 5 replies through the gateway.
-    let ping = lab.exec(&lab.client, &["ping", "-c", "5", "-i", "0.2", "-W", "1", "10.77.2.2"]).output().unwrap();
+    let ping = lab
+        .exec(&lab.client, &["ping", "-c", "5", "-i", "0.2", "-W", "1", "10.77.2.2"])
+        .output()
+        .unwrap();
     assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
 
     // 3 TCP connections (1000 bytes up, 2000 down, FIN both ways) and 10 UDP datagrams.
@@ -219,7 +254,8 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
     std::thread::sleep(Duration::from_millis(500));
     let after = scrape(&lab, port);
-    let lan_recorded = |t: &str| metric(t, "mld_sniffer_xdp_packets{iface=\"lan0\",outcome=\"recorded\"}");
+    let lan_recorded =
+        |t: &str| metric(t, "mld_sniffer_xdp_packets{iface=\"lan0\",outcome=\"recorded\"}");
     // 2011 frames, all IPv4 (checked against tcpdump in crates/flow's tests); the sniffer may
     // see a few more (neighbour discovery) but never fewer.
     let replayed = lan_recorded(&after) - lan_recorded(&before);
@@ -227,10 +263,17 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
 
     // Every frame the program saw is in exactly one outcome; the ring never filled.
     for iface in ["lan0", "wan0"] {
-        let get = |o: &str| metric(&after, &format!("mld_sniffer_xdp_packets{{iface=\"{iface}\",outcome=\"{o}\"}}"));
+        let get = |o: &str| {
+            metric(&after, &format!("mld_sniffer_xdp_packets{{iface=\"{iface}\",outcome=\"{o}\"}}"))
+        };
         assert_eq!(get("ring_full"), 0, "{iface}");
         assert_eq!(get("truncated") + get("malformed") + get("unsupported"), 0, "{iface}");
-        eprintln!("{iface}: recorded {} not_ip {} bytes {}", get("recorded"), get("not_ip"), get("bytes"));
+        eprintln!(
+            "{iface}: recorded {} not_ip {} bytes {}",
+            get("recorded"),
+            get("not_ip"),
+            get("bytes")
+        );
     }
     let recorded = metric(&after, "mld_sniffer_xdp_packets{iface=\"lan0\",outcome=\"recorded\"}")
         + metric(&after, "mld_sniffer_xdp_packets{iface=\"wan0\",outcome=\"recorded\"}");
@@ -239,7 +282,10 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     let flows = flows(dir.path());
     let in_flows: u64 = flows
         .iter()
-        .map(|f| f["features"]["total_fwd_packets"].as_u64().unwrap() + f["features"]["total_bwd_packets"].as_u64().unwrap())
+        .map(|f| {
+            f["features"]["total_fwd_packets"].as_u64().unwrap()
+                + f["features"]["total_bwd_packets"].as_u64().unwrap()
+        })
         .sum();
     // Records that reached userspace after the last scrape are in the flows too.
     assert!(in_flows >= recorded, "flows hold {in_flows} packets, XDP recorded {recorded}\n{done}");
@@ -267,7 +313,8 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
         assert_eq!(f["init_win_bytes_fwd"].as_i64().map(|w| w > 0), Some(true));
         assert!(t["end_ns"].as_u64() >= t["start_ns"].as_u64());
         let start_s = t["start_ns"].as_u64().unwrap() / 1_000_000_000;
-        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now_s =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         assert!(now_s.abs_diff(start_s) < 120, "wall-clock timestamps: {start_s} vs now {now_s}");
     }
 
@@ -291,12 +338,17 @@ fn generic_xdp_and_af_packet_capture_the_same_flows() {
     if !privileged() {
         return;
     }
-    for (mode, stamped) in [("xdp_generic", "CAPTURE_MODE_XDP_GENERIC"), ("af_packet", "CAPTURE_MODE_AF_PACKET")] {
+    for (mode, stamped) in
+        [("xdp_generic", "CAPTURE_MODE_XDP_GENERIC"), ("af_packet", "CAPTURE_MODE_AF_PACKET")]
+    {
         let lab = Lab::new();
         let dir = tempfile::tempdir().unwrap();
         let port = 19_700 + u16::try_from(std::process::id() % 500).unwrap();
         let sniffer = start_sniffer(&lab, dir.path(), port, mode);
-        let ping = lab.exec(&lab.client, &["ping", "-c", "4", "-i", "0.2", "-W", "1", "10.77.2.2"]).output().unwrap();
+        let ping = lab
+            .exec(&lab.client, &["ping", "-c", "4", "-i", "0.2", "-W", "1", "10.77.2.2"])
+            .output()
+            .unwrap();
         assert!(ping.status.success());
         let udp = "import socket\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(7): u.sendto(b'q' * 64, ('10.77.2.2', 5353))";
         assert!(lab.exec(&lab.client, &["python3", "-c", udp]).status().unwrap().success());

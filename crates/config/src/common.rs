@@ -1,7 +1,7 @@
 //! Sections shared by several daemon configs, and their validated forms.
 
-use std::path::PathBuf;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -301,6 +301,26 @@ pub(crate) fn check_id(v: &mut Validator, field: &str, value: &str) -> Option<St
         .then(|| value.to_owned())
 }
 
+/// Parses a list of networks in CIDR form (`field[i]` in errors); `None` for each bad entry.
+pub fn parse_nets(v: &mut Validator, field: &str, raw: &[String]) -> Vec<Option<ipnet::IpNet>> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let field = format!("{field}[{i}]");
+            let net: ipnet::IpNet =
+                v.parse(&field, raw, "a network in CIDR form such as 192.168.1.0/24")?;
+            let exact = net.trunc() == net;
+            v.check(
+                exact,
+                &field,
+                format!("{raw:?}"),
+                &format!("has host bits set; did you mean {}?", net.trunc()),
+            )
+            .then_some(net)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,24 +346,4 @@ mod tests {
             assert_eq!(Endpoint::check(raw, bind).is_ok(), ok, "{raw} bind={bind}");
         }
     }
-}
-
-/// Parses a list of networks in CIDR form (`field[i]` in errors); `None` for each bad entry.
-pub fn parse_nets(v: &mut Validator, field: &str, raw: &[String]) -> Vec<Option<ipnet::IpNet>> {
-    raw.iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            let field = format!("{field}[{i}]");
-            let net: ipnet::IpNet =
-                v.parse(&field, raw, "a network in CIDR form such as 192.168.1.0/24")?;
-            let exact = net.trunc() == net;
-            v.check(
-                exact,
-                &field,
-                format!("{raw:?}"),
-                &format!("has host bits set; did you mean {}?", net.trunc()),
-            )
-            .then_some(net)
-        })
-        .collect()
 }

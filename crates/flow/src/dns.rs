@@ -52,6 +52,13 @@ pub fn entropy(name: &str) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::ignored_unit_patterns,
+    reason = "exact expected values in tests"
+)]
 mod tests {
     use super::*;
 

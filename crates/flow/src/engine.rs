@@ -121,6 +121,7 @@ impl Counters {
 }
 
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools, reason = "TCP state of the flow, one bit each")]
 struct Flow {
     stats: FlowStats,
     start_ns: u64,
@@ -282,7 +283,8 @@ impl Engine {
         for shard in &mut self.shards {
             shard.closing.clear();
             shard.flows.drain_oldest_first(|k, f| {
-                let reason = if f.closing_ns.is_some() { EndReason::Closed } else { EndReason::Flushed };
+                let reason =
+                    if f.closing_ns.is_some() { EndReason::Closed } else { EndReason::Flushed };
                 ctx.export(k, &f, reason, out);
             });
         }
@@ -297,7 +299,8 @@ impl Engine {
                 if now.saturating_sub(f.last_ns) <= ctx.cfg.idle_ns {
                     break;
                 }
-                let reason = if f.closing_ns.is_some() { EndReason::Closed } else { EndReason::IdleTimeout };
+                let reason =
+                    if f.closing_ns.is_some() { EndReason::Closed } else { EndReason::IdleTimeout };
                 if let Some((_, f)) = shard.flows.pop_oldest() {
                     ctx.export(k, &f, reason, out);
                 }
@@ -307,10 +310,10 @@ impl Engine {
                     break;
                 }
                 shard.closing.pop_front();
-                if shard.flows.peek(&k).is_some_and(|f| f.closing_ns == Some(t)) {
-                    if let Some(f) = shard.flows.remove(&k) {
-                        ctx.export(k, &f, EndReason::Closed, out);
-                    }
+                if shard.flows.peek(&k).is_some_and(|f| f.closing_ns == Some(t))
+                    && let Some(f) = shard.flows.remove(&k)
+                {
+                    ctx.export(k, &f, EndReason::Closed, out);
                 }
             }
         }
@@ -392,15 +395,28 @@ impl Context {
 
     /// Host bookkeeping for one packet; returns the alerts it raised.
     fn on_packet(&mut self, rec: &PacketRecord<'_>, new_flow: bool) -> Vec<FastAlert> {
+        let mut alerts = Vec::new();
+        if new_flow {
+            self.on_new_flow(rec, &mut alerts);
+        }
+        self.on_rates(rec, &mut alerts);
+        if rec.proto == proto::UDP && rec.dst_port == 53 && !rec.payload_head.is_empty() {
+            self.on_dns_query(rec, &mut alerts);
+        }
+        self.counters.alerts += alerts.len() as u64;
+        alerts
+    }
+
+    /// A flow opened by `rec.src`: destinations, ports, SMB, login-service bursts.
+    fn on_new_flow(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
         let now = self.now_ns;
         let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
-        let mut alerts = Vec::new();
-
-        if new_flow {
+        {
             let external = self.is_external(rec.dst);
             let rules = &self.cfg.rules;
             let login = rec.proto == proto::TCP
-                && (rules.bruteforce_ports.is_empty() || rules.bruteforce_ports.contains(&rec.dst_port));
+                && (rules.bruteforce_ports.is_empty()
+                    || rules.bruteforce_ports.contains(&rec.dst_port));
             let (ports_thr, hosts_thr) = (rules.scan_distinct_ports, rules.scan_distinct_hosts);
             let (smb_thr, brute_thr) = (rules.smb_distinct_hosts, rules.bruteforce_conns);
             let h = self.host(rec.src);
@@ -447,8 +463,12 @@ impl Context {
             alerts.extend(fast::fire(&mut h.episode, hits, rec.src, now, cooldown));
             self.host(rec.dst).sources.insert(ip_value(rec.src), now);
         }
+    }
 
-        // Packets sent and received.
+    /// Packets sent and received per second: the flood rules.
+    fn on_rates(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
+        let now = self.now_ns;
+        let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
         let (flood_thr, victim_thr, min_sources) = (
             self.cfg.rules.flood_packets_per_sec,
             self.cfg.rules.flood_victim_packets_per_sec,
@@ -466,37 +486,65 @@ impl Context {
             let hit = check(rule::FLOOD_SOURCE, f64::from(sent), f64::from(flood_thr), || {
                 format!("{} sent {sent} packets within one second (threshold {flood_thr})", rec.src)
             });
-            alerts.extend(fast::fire(&mut h.episode, hit.into_iter().collect(), rec.src, now, cooldown));
+            alerts.extend(fast::fire(
+                &mut h.episode,
+                hit.into_iter().collect(),
+                rec.src,
+                now,
+                cooldown,
+            ));
         }
         let v = self.host(rec.dst);
         let received = v.on_received(now);
         if received == victim_thr {
             let sources = v.sources.count(now, window);
             if sources >= min_sources {
-                let hit = check(rule::FLOOD_VICTIM, f64::from(received), f64::from(victim_thr), || {
-                    format!(
-                        "{} received {received} packets within one second from {sources} distinct sources (threshold {victim_thr} from {min_sources})",
-                        rec.dst
-                    )
-                });
-                alerts.extend(fast::fire(&mut v.episode, hit.into_iter().collect(), rec.dst, now, cooldown));
+                let hit = check(
+                    rule::FLOOD_VICTIM,
+                    f64::from(received),
+                    f64::from(victim_thr),
+                    || {
+                        format!(
+                            "{} received {received} packets within one second from {sources} distinct sources (threshold {victim_thr} from {min_sources})",
+                            rec.dst
+                        )
+                    },
+                );
+                alerts.extend(fast::fire(
+                    &mut v.episode,
+                    hit.into_iter().collect(),
+                    rec.dst,
+                    now,
+                    cooldown,
+                ));
             }
         }
+    }
 
-        // DNS queries.
-        if rec.proto == proto::UDP && rec.dst_port == 53 && !rec.payload_head.is_empty() {
+    /// A DNS query from `rec.src`: name entropy.
+    fn on_dns_query(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
+        let now = self.now_ns;
+        let cooldown = self.cfg.cooldown_ns;
+        {
             let mut name = std::mem::take(&mut self.name);
             if dns::query_name(rec.payload_head, &mut name) {
                 self.counters.dns_queries += 1;
                 let e = dns::entropy(&name);
-                let (bits, min_q) = (self.cfg.rules.dns_entropy_bits, self.cfg.rules.dns_min_queries);
+                let (bits, min_q) =
+                    (self.cfg.rules.dns_entropy_bits, self.cfg.rules.dns_min_queries);
                 let h = self.host(rec.src);
                 h.counters.add(now, counter::DNS_QUERIES, 1);
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "entropy ≤ 8 bits")]
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "entropy ≤ 8 bits"
+                )]
                 h.counters.add(now, counter::DNS_ENTROPY_MILLI, (e * 1000.0) as u32);
                 let queries = h.counters.sum(now, counter::DNS_QUERIES);
                 #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-                let mean = h.counters.sum(now, counter::DNS_ENTROPY_MILLI) as f64 / 1000.0 / queries.max(1) as f64;
+                let mean = h.counters.sum(now, counter::DNS_ENTROPY_MILLI) as f64
+                    / 1000.0
+                    / queries.max(1) as f64;
                 if queries >= u64::from(min_q) {
                     let hit = check(rule::DNS_ENTROPY, mean, bits, || {
                         format!(
@@ -504,13 +552,17 @@ impl Context {
                             rec.src
                         )
                     });
-                    alerts.extend(fast::fire(&mut h.episode, hit.into_iter().collect(), rec.src, now, cooldown));
+                    alerts.extend(fast::fire(
+                        &mut h.episode,
+                        hit.into_iter().collect(),
+                        rec.src,
+                        now,
+                        cooldown,
+                    ));
                 }
             }
             self.name = name;
         }
-        self.counters.alerts += alerts.len() as u64;
-        alerts
     }
 
     /// The fast result for a flow: its initiator's open episode, plus a flood aimed at its
@@ -518,7 +570,10 @@ impl Context {
     fn fast_result(&self, initiator: IpAddr, responder: IpAddr) -> FastDetection {
         let now = self.now_ns;
         let open = |ip| {
-            self.hosts.peek(&ip).and_then(|h| h.episode.as_ref()).filter(|e| e.is_open(now, self.cfg.cooldown_ns))
+            self.hosts
+                .peek(&ip)
+                .and_then(|h| h.episode.as_ref())
+                .filter(|e| e.is_open(now, self.cfg.cooldown_ns))
         };
         let mut result = open(initiator).map(fast::Episode::to_proto).unwrap_or_default();
         if let Some(victim) = open(responder) {
@@ -532,14 +587,18 @@ impl Context {
     }
 
     fn event(&mut self, key: FlowKey, f: &Flow, snapshot: bool) -> FlowEvent {
-        let (init, resp) = if f.init_is_a { (key.a.ip(), key.b.ip()) } else { (key.b.ip(), key.a.ip()) };
+        let (init, resp) =
+            if f.init_is_a { (key.a.ip(), key.b.ip()) } else { (key.b.ip(), key.a.ip()) };
         let (now, window) = (self.now_ns, self.cfg.window_ns);
         let context = self.hosts.get_mut(&init).map(|h| h.context(now, window));
         let fast = self.fast_result(init, resp);
         let source = self.sources.get(usize::from(f.source));
-        let endpoint = |e: EndpointKey| mld_proto::Endpoint { ip: mld_proto::ip_to_bytes(e.ip()), port: u32::from(e.port) };
+        let endpoint = |e: EndpointKey| mld_proto::Endpoint {
+            ip: mld_proto::ip_to_bytes(e.ip()),
+            port: u32::from(e.port),
+        };
         FlowEvent {
-            event_id: self.ids.next(),
+            event_id: self.ids.next_id(),
             sensor_id: self.cfg.sensor_id.clone(),
             start_ns: f.start_ns,
             end_ns: f.last_ns,

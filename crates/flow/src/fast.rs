@@ -121,11 +121,23 @@ pub fn fire(
 }
 
 /// `value ≥ threshold` as a [`Hit`].
-pub fn check(rule: &'static str, value: f64, threshold: f64, reason: impl FnOnce() -> String) -> Option<Hit> {
+pub fn check(
+    rule: &'static str,
+    value: f64,
+    threshold: f64,
+    reason: impl FnOnce() -> String,
+) -> Option<Hit> {
     (value >= threshold).then(|| Hit { rule, value, threshold, reason: reason() })
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::ignored_unit_patterns,
+    reason = "exact expected values in tests"
+)]
 mod tests {
     use super::*;
 
@@ -150,7 +162,8 @@ mod tests {
         let a = fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 0, 300 * S);
         assert_eq!(a.len(), 1);
         for t in 1..100 {
-            let again = fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0 + t as f64)], host, t * S, 300 * S);
+            let again =
+                fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0 + t as f64)], host, t * S, 300 * S);
             assert!(again.is_empty(), "still the same episode at {t} s");
         }
         let b = fire(&mut ep, vec![hit(rule::SCAN_HOSTS, 12.0)], host, 100 * S, 300 * S);
@@ -158,7 +171,9 @@ mod tests {
         let e = ep.as_ref().unwrap();
         assert_eq!(e.to_proto().rule_ids, vec!["scan.ports", "scan.hosts"]);
         assert!((e.score() - 1.0).abs() < 1e-12, "best 1.0 (value 109 ≥ 2×)");
-        assert!(fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 399 * S, 300 * S).is_empty());
+        assert!(
+            fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 399 * S, 300 * S).is_empty()
+        );
         let c = fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 700 * S, 300 * S);
         assert_eq!(c.len(), 1, "quiet for longer than the cool-down: a new episode");
         assert_eq!(ep.unwrap().hits.len(), 1);

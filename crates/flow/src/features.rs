@@ -296,7 +296,11 @@ impl FlowStats {
             urg_flag_count: fl(f::URG),
             cwr_flag_count: fl(f::CWR),
             ece_flag_count: fl(f::ECE),
-            down_up_ratio: if fwd.packets > 0 { bwd.packets as f64 / fwd.packets as f64 } else { 0.0 },
+            down_up_ratio: if fwd.packets > 0 {
+                bwd.packets as f64 / fwd.packets as f64
+            } else {
+                0.0
+            },
             avg_packet_size: if packets > 0 { self.bytes() as f64 / packets as f64 } else { 0.0 },
             avg_fwd_segment_size: fwd.len.mean(),
             avg_bwd_segment_size: bwd.len.mean(),
@@ -327,6 +331,13 @@ impl FlowStats {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::ignored_unit_patterns,
+    reason = "exact expected values in tests"
+)]
 mod tests {
     use super::*;
     use std::net::IpAddr;

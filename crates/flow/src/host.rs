@@ -12,6 +12,10 @@ pub const MAX_DISTINCT: usize = 1_024;
 /// Login services tracked per host for brute force.
 const MAX_SERVICES: usize = 64;
 
+fn slot(bucket: u64) -> usize {
+    usize::try_from(bucket % BUCKETS as u64).unwrap_or(0)
+}
+
 /// Counters summed over a sliding window of fixed-width buckets.
 #[derive(Debug, Clone)]
 pub struct Window<const K: usize> {
@@ -33,14 +37,14 @@ impl<const K: usize> Window<K> {
         }
         let steps = (idx - self.head).min(BUCKETS as u64);
         for s in 1..=steps {
-            self.buckets[((self.head + s) % BUCKETS as u64) as usize] = [0; K];
+            self.buckets[slot(self.head + s)] = [0; K];
         }
         self.head = idx;
     }
 
     pub fn add(&mut self, now_ns: u64, k: usize, v: u32) {
         self.roll(now_ns);
-        let b = &mut self.buckets[(self.head % BUCKETS as u64) as usize][k];
+        let b = &mut self.buckets[slot(self.head)][k];
         *b = b.saturating_add(v);
     }
 
@@ -161,7 +165,12 @@ impl HostState {
     }
 
     /// Records a connection to a login service; returns the burst's length.
-    pub fn on_service_conn(&mut self, service: (IpAddr, u16), now_ns: u64, window_ns: u64) -> Burst {
+    pub fn on_service_conn(
+        &mut self,
+        service: (IpAddr, u16),
+        now_ns: u64,
+        window_ns: u64,
+    ) -> Burst {
         let fresh = Burst { service, first_ns: now_ns, last_ns: now_ns, conns: 1 };
         if let Some(b) = self.bursts.iter_mut().find(|b| b.service == service) {
             if now_ns.saturating_sub(b.last_ns) > window_ns {
@@ -221,6 +230,13 @@ pub fn ip_value(ip: IpAddr) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::ignored_unit_patterns,
+    reason = "exact expected values in tests"
+)]
 mod tests {
     use super::*;
 

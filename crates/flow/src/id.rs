@@ -1,9 +1,9 @@
-//! Event ids: UUIDv7 (RFC 9562) text, time-ordered, unique across processes by a random seed
+//! Event ids: `UUIDv7` (RFC 9562) text, time-ordered, unique across processes by a random seed
 //! and within a process by a counter.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Generates UUIDv7 strings.
+/// Generates `UUIDv7` strings.
 #[derive(Debug, Clone)]
 pub struct EventIds {
     state: u64,
@@ -33,7 +33,7 @@ impl EventIds {
     }
 
     /// The next id, stamped with the current time.
-    pub fn next(&mut self) -> String {
+    pub fn next_id(&mut self) -> String {
         let ms = now_ms().max(self.last_ms);
         if ms == self.last_ms {
             self.seq = self.seq.wrapping_add(1) & 0x0fff;
@@ -75,7 +75,7 @@ mod tests {
     #[test]
     fn ids_are_uuid_v7_unique_and_ordered() {
         let mut g = EventIds::new();
-        let ids: Vec<String> = (0..5000).map(|_| g.next()).collect();
+        let ids: Vec<String> = (0..5000).map(|_| g.next_id()).collect();
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
         for id in &ids {
             assert_eq!(id.len(), 36);

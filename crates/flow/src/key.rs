@@ -40,11 +40,15 @@ pub struct FlowKey {
 impl FlowKey {
     /// The key of a packet from `src` to `dst`, and whether the packet travels from `a` to `b`.
     pub fn of(src: EndpointKey, dst: EndpointKey, proto: u8) -> (Self, bool) {
-        if src <= dst { (Self { a: src, b: dst, proto }, true) } else { (Self { a: dst, b: src, proto }, false) }
+        if src <= dst {
+            (Self { a: src, b: dst, proto }, true)
+        } else {
+            (Self { a: dst, b: src, proto }, false)
+        }
     }
 
     /// A cheap, well-mixed 64-bit value for picking a shard (not for the hash maps, which use
-    /// keyed SipHash so that an attacker cannot aim packets at one bucket).
+    /// keyed `SipHash` so that an attacker cannot aim packets at one bucket).
     pub fn shard_hash(&self) -> u64 {
         let mut h = 0xcbf2_9ce4_8422_2325_u64;
         let mix = |h: &mut u64, bytes: &[u8]| {

@@ -169,6 +169,13 @@ impl<K: Hash + Eq + Copy, V> LruMap<K, V> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::ignored_unit_patterns,
+    reason = "exact expected values in tests"
+)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

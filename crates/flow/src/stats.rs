@@ -69,6 +69,13 @@ impl Running {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::ignored_unit_patterns,
+    reason = "exact expected values in tests"
+)]
 mod tests {
     use super::*;
 
@@ -76,7 +83,9 @@ mod tests {
     fn matches_two_pass_formulas() {
         let xs = [3.0, 7.0, 7.0, 19.0, 0.0, 1500.0];
         let mut r = Running::default();
-        xs.iter().for_each(|&x| r.add(x));
+        for &x in &xs {
+            r.add(x);
+        }
         let n = xs.len() as f64;
         let mean = xs.iter().sum::<f64>() / n;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);

@@ -7,9 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    parse_nets,
     EtcdConfig, MetricsConfig, SubscribeConfig, TransportConfig, ValidEtcd, ValidMetrics,
-    ValidSubscribe, ValidTransport,
+    ValidSubscribe, ValidTransport, parse_nets,
 };
 use crate::{DaemonConfig, FieldError, Validator};
 

@@ -7,9 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    parse_nets,
     EtcdConfig, MetricsConfig, PublishConfig, TransportConfig, ValidEtcd, ValidMetrics,
-    ValidPublish, ValidTransport, check_id,
+    ValidPublish, ValidTransport, check_id, parse_nets,
 };
 use crate::{DaemonConfig, FieldError, Validator};
 
@@ -157,7 +156,7 @@ pub struct FastDetectorConfig {
     /// within a window of the previous one.
     pub bruteforce_conns: u32,
     /// Ports of login services watched by `bruteforce` (empty: every port). 902 is the
-    /// VMware authentication daemon.
+    /// `VMware` authentication daemon.
     pub bruteforce_ports: Vec<u16>,
     /// After a host triggers a rule, it is not reported again for this long.
     pub cooldown_secs: u64,
@@ -250,10 +249,20 @@ impl DaemonConfig for SnifferConfig {
             10,
             100_000_000,
         );
-        v.range("fast_detector.flood_victim_min_sources", fd.flood_victim_min_sources, 1, MAX_DISTINCT);
+        v.range(
+            "fast_detector.flood_victim_min_sources",
+            fd.flood_victim_min_sources,
+            1,
+            MAX_DISTINCT,
+        );
         v.range("fast_detector.bruteforce_conns", fd.bruteforce_conns, 2, 1_000_000);
         for (i, port) in fd.bruteforce_ports.iter().enumerate() {
-            v.check(*port != 0, &format!("fast_detector.bruteforce_ports[{i}]"), port, "must be 1-65535");
+            v.check(
+                *port != 0,
+                &format!("fast_detector.bruteforce_ports[{i}]"),
+                port,
+                "must be 1-65535",
+            );
         }
         let cooldown = v.range("fast_detector.cooldown_secs", fd.cooldown_secs, 1, 86_400);
 

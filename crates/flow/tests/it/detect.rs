@@ -27,7 +27,10 @@ pub(crate) fn test_config() -> EngineConfig {
         active_ns: 120 * S,
         window_ns: 30 * S,
         max_hosts: 65_536,
-        internal_nets: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].iter().map(|n| n.parse().unwrap()).collect(),
+        internal_nets: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect(),
         rules: FastDetectorConfig {
             dns_entropy_bits: 3.5,
             flood_packets_per_sec: 1_000,
@@ -47,7 +50,11 @@ pub(crate) struct Run {
 }
 
 pub(crate) fn run(path: &Path, cfg: EngineConfig) -> Run {
-    let source = SourceInfo { interface: "pcap".into(), role: InterfaceRole::Unspecified, mode: CaptureMode::Pcap };
+    let source = SourceInfo {
+        interface: "pcap".into(),
+        role: InterfaceRole::Unspecified,
+        mode: CaptureMode::Pcap,
+    };
     let mut engine = Engine::new(cfg, vec![source]);
     let mut r = Run::default();
     let mut sink = |o: Output| match o {
@@ -69,7 +76,12 @@ pub(crate) fn run(path: &Path, cfg: EngineConfig) -> Run {
     assert_eq!(engine.active_flows(), 0);
     assert_eq!(c.packets, packets);
     let finished = r.flows.iter().filter(|f| !f.snapshot).count() as u64;
-    assert_eq!(finished, c.flows_created, "{}: every flow created is exported once", path.display());
+    assert_eq!(
+        finished,
+        c.flows_created,
+        "{}: every flow created is exported once",
+        path.display()
+    );
     assert_eq!(c.flows_exported(), c.flows_created);
     let accounted: u64 = r
         .flows
@@ -77,7 +89,12 @@ pub(crate) fn run(path: &Path, cfg: EngineConfig) -> Run {
         .filter(|f| !f.snapshot)
         .map(|f| f.features.as_ref().map_or(0, |x| x.total_fwd_packets + x.total_bwd_packets))
         .sum();
-    assert_eq!(accounted, packets, "{}: every packet is in exactly one finished flow", path.display());
+    assert_eq!(
+        accounted,
+        packets,
+        "{}: every packet is in exactly one finished flow",
+        path.display()
+    );
     r.packets = packets;
     r
 }
@@ -140,27 +157,42 @@ fn attack_captures_raise_the_matching_rule_for_the_right_host() {
 fn documented_misses_stay_documented() {
     let misses = [
         ("scan/ndpi-tcp_scan.pcapng", "7 probes: below any scan threshold"),
-        ("scan/slips-test12-icmp-portscan.pcap", "an ICMP sweep of 18 hosts: below scan.hosts = 30"),
+        (
+            "scan/slips-test12-icmp-portscan.pcap",
+            "an ICMP sweep of 18 hosts: below scan.hosts = 30",
+        ),
         ("scan/slips-test8-arp-scan.pcap", "ARP is not IP: the sniffer counts it as not_ip"),
-        ("ddos/stopddos-amp.TCP.syn.optionallyACK.optionallysamePort.pcapng", "896 packets over 818 s: a sample, not a rate"),
-        ("botnet/ustc-Tinba.pcap", "DGA names of 12 letters: entropy ≤ 3.6 bits/char, like benign names"),
+        (
+            "ddos/stopddos-amp.TCP.syn.optionallyACK.optionallysamePort.pcapng",
+            "896 packets over 818 s: a sample, not a rate",
+        ),
+        (
+            "botnet/ustc-Tinba.pcap",
+            "DGA names of 12 letters: entropy ≤ 3.6 bits/char, like benign names",
+        ),
     ];
     for (file, why) in misses {
         let r = run(&shared_data().join(file), test_config());
-        assert!(r.alerts.is_empty(), "{file} ({why}) now raises {:?}: move it to the detected list", r.alerts);
+        assert!(
+            r.alerts.is_empty(),
+            "{file} ({why}) now raises {:?}: move it to the detected list",
+            r.alerts
+        );
     }
 }
 
 #[test]
 fn benign_captures_stay_quiet() {
-    let benign: Vec<_> = captures().into_iter().filter(|p| p.to_string_lossy().contains("/benign/")).collect();
+    let benign: Vec<_> =
+        captures().into_iter().filter(|p| p.to_string_lossy().contains("/benign/")).collect();
     assert!(benign.len() > 500);
     let mut noisy = BTreeMap::new();
     let (mut flows, mut flagged) = (0usize, 0usize);
     for path in &benign {
         let r = run(path, test_config());
         flows += r.flows.len();
-        flagged += r.flows.iter().filter(|f| f.fast.as_ref().is_some_and(|x| x.score > 0.0)).count();
+        flagged +=
+            r.flows.iter().filter(|f| f.fast.as_ref().is_some_and(|x| x.score > 0.0)).count();
         if !r.alerts.is_empty() {
             noisy.insert(path.file_name().unwrap().to_string_lossy().into_owned(), r.alerts);
         }

@@ -1,5 +1,12 @@
 //! Capture reading and packet parsing over the shared labelled captures (`../shared/data`).
-#![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test reporting")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    clippy::doc_markdown,
+    clippy::too_many_lines,
+    clippy::cast_precision_loss,
+    reason = "test reporting"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +14,7 @@ use std::path::{Path, PathBuf};
 use mld_flow::capture::CaptureReader;
 use mld_flow::packet::parse;
 
+mod cicref;
 mod detect;
 
 pub(crate) fn shared_data() -> PathBuf {
