@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test lint fmt check-fmt clippy validate-configs bench bench-crypto run-lab
+.PHONY: help setup build test lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer run-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,10 +37,13 @@ validate-configs: ## Run each daemon's `validate` on its shipped config in confi
 	  "$$dir/$$bin" validate --config "$$cfg"; \
 	done
 
-bench: bench-crypto ## Run every benchmark and print the tables
+bench: bench-crypto bench-sniffer ## Run every benchmark and print the tables
 
 bench-crypto: ## Seal+open per payload size, portable vs x86-64-v3 (about 5 minutes)
 	bench/crypto.sh
+
+bench-sniffer: ## pcap frames/s per core, live XDP on veth (root), RSS (about 1 minute)
+	bench/sniffer.sh
 
 run-lab: ## Until the daemons exist: the transport demo (sealed envelopes over ZeroMQ on loopback)
 	$(CARGO) run --release --locked -p mld-bus --example transport_demo
