@@ -168,7 +168,17 @@ fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Child {
 
 fn stop(mut child: Child) {
     sh(&["kill", "-INT", &child.id().to_string()]);
-    let status = child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sniffer did not stop within 20 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(status.success(), "sniffer exited with {status}");
 }
 
@@ -198,7 +208,7 @@ fn find<'a>(
 const SERVER: &str = r#"
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.77.2.2", 8080)); s.listen(16); print("ready", flush=True)
+s.settimeout(20); s.bind(("10.77.2.2", 8080)); s.listen(16); print("ready", flush=True)
 for _ in range(int(sys.argv[1])):
     c, _ = s.accept(); got = 0
     while got < 1000:
