@@ -111,7 +111,7 @@ pub fn run(
     while !stop.load(Ordering::Relaxed) {
         if rings.is_empty() {
             if let Ok(r) = rx.recv_timeout(TICK) {
-                engine.process(&r.record(), &mut |o| sink.emit(o));
+                sink.feed(&mut engine, &r.record());
             }
         } else {
             let mut fds: Vec<PollFd<'_>> = rings
@@ -135,9 +135,7 @@ pub fn run(
         for (source, c) in &mut rings {
             while let Some(item) = c.ring.next() {
                 if let Some(rec) = xdp::decode(&item, *source, offset) {
-                    sink.metrics.packets.inc();
-                    sink.metrics.bytes.inc_by(u64::from(rec.ip_len));
-                    engine.process(&rec, &mut |o| sink.emit(o));
+                    sink.feed(&mut engine, &rec);
                 } else {
                     bad_records += 1;
                     bad.inc();
@@ -145,10 +143,7 @@ pub fn run(
             }
         }
         while let Ok(r) = rx.try_recv() {
-            let rec = r.record();
-            sink.metrics.packets.inc();
-            sink.metrics.bytes.inc_by(u64::from(rec.ip_len));
-            engine.process(&rec, &mut |o| sink.emit(o));
+            sink.feed(&mut engine, &r.record());
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
@@ -170,12 +165,12 @@ pub fn run(
     for (source, c) in &mut rings {
         while let Some(item) = c.ring.next() {
             if let Some(rec) = xdp::decode(&item, *source, offset) {
-                engine.process(&rec, &mut |o| sink.emit(o));
+                sink.feed(&mut engine, &rec);
             }
         }
     }
     while let Ok(r) = rx.try_recv() {
-        engine.process(&r.record(), &mut |o| sink.emit(o));
+        sink.feed(&mut engine, &r.record());
     }
     engine.flush(&mut |o| sink.emit(o));
     publish_counters(sink, &rings, &readers);

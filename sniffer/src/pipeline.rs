@@ -123,6 +123,13 @@ impl Sink {
         }
     }
 
+    /// Accounts one packet: metrics, then the engine, whose outputs come back here.
+    pub fn feed(&mut self, engine: &mut Engine, rec: &PacketRecord<'_>) {
+        self.metrics.packets.inc();
+        self.metrics.bytes.inc_by(u64::from(rec.ip_len));
+        engine.process(rec, &mut |o| self.emit(o));
+    }
+
     /// Flushes JSON lines at most once a second (and always when `force`).
     pub fn flush(&mut self, force: bool) {
         if !force && self.last_flush.elapsed() < Duration::from_secs(1) {
@@ -204,10 +211,7 @@ pub fn run_pcaps(
             }
             match packet::parse(frame.link, &frame.data) {
                 Ok(p) => {
-                    sink.metrics.packets.inc();
-                    sink.metrics.bytes.inc_by(u64::from(p.ip_len));
-                    let rec = PacketRecord::from_packet(frame.ts_ns, &p, &frame.data, 0);
-                    engine.process(&rec, &mut |o| sink.emit(o));
+                    sink.feed(engine, &PacketRecord::from_packet(frame.ts_ns, &p, &frame.data, 0));
                 }
                 Err(e) => {
                     summary.skipped += 1;

@@ -30,7 +30,7 @@ fn sh(args: &[&str]) {
 }
 
 fn privileged() -> bool {
-    if rustix_is_root() {
+    if is_root() {
         return true;
     }
     assert!(
@@ -41,7 +41,7 @@ fn privileged() -> bool {
     false
 }
 
-fn rustix_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 

@@ -225,29 +225,25 @@ impl Engine {
         let tcp = rec.proto == proto::TCP;
         let syn_only = tcp && rec.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
 
-        let mut started = false;
-        let restart = shard.flows.peek(&key).map(|f| {
-            if f.closing_ns.is_some() && syn_only {
-                Some(EndReason::Closed)
-            } else if rec.ts_ns.saturating_sub(f.start_ns) > ctx.cfg.active_ns {
-                Some(EndReason::ActiveTimeout)
-            } else {
+        // One lookup: add to the flow, end it and start anew, or start one.
+        let active_ns = ctx.cfg.active_ns;
+        let ended = match shard.flows.get_mut(&key) {
+            Some(f) if f.closing_ns.is_some() && syn_only => Some(Some(EndReason::Closed)),
+            Some(f) if rec.ts_ns.saturating_sub(f.start_ns) > active_ns => {
+                Some(Some(EndReason::ActiveTimeout))
+            }
+            Some(f) => {
+                f.add(rec, from_a == f.init_is_a, &mut shard.closing, key);
                 None
             }
-        });
-        match restart {
-            Some(None) => {
-                if let Some(f) = shard.flows.get_mut(&key) {
-                    f.add(rec, from_a == f.init_is_a, &mut shard.closing, key);
-                }
-            }
-            Some(Some(reason)) => {
-                if let Some(old) = shard.flows.remove(&key) {
-                    ctx.export(key, &old, reason, out);
-                }
-                started = true;
-            }
-            None => started = true,
+            None => Some(None),
+        };
+        // `Some(reason)`: the old flow ended; `Some(None)`: there was none.
+        let started = ended.is_some();
+        if let Some(Some(reason)) = ended
+            && let Some(old) = shard.flows.remove(&key)
+        {
+            ctx.export(key, &old, reason, out);
         }
         if started {
             let mut flow = Flow::new(rec, from_a);
@@ -380,13 +376,12 @@ impl Flow {
 
 impl Context {
     fn host(&mut self, ip: IpAddr) -> &mut HostState {
-        if self.hosts.peek(&ip).is_none() {
-            let window = self.cfg.window_ns;
-            if self.hosts.insert_new(ip, HostState::new(window)).is_some() {
-                self.counters.hosts_evicted += 1;
-            }
+        let window = self.cfg.window_ns;
+        let (host, evicted) = self.hosts.get_or_insert_with(ip, || HostState::new(window));
+        if evicted.is_some() {
+            self.counters.hosts_evicted += 1;
         }
-        self.hosts.get_mut(&ip).expect("inserted above")
+        host
     }
 
     fn is_external(&self, ip: IpAddr) -> bool {
@@ -411,58 +406,56 @@ impl Context {
     fn on_new_flow(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
         let now = self.now_ns;
         let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
-        {
-            let external = self.is_external(rec.dst);
-            let rules = &self.cfg.rules;
-            let login = rec.proto == proto::TCP
-                && (rules.bruteforce_ports.is_empty()
-                    || rules.bruteforce_ports.contains(&rec.dst_port));
-            let (ports_thr, hosts_thr) = (rules.scan_distinct_ports, rules.scan_distinct_hosts);
-            let (smb_thr, brute_thr) = (rules.smb_distinct_hosts, rules.bruteforce_conns);
-            let h = self.host(rec.src);
-            h.counters.add(now, counter::FLOWS, 1);
-            h.dsts.insert(ip_value(rec.dst), now);
-            if external {
-                h.external_dsts.insert(ip_value(rec.dst), now);
-            }
-            let ported = rec.proto == proto::TCP || rec.proto == proto::UDP;
-            if ported {
-                h.ports.insert(u64::from(rec.dst_port), now);
-                if SMB_PORTS.contains(&rec.dst_port) {
-                    h.smb_dsts.insert(ip_value(rec.dst), now);
-                }
-            }
-            let burst = login.then(|| h.on_service_conn((rec.dst, rec.dst_port), now, window));
-            let ports = h.ports.count(now, window);
-            let dsts = h.dsts.count(now, window);
-            let smb = h.smb_dsts.count(now, window);
-            let secs = window / 1_000_000_000;
-            let mut hits: Vec<Hit> = [
-                check(rule::SCAN_PORTS, f64::from(ports), f64::from(ports_thr), || {
-                    format!("{} probed {ports} distinct destination ports within {secs} s (threshold {ports_thr})", rec.src)
-                }),
-                check(rule::SCAN_HOSTS, f64::from(dsts), f64::from(hosts_thr), || {
-                    format!("{} contacted {dsts} distinct hosts within {secs} s (threshold {hosts_thr})", rec.src)
-                }),
-                check(rule::SMB_SPREAD, f64::from(smb), f64::from(smb_thr), || {
-                    format!("{} opened SMB/NetBIOS (445/139) connections to {smb} hosts within {secs} s (threshold {smb_thr})", rec.src)
-                }),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            if let Some(b) = burst {
-                hits.extend(check(rule::BRUTEFORCE, f64::from(b.conns), f64::from(brute_thr), || {
-                    let span = b.last_ns.saturating_sub(b.first_ns) / 1_000_000_000;
-                    format!(
-                        "{} opened {} connections to login service {}:{} in {span} s, each within {secs} s of the last (threshold {brute_thr})",
-                        rec.src, b.conns, rec.dst, rec.dst_port
-                    )
-                }));
-            }
-            alerts.extend(fast::fire(&mut h.episode, hits, rec.src, now, cooldown));
-            self.host(rec.dst).sources.insert(ip_value(rec.src), now);
+        let external = self.is_external(rec.dst);
+        let rules = &self.cfg.rules;
+        let login = rec.proto == proto::TCP
+            && (rules.bruteforce_ports.is_empty()
+                || rules.bruteforce_ports.contains(&rec.dst_port));
+        let (ports_thr, hosts_thr) = (rules.scan_distinct_ports, rules.scan_distinct_hosts);
+        let (smb_thr, brute_thr) = (rules.smb_distinct_hosts, rules.bruteforce_conns);
+        let h = self.host(rec.src);
+        h.counters.add(now, counter::FLOWS, 1);
+        h.dsts.insert(ip_value(rec.dst), now);
+        if external {
+            h.external_dsts.insert(ip_value(rec.dst), now);
         }
+        let ported = rec.proto == proto::TCP || rec.proto == proto::UDP;
+        if ported {
+            h.ports.insert(u64::from(rec.dst_port), now);
+            if SMB_PORTS.contains(&rec.dst_port) {
+                h.smb_dsts.insert(ip_value(rec.dst), now);
+            }
+        }
+        let burst = login.then(|| h.on_service_conn((rec.dst, rec.dst_port), now, window));
+        let ports = h.ports.count(now, window);
+        let dsts = h.dsts.count(now, window);
+        let smb = h.smb_dsts.count(now, window);
+        let secs = window / 1_000_000_000;
+        let mut hits: Vec<Hit> = [
+            check(rule::SCAN_PORTS, f64::from(ports), f64::from(ports_thr), || {
+                format!("{} probed {ports} distinct destination ports within {secs} s (threshold {ports_thr})", rec.src)
+            }),
+            check(rule::SCAN_HOSTS, f64::from(dsts), f64::from(hosts_thr), || {
+                format!("{} contacted {dsts} distinct hosts within {secs} s (threshold {hosts_thr})", rec.src)
+            }),
+            check(rule::SMB_SPREAD, f64::from(smb), f64::from(smb_thr), || {
+                format!("{} opened SMB/NetBIOS (445/139) connections to {smb} hosts within {secs} s (threshold {smb_thr})", rec.src)
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Some(b) = burst {
+            hits.extend(check(rule::BRUTEFORCE, f64::from(b.conns), f64::from(brute_thr), || {
+                let span = b.last_ns.saturating_sub(b.first_ns) / 1_000_000_000;
+                format!(
+                    "{} opened {} connections to login service {}:{} in {span} s, each within {secs} s of the last (threshold {brute_thr})",
+                    rec.src, b.conns, rec.dst, rec.dst_port
+                )
+            }));
+        }
+        alerts.extend(fast::fire(&mut h.episode, hits, rec.src, now, cooldown));
+        self.host(rec.dst).sources.insert(ip_value(rec.src), now);
     }
 
     /// Packets sent and received per second: the flood rules.
@@ -475,7 +468,7 @@ impl Context {
             self.cfg.rules.flood_victim_min_sources,
         );
         let h = self.host(rec.src);
-        let sent = h.on_sent(now);
+        let sent = h.sent.tick(now);
         if rec.proto == proto::TCP {
             h.counters.add(now, counter::TCP_SENT, 1);
             if rec.tcp_flags & tcp_flags::RST != 0 {
@@ -486,16 +479,10 @@ impl Context {
             let hit = check(rule::FLOOD_SOURCE, f64::from(sent), f64::from(flood_thr), || {
                 format!("{} sent {sent} packets within one second (threshold {flood_thr})", rec.src)
             });
-            alerts.extend(fast::fire(
-                &mut h.episode,
-                hit.into_iter().collect(),
-                rec.src,
-                now,
-                cooldown,
-            ));
+            alerts.extend(fast::fire(&mut h.episode, hit, rec.src, now, cooldown));
         }
         let v = self.host(rec.dst);
-        let received = v.on_received(now);
+        let received = v.received.tick(now);
         if received == victim_thr {
             let sources = v.sources.count(now, window);
             if sources >= min_sources {
@@ -510,13 +497,7 @@ impl Context {
                         )
                     },
                 );
-                alerts.extend(fast::fire(
-                    &mut v.episode,
-                    hit.into_iter().collect(),
-                    rec.dst,
-                    now,
-                    cooldown,
-                ));
+                alerts.extend(fast::fire(&mut v.episode, hit, rec.dst, now, cooldown));
             }
         }
     }
@@ -525,44 +506,35 @@ impl Context {
     fn on_dns_query(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
         let now = self.now_ns;
         let cooldown = self.cfg.cooldown_ns;
-        {
-            let mut name = std::mem::take(&mut self.name);
-            if dns::query_name(rec.payload_head, &mut name) {
-                self.counters.dns_queries += 1;
-                let e = dns::entropy(&name);
-                let (bits, min_q) =
-                    (self.cfg.rules.dns_entropy_bits, self.cfg.rules.dns_min_queries);
-                let h = self.host(rec.src);
-                h.counters.add(now, counter::DNS_QUERIES, 1);
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "entropy ≤ 8 bits"
-                )]
-                h.counters.add(now, counter::DNS_ENTROPY_MILLI, (e * 1000.0) as u32);
-                let queries = h.counters.sum(now, counter::DNS_QUERIES);
-                #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-                let mean = h.counters.sum(now, counter::DNS_ENTROPY_MILLI) as f64
-                    / 1000.0
-                    / queries.max(1) as f64;
-                if queries >= u64::from(min_q) {
-                    let hit = check(rule::DNS_ENTROPY, mean, bits, || {
-                        format!(
-                            "{} sent {queries} DNS queries with a mean name entropy of {mean:.2} bits/char (threshold {bits:.2}), e.g. {name:?}",
-                            rec.src
-                        )
-                    });
-                    alerts.extend(fast::fire(
-                        &mut h.episode,
-                        hit.into_iter().collect(),
-                        rec.src,
-                        now,
-                        cooldown,
-                    ));
-                }
+        let mut name = std::mem::take(&mut self.name);
+        if dns::query_name(rec.payload_head, &mut name) {
+            self.counters.dns_queries += 1;
+            let e = dns::entropy(&name);
+            let (bits, min_q) = (self.cfg.rules.dns_entropy_bits, self.cfg.rules.dns_min_queries);
+            let h = self.host(rec.src);
+            h.counters.add(now, counter::DNS_QUERIES, 1);
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "entropy ≤ 8 bits"
+            )]
+            h.counters.add(now, counter::DNS_ENTROPY_MILLI, (e * 1000.0) as u32);
+            let queries = h.counters.sum(now, counter::DNS_QUERIES);
+            #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+            let mean = h.counters.sum(now, counter::DNS_ENTROPY_MILLI) as f64
+                / 1000.0
+                / queries.max(1) as f64;
+            if queries >= u64::from(min_q) {
+                let hit = check(rule::DNS_ENTROPY, mean, bits, || {
+                    format!(
+                        "{} sent {queries} DNS queries with a mean name entropy of {mean:.2} bits/char (threshold {bits:.2}), e.g. {name:?}",
+                        rec.src
+                    )
+                });
+                alerts.extend(fast::fire(&mut h.episode, hit, rec.src, now, cooldown));
             }
-            self.name = name;
         }
+        self.name = name;
     }
 
     /// The fast result for a flow: its initiator's open episode, plus a flood aimed at its

@@ -105,19 +105,20 @@ impl Episode {
 /// alerts to report (rules new in the episode).
 pub fn fire(
     episode: &mut Option<Episode>,
-    hits: Vec<Hit>,
+    hits: impl IntoIterator<Item = Hit>,
     host: IpAddr,
     now_ns: u64,
     cooldown_ns: u64,
 ) -> Vec<FastAlert> {
-    if hits.is_empty() {
+    let mut hits = hits.into_iter().peekable();
+    if hits.peek().is_none() {
         return Vec::new();
     }
     let ep = match episode {
         Some(ep) if ep.is_open(now_ns, cooldown_ns) => ep,
         _ => episode.insert(Episode { opened_ns: now_ns, last_fired_ns: now_ns, hits: vec![] }),
     };
-    hits.into_iter().filter_map(|h| ep.record(h, now_ns, host)).collect()
+    hits.filter_map(|h| ep.record(h, now_ns, host)).collect()
 }
 
 /// `value ≥ threshold` as a [`Hit`].

@@ -99,7 +99,6 @@ struct Side {
 pub struct FlowStats {
     /// Times are kept in µs relative to the first packet, so that f64 keeps sub-µs precision.
     first_ns: u64,
-    first_us: f64,
     last_us: f64,
     fwd: Side,
     bwd: Side,
@@ -126,7 +125,6 @@ impl FlowStats {
         let side = Side { init_win: -1, min_header: u64::MAX, ..Side::default() };
         let mut s = Self {
             first_ns: first.ts_ns,
-            first_us: t,
             last_us: t,
             fwd: side,
             bwd: side,
@@ -231,7 +229,7 @@ impl FlowStats {
     /// The CICFlowMeter features of the flow so far.
     #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     pub fn features(&self) -> FlowFeatures {
-        let duration = self.last_us - self.first_us;
+        let duration = self.last_us;
         let secs = duration / 1e6;
         let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
         let (fwd, bwd) = (&self.fwd, &self.bwd);

@@ -90,6 +90,26 @@ pub struct Burst {
     pub conns: u32,
 }
 
+/// Events counted in the current one-second bucket.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerSecond {
+    pub sec: u64,
+    pub count: u32,
+}
+
+impl PerSecond {
+    /// Counts one event at `now_ns`; returns the events so far in its second.
+    pub fn tick(&mut self, now_ns: u64) -> u32 {
+        let sec = now_ns / 1_000_000_000;
+        if sec == self.sec {
+            self.count = self.count.saturating_add(1);
+        } else {
+            *self = Self { sec, count: 1 };
+        }
+        self.count
+    }
+}
+
 /// Indices into the windowed counters.
 pub mod counter {
     pub const FLOWS: usize = 0;
@@ -114,11 +134,9 @@ pub struct HostState {
     /// Sources that opened flows towards this host.
     pub sources: RecentSet,
     pub bursts: Vec<Burst>,
-    /// Packets sent / received in the one-second bucket `sent_sec` / `recv_sec`.
-    pub sent_sec: u64,
-    pub sent_in_sec: u32,
-    pub recv_sec: u64,
-    pub recv_in_sec: u32,
+    /// Packets sent and received in the current second.
+    pub sent: PerSecond,
+    pub received: PerSecond,
     pub episode: Option<crate::fast::Episode>,
 }
 
@@ -132,36 +150,10 @@ impl HostState {
             smb_dsts: RecentSet::default(),
             sources: RecentSet::default(),
             bursts: Vec::new(),
-            sent_sec: 0,
-            sent_in_sec: 0,
-            recv_sec: 0,
-            recv_in_sec: 0,
+            sent: PerSecond::default(),
+            received: PerSecond::default(),
             episode: None,
         }
-    }
-
-    /// Counts a sent packet; returns the packets sent so far in its second.
-    pub fn on_sent(&mut self, now_ns: u64) -> u32 {
-        let sec = now_ns / 1_000_000_000;
-        if sec == self.sent_sec {
-            self.sent_in_sec = self.sent_in_sec.saturating_add(1);
-        } else {
-            self.sent_sec = sec;
-            self.sent_in_sec = 1;
-        }
-        self.sent_in_sec
-    }
-
-    /// Counts a received packet; returns the packets received so far in its second.
-    pub fn on_received(&mut self, now_ns: u64) -> u32 {
-        let sec = now_ns / 1_000_000_000;
-        if sec == self.recv_sec {
-            self.recv_in_sec = self.recv_in_sec.saturating_add(1);
-        } else {
-            self.recv_sec = sec;
-            self.recv_in_sec = 1;
-        }
-        self.recv_in_sec
     }
 
     /// Records a connection to a login service; returns the burst's length.
@@ -211,7 +203,7 @@ impl HostState {
             failed_conn_ratio: ratio(failed, conns),
             flows: u32::try_from(flows).unwrap_or(u32::MAX),
             distinct_dsts: self.dsts.count(now_ns, window_ns),
-            packets_last_sec: if self.sent_sec + 1 >= sec { self.sent_in_sec } else { 0 },
+            packets_last_sec: if self.sent.sec + 1 >= sec { self.sent.count } else { 0 },
         }
     }
 }
@@ -281,9 +273,9 @@ mod tests {
     #[test]
     fn per_second_packet_counts() {
         let mut h = HostState::new(30 * S);
-        assert_eq!(h.on_sent(5 * S), 1);
-        assert_eq!(h.on_sent(5 * S + 999_999_999), 2);
-        assert_eq!(h.on_sent(6 * S), 1);
-        assert_eq!(h.on_received(6 * S), 1);
+        assert_eq!(h.sent.tick(5 * S), 1);
+        assert_eq!(h.sent.tick(5 * S + 999_999_999), 2);
+        assert_eq!(h.sent.tick(6 * S), 1);
+        assert_eq!(h.received.tick(6 * S), 1);
     }
 }

@@ -66,6 +66,25 @@ impl<K: Hash + Eq + Copy, V> LruMap<K, V> {
         self.slot_mut(i).map(|s| &mut s.value)
     }
 
+    /// The value for `key`, made the most recent; inserted from `make` when absent (removing
+    /// the oldest entry first when full, returned as the second element).
+    pub fn get_or_insert_with(
+        &mut self,
+        key: K,
+        make: impl FnOnce() -> V,
+    ) -> (&mut V, Option<(K, V)>) {
+        let (i, evicted) = if let Some(&i) = self.index.get(&key) {
+            self.unlink(i);
+            self.link_newest(i);
+            (i, None)
+        } else {
+            let evicted = self.insert_new(key, make());
+            (self.newest, evicted)
+        };
+        let slot = self.slots[i as usize].as_mut().expect("linked slots are occupied");
+        (&mut slot.value, evicted)
+    }
+
     /// The value for `key` without changing the order.
     pub fn peek(&self, key: &K) -> Option<&V> {
         let i = *self.index.get(key)?;
@@ -196,6 +215,20 @@ mod tests {
         m.drain_oldest_first(|k, _| drained.push(k));
         assert_eq!(drained, vec![3, 4]);
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn get_or_insert_with_finds_or_makes_room() {
+        let mut m = LruMap::new(2);
+        assert_eq!(m.get_or_insert_with(1, || 10), (&mut 10, None));
+        assert_eq!(m.get_or_insert_with(2, || 20), (&mut 20, None));
+        assert_eq!(m.get_or_insert_with(1, || 0), (&mut 10, None), "present: found, made newest");
+        assert_eq!(
+            m.get_or_insert_with(3, || 30),
+            (&mut 30, Some((2, 20))),
+            "full: the oldest made room"
+        );
+        assert_eq!(m.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![3, 1]);
     }
 
     proptest! {
