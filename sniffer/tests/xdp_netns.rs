@@ -121,7 +121,18 @@ fn shared(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pcap").join(file)
 }
 
-fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Child {
+/// The sniffer process; killed if the test fails before stopping it, so that no capture
+/// outlives its test.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Running {
     let config = dir.join("sniffer.json");
     // AF_PACKET runs one reader thread per interface, and records of two interfaces can reach
     // the engine out of order (a reply before its request), which flips a flow's initiator;
@@ -141,14 +152,18 @@ fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Child {
         ),
     )
     .unwrap();
-    let child = lab
-        .exec(&lab.gw, &[env!("CARGO_BIN_EXE_sniffer"), "--log-format", "json", "run", "--config"])
+    let child = Running(
+        lab.exec(
+            &lab.gw,
+            &[env!("CARGO_BIN_EXE_sniffer"), "--log-format", "json", "run", "--config"],
+        )
         .arg(&config)
         .args(["--no-publish", "--jsonl"])
         .arg(dir.join("flows.jsonl"))
         .stderr(std::fs::File::create(dir.join("sniffer.log")).unwrap())
         .spawn()
-        .unwrap();
+        .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let ready = if mode == "af_packet" {
         "mld_sniffer_afpacket_frames{"
@@ -166,7 +181,8 @@ fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Child {
     child
 }
 
-fn stop(mut child: Child) {
+fn stop(mut running: Running) {
+    let child = &mut running.0;
     sh(&["kill", "-INT", &child.id().to_string()]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
