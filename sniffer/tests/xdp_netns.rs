@@ -64,6 +64,19 @@ impl Lab {
         };
         for ns in [&lab.client, &lab.gw, &lab.server] {
             sh(&["ip", "netns", "add", ns]);
+            // No IPv6: a fresh interface's router solicitations, MLD reports and duplicate
+            // address detection would land in the counts at unpredictable times.
+            for conf in ["all", "default"] {
+                sh(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{conf}.disable_ipv6=1"),
+                ]);
+            }
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
         for (a, a_if, b, b_if, net) in [
