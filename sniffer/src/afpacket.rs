@@ -8,29 +8,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use mld_flow::packet::{LinkType, parse};
-use mld_flow::record::{PAYLOAD_HEAD, PacketRecord};
-
-/// A record that owns its payload head, to cross threads.
-#[derive(Debug, Clone)]
-pub struct OwnedRecord {
-    pub rec: PacketRecord<'static>,
-    head: [u8; PAYLOAD_HEAD],
-    head_len: usize,
-}
-
-impl OwnedRecord {
-    fn new(r: &PacketRecord<'_>) -> Self {
-        let mut head = [0u8; PAYLOAD_HEAD];
-        let head_len = r.payload_head.len().min(PAYLOAD_HEAD);
-        head[..head_len].copy_from_slice(&r.payload_head[..head_len]);
-        Self { rec: PacketRecord { payload_head: &[], ..*r }, head, head_len }
-    }
-
-    /// The record, borrowing its payload head.
-    pub fn record(&self) -> PacketRecord<'_> {
-        PacketRecord { payload_head: &self.head[..self.head_len], ..self.rec }
-    }
-}
+use mld_flow::record::{OwnedRecord, PacketRecord};
 
 /// Per-interface counters of the fallback path.
 #[derive(Debug, Default)]
@@ -44,7 +22,17 @@ pub struct AfPacketCounters {
 pub struct AfPacketCapture {
     pub iface: String,
     pub counters: Arc<AfPacketCounters>,
-    pub thread: JoinHandle<()>,
+    thread: JoinHandle<()>,
+    wake: pcap::BreakLoop,
+}
+
+impl AfPacketCapture {
+    /// Wakes the reader (blocked in libpcap, which may wait for a packet past its timeout
+    /// while the interface carries traffic) and waits for it to end. `stop` must be set.
+    pub fn join(self) {
+        self.wake.breakloop();
+        let _ = self.thread.join();
+    }
 }
 
 /// Opens `iface` and starts its reader thread, which sends records tagged `source` to `tx`
@@ -66,6 +54,7 @@ pub fn start(
     // on one interface), not twice (leaving by the other as well).
     cap.direction(pcap::Direction::In)?;
     let link = LinkType(u32::try_from(cap.get_datalink().0).unwrap_or(0));
+    let wake = cap.breakloop_handle();
     let counters = Arc::new(AfPacketCounters::default());
     let c = counters.clone();
     let name = iface.to_owned();
@@ -76,6 +65,8 @@ pub fn start(
                 let packet = match cap.next_packet() {
                     Ok(p) => p,
                     Err(pcap::Error::TimeoutExpired) => continue,
+                    // pcap_breakloop: `join` woke us to stop.
+                    Err(pcap::Error::NoMorePackets) => return,
                     Err(e) => {
                         tracing::error!(iface = %name, "AF_PACKET capture stopped: {e}");
                         return;
@@ -100,7 +91,7 @@ pub fn start(
             }
         })
         .map_err(|e| pcap::Error::IoError(e.kind()))?;
-    Ok(AfPacketCapture { iface: iface.to_owned(), counters, thread })
+    Ok(AfPacketCapture { iface: iface.to_owned(), counters, thread, wake })
 }
 
 /// The hand-over queue between reader threads and the engine.

@@ -11,6 +11,8 @@ use mld_config::daemons::sniffer::{
 };
 use mld_daemon::DaemonError;
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
+use mld_flow::record::PacketRecord;
+use mld_flow::reorder::Reorder;
 use mld_proto::{CaptureMode, InterfaceRole};
 use rustix::event::{PollFd, PollFlags, poll};
 
@@ -22,6 +24,78 @@ use crate::xdp::{self, XdpCapture, XdpError};
 pub const RING_BYTES: u32 = 8 << 20;
 /// Housekeeping period: idle flows, metrics, clock offset.
 const TICK: Duration = Duration::from_millis(100);
+/// With several interfaces, how long a record waits for older records of other interfaces.
+/// XDP records reach their ring within microseconds of their timestamp and every ring is
+/// drained after reading the clock, so 2 ms is ample; an `AF_PACKET` reader is a thread that
+/// may be descheduled, so it gets more.
+const HOLD_XDP: Duration = Duration::from_millis(2);
+const HOLD_AF_PACKET: Duration = Duration::from_millis(25);
+/// Records the reorder buffer holds at most (~19 MB). A 25 ms hold at 2 M pkt/s needs 50 k;
+/// beyond it the oldest record goes early and is counted as forced.
+const REORDER_CAPACITY: usize = 65_536;
+
+/// Where captured records go: straight to the engine with one interface; with several,
+/// through a reorder buffer, so that a reply read from one interface before its request from
+/// another does not flip the flow's initiator.
+struct Intake {
+    reorder: Option<Reorder>,
+    hold_ns: u64,
+}
+
+impl Intake {
+    fn new(sources: &[SourceInfo]) -> Self {
+        let hold = if sources.iter().any(|s| s.mode == CaptureMode::AfPacket) {
+            HOLD_AF_PACKET
+        } else {
+            HOLD_XDP
+        };
+        Self {
+            reorder: (sources.len() > 1).then(|| Reorder::new(REORDER_CAPACITY)),
+            hold_ns: u64::try_from(hold.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn take(&mut self, sink: &mut Sink, engine: &mut Engine, rec: &PacketRecord<'_>) {
+        match &mut self.reorder {
+            Some(r) => r.push(rec, &mut |rec| sink.feed(engine, rec)),
+            None => sink.feed(engine, rec),
+        }
+    }
+
+    /// Feeds every held record captured before `read_at_ns - hold` (all sources were read
+    /// to empty after `read_at_ns`), or all of them when `read_at_ns` is `None`.
+    fn release(&mut self, sink: &mut Sink, engine: &mut Engine, read_at_ns: Option<u64>) {
+        if let Some(r) = &mut self.reorder {
+            let up_to = read_at_ns.map_or(u64::MAX, |t| t.saturating_sub(self.hold_ns));
+            r.release(up_to, &mut |rec| sink.feed(engine, rec));
+        }
+    }
+
+    /// How long the capture loop may sleep before held records are due.
+    fn due_in(&self, now_ns: u64, wait: Duration) -> Duration {
+        match self.reorder.as_ref().and_then(Reorder::oldest_ns) {
+            Some(oldest) => wait
+                .min(Duration::from_nanos((oldest + self.hold_ns).saturating_sub(now_ns)))
+                .max(Duration::from_micros(200)),
+            None => wait,
+        }
+    }
+
+    fn publish(&self, sink: &Sink) {
+        if let Some(r) = &self.reorder {
+            for (name, value) in [
+                ("held", u64::try_from(r.len()).unwrap_or(u64::MAX)),
+                ("forced", r.forced()),
+                ("late", r.late()),
+            ] {
+                sink.metrics
+                    .reorder
+                    .get_or_create(&vec![("outcome", name.to_owned())])
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+        }
+    }
+}
 
 fn role(r: ConfigRole) -> InterfaceRole {
     match r {
@@ -102,6 +176,7 @@ pub fn run(
         sources.push(SourceInfo { interface: name.to_owned(), role: role(iface.role), mode });
     }
     drop(tx);
+    let mut intake = Intake::new(&sources);
     let mut engine = Engine::new(EngineConfig::from_sniffer(config), sources);
     let mut offset = xdp::mono_to_unix_offset();
     let mut last_tick = Instant::now();
@@ -109,16 +184,18 @@ pub fn run(
     let bad = sink.metrics.skipped("other");
     readiness.set(true);
     while !stop.load(Ordering::Relaxed) {
+        let wait =
+            if rings.is_empty() || readers.is_empty() { TICK } else { Duration::from_millis(1) };
+        let wait = intake.due_in(unix_now_ns(), wait);
         if rings.is_empty() {
-            if let Ok(r) = rx.recv_timeout(TICK) {
-                sink.feed(&mut engine, &r.record());
+            if let Ok(r) = rx.recv_timeout(wait) {
+                intake.take(sink, &mut engine, &r.record());
             }
         } else {
             let mut fds: Vec<PollFd<'_>> = rings
                 .iter()
                 .map(|(_, c)| PollFd::from_borrowed_fd(c.ring.as_fd(), PollFlags::IN))
                 .collect();
-            let wait = if readers.is_empty() { TICK } else { Duration::from_millis(1) };
             let timeout = rustix::time::Timespec {
                 tv_sec: 0,
                 tv_nsec: i64::try_from(wait.as_nanos()).unwrap_or(0),
@@ -132,10 +209,13 @@ pub fn run(
                 }
             }
         }
+        // Every source is read to empty after this instant, so held records stamped well
+        // before it can go.
+        let read_at = unix_now_ns();
         for (source, c) in &mut rings {
             while let Some(item) = c.ring.next() {
                 if let Some(rec) = xdp::decode(&item, *source, offset) {
-                    sink.feed(&mut engine, &rec);
+                    intake.take(sink, &mut engine, &rec);
                 } else {
                     bad_records += 1;
                     bad.inc();
@@ -143,13 +223,16 @@ pub fn run(
             }
         }
         while let Ok(r) = rx.try_recv() {
-            sink.feed(&mut engine, &r.record());
+            intake.take(sink, &mut engine, &r.record());
         }
+        intake.release(sink, &mut engine, Some(read_at));
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             offset = xdp::mono_to_unix_offset();
-            engine.advance(unix_now_ns(), &mut |o| sink.emit(o));
+            // Flows whose next packets may still be held are not idle yet.
+            engine.advance(unix_now_ns().saturating_sub(intake.hold_ns), &mut |o| sink.emit(o));
             publish_counters(sink, &rings, &readers);
+            intake.publish(sink);
             sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
             sink.flush(false);
             if let Some(e) = sink.take_error() {
@@ -159,19 +242,21 @@ pub fn run(
     }
     stop_readers.store(true, Ordering::Relaxed);
     for r in readers.drain(..) {
-        let _ = r.thread.join();
+        r.join();
     }
     // Records already in the rings still count.
     for (source, c) in &mut rings {
         while let Some(item) = c.ring.next() {
             if let Some(rec) = xdp::decode(&item, *source, offset) {
-                sink.feed(&mut engine, &rec);
+                intake.take(sink, &mut engine, &rec);
             }
         }
     }
     while let Ok(r) = rx.try_recv() {
-        sink.feed(&mut engine, &r.record());
+        intake.take(sink, &mut engine, &r.record());
     }
+    intake.release(sink, &mut engine, None);
+    intake.publish(sink);
     engine.flush(&mut |o| sink.emit(o));
     publish_counters(sink, &rings, &readers);
     sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub xdp: Family<Labels, Gauge>,
     /// `AF_PACKET` reader counters by interface and outcome.
     pub afpacket: Family<Labels, Gauge>,
+    /// Records of several capture sources merged into time order, by outcome.
+    pub reorder: Family<Labels, Gauge>,
     last: Counters,
 }
 
@@ -105,6 +107,12 @@ impl Metrics {
                 r,
                 "afpacket_frames",
                 "AF_PACKET fallback counters by interface and outcome (frames read, skipped by the parser, dropped because the engine fell behind)",
+                Family::default(),
+            ),
+            reorder: reg(
+                r,
+                "reorder_records",
+                "Records merged from several interfaces into time order: held now, released early because the buffer was full (forced), or arrived after later records had gone (late)",
                 Family::default(),
             ),
             last: Counters::default(),

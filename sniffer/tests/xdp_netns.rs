@@ -147,14 +147,7 @@ impl Drop for Running {
 
 fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Running {
     let config = dir.join("sniffer.json");
-    // AF_PACKET runs one reader thread per interface, and records of two interfaces can reach
-    // the engine out of order (a reply before its request), which flips a flow's initiator;
-    // until the engine reorders by timestamp, the AF_PACKET case captures one interface.
-    let interfaces = if mode == "af_packet" {
-        r#"[ { "name": "lan0", "role": "host" } ]"#
-    } else {
-        r#"[ { "name": "lan0", "role": "lan" }, { "name": "wan0", "role": "wan" } ]"#
-    };
+    let interfaces = r#"[ { "name": "lan0", "role": "lan" }, { "name": "wan0", "role": "wan" } ]"#;
     std::fs::write(
         &config,
         format!(
@@ -194,7 +187,7 @@ fn start_sniffer(lab: &Lab, dir: &Path, port: u16, mode: &str) -> Running {
     child
 }
 
-fn stop(mut running: Running) {
+fn stop(mut running: Running, log: &Path) {
     let child = &mut running.0;
     sh(&["kill", "-INT", &child.id().to_string()]);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -208,7 +201,11 @@ fn stop(mut running: Running) {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "sniffer exited with {status}");
+    assert!(
+        status.success(),
+        "sniffer exited with {status}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 fn flows(dir: &Path) -> Vec<Value> {
@@ -278,16 +275,7 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
 
     // 3 TCP connections (1000 bytes up, 2000 down, FIN both ways) and 10 UDP datagrams.
-    let mut server = lab
-        .exec(&lab.server, &["python3", "-c", SERVER, "3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = [0u8; 6];
-    std::io::Read::read_exact(server.stdout.as_mut().unwrap(), &mut ready).unwrap();
-    let client = lab.exec(&lab.client, &["python3", "-c", CLIENT, "3"]).output().unwrap();
-    assert!(client.status.success(), "{}", String::from_utf8_lossy(&client.stderr));
-    assert!(server.wait().unwrap().success());
+    exchange(&lab, &lab.server, SERVER, &lab.client, CLIENT, "3");
 
     // A tcpreplay burst of a shared capture into the LAN side (the gateway sees it on lan0
     // ingress; it has foreign addresses, so nothing answers).
@@ -324,7 +312,7 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     }
     let recorded = metric(&after, "mld_sniffer_xdp_packets{iface=\"lan0\",outcome=\"recorded\"}")
         + metric(&after, "mld_sniffer_xdp_packets{iface=\"wan0\",outcome=\"recorded\"}");
-    stop(sniffer);
+    stop(sniffer, &dir.path().join("sniffer.log"));
     let done = std::fs::read_to_string(dir.path().join("sniffer.log")).unwrap();
     let flows = flows(dir.path());
     let in_flows: u64 = flows
@@ -378,8 +366,43 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     let _ = std::io::stderr().flush();
 }
 
-/// The same gateway in XDP generic mode and with the `AF_PACKET` fallback: ping and UDP
-/// through it become the expected flows, stamped with the mode that captured them.
+const REVERSE_LISTENER: &str = r#"
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.settimeout(20); s.bind(("10.77.1.2", 7070)); s.listen(1); print("ready", flush=True)
+c, _ = s.accept(); got = 0
+while got < 100:
+    got += len(c.recv(4096))
+c.sendall(b"r" * 50); c.shutdown(socket.SHUT_WR); c.recv(1); c.close()
+"#;
+
+const REVERSE_CONNECTOR: &str = r#"
+import socket
+c = socket.create_connection(("10.77.1.2", 7070)); c.sendall(b"s" * 100); got = 0
+while True:
+    b = c.recv(4096)
+    if not b: break
+    got += len(b)
+assert got == 50, got
+c.close()
+"#;
+
+/// Runs `script` in `ns` once it printed "ready", then `peer` in `peer_ns`.
+fn exchange(lab: &Lab, ns: &str, script: &str, peer_ns: &str, peer: &str, arg: &str) {
+    let mut server =
+        lab.exec(ns, &["python3", "-c", script, arg]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut ready = [0u8; 6];
+    std::io::Read::read_exact(server.stdout.as_mut().unwrap(), &mut ready).unwrap();
+    let client = lab.exec(peer_ns, &["python3", "-c", peer, arg]).output().unwrap();
+    assert!(client.status.success(), "{}", String::from_utf8_lossy(&client.stderr));
+    assert!(server.wait().unwrap().success());
+}
+
+/// The same gateway, both interfaces, in XDP generic mode and with the `AF_PACKET` fallback:
+/// ping, UDP and TCP through it, in both directions, become the expected flows, stamped with
+/// the mode that captured them. Requests and replies arrive on different interfaces (and,
+/// with `AF_PACKET`, in different reader threads), so this checks that records are merged in
+/// time order: a reply read first would make the responder the initiator.
 #[test]
 fn generic_xdp_and_af_packet_capture_the_same_flows() {
     if !privileged() {
@@ -399,8 +422,11 @@ fn generic_xdp_and_af_packet_capture_the_same_flows() {
         assert!(ping.status.success());
         let udp = "import socket\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(7): u.sendto(b'q' * 64, ('10.77.2.2', 5353))";
         assert!(lab.exec(&lab.client, &["python3", "-c", udp]).status().unwrap().success());
+        // TCP client -> server (request on lan0) and server -> client (request on wan0).
+        exchange(&lab, &lab.server, SERVER, &lab.client, CLIENT, "3");
+        exchange(&lab, &lab.client, REVERSE_LISTENER, &lab.server, REVERSE_CONNECTOR, "1");
         std::thread::sleep(Duration::from_millis(300));
-        stop(sniffer);
+        stop(sniffer, &dir.path().join("sniffer.log"));
         let flows = flows(dir.path());
         let icmp = find(&flows, "10.77.1.2", "10.77.2.2", 1, None);
         assert_eq!(icmp.len(), 1, "{mode}: {flows:?}");
@@ -409,5 +435,21 @@ fn generic_xdp_and_af_packet_capture_the_same_flows() {
         let u = find(&flows, "10.77.1.2", "10.77.2.2", 17, Some(5353));
         assert_eq!(u.len(), 1, "{mode}: {u:?}");
         assert_eq!(u[0]["features"]["total_fwd_bytes"], 7 * 64, "{mode}");
+        for (src, dst, dport, n, up, down, iface) in [
+            ("10.77.1.2", "10.77.2.2", 8080, 3, 1000, 2000, "lan0"),
+            ("10.77.2.2", "10.77.1.2", 7070, 1, 100, 50, "wan0"),
+        ] {
+            let tcp = find(&flows, src, dst, 6, Some(dport));
+            assert_eq!(tcp.len(), n, "{mode} {src} -> {dst}:{dport}: {flows:?}");
+            for t in tcp {
+                let f = &t["features"];
+                assert_eq!(f["total_fwd_bytes"], up, "{mode}: {t}");
+                assert_eq!(f["total_bwd_bytes"], down, "{mode}: {t}");
+                assert_eq!(f["syn_flag_count"], 2, "{mode}: {t}");
+                assert_eq!(t["interface"], iface, "{mode}: {t}");
+            }
+        }
+        let log = std::fs::read_to_string(dir.path().join("sniffer.log")).unwrap();
+        assert!(!log.contains("\"level\":\"ERROR\""), "{mode}: {log}");
     }
 }

@@ -1,42 +1,73 @@
 //! `FlowEvent` as one JSON object (the sniffer's `--jsonl` output): addresses as text, enums
 //! by name, the initiator's endpoint as `src_*`, features and host context under the proto's
-//! field names.
+//! field names. Serialised straight from borrowed fields, with no intermediate `Value` tree.
 
-use mld_proto::{CaptureMode, Direction, FlowEvent, InterfaceRole, ip_from_bytes};
-use serde_json::{Value, json};
+use std::net::IpAddr;
 
-fn ip_text(bytes: &[u8]) -> Value {
-    ip_from_bytes(bytes).map_or(Value::Null, |ip| Value::String(ip.to_string()))
+use mld_proto::{
+    CaptureMode, Direction, FastDetection, FlowEvent, FlowFeatures, HostContext, InterfaceRole,
+    ip_from_bytes,
+};
+use serde::Serialize;
+
+/// The JSON form of a `FlowEvent`; build it with [`flow_event`] and hand it to `serde_json`.
+#[derive(Debug, Serialize)]
+pub struct FlowEventJson<'a> {
+    pub event_id: &'a str,
+    pub sensor_id: &'a str,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Unix seconds of the first packet.
+    pub first_ts: f64,
+    /// Unix seconds of the last packet.
+    pub last_ts: f64,
+    pub src_ip: Option<IpAddr>,
+    pub src_port: u32,
+    pub dst_ip: Option<IpAddr>,
+    pub dst_port: u32,
+    pub proto: u32,
+    pub initiator: &'static str,
+    pub interface: &'a str,
+    pub interface_role: &'static str,
+    pub capture_mode: &'static str,
+    pub snapshot: bool,
+    pub features: Option<&'a FlowFeatures>,
+    pub source_context: Option<&'a HostContext>,
+    pub fast: Option<&'a FastDetection>,
 }
 
 /// The JSON form of `ev`.
-pub fn flow_event(ev: &FlowEvent) -> Value {
-    let key = ev.key.clone().unwrap_or_default();
-    let a = key.a.unwrap_or_default();
-    let b = key.b.unwrap_or_default();
-    let initiator = Direction::try_from(key.initiator).unwrap_or_default();
-    let (src, dst) = if initiator == Direction::BToA { (&b, &a) } else { (&a, &b) };
+pub fn flow_event(ev: &FlowEvent) -> FlowEventJson<'_> {
     #[allow(clippy::cast_precision_loss, reason = "µs precision is what JSON consumers get")]
     let secs = |ns: u64| ns as f64 / 1e9;
-    json!({
-        "event_id": ev.event_id,
-        "sensor_id": ev.sensor_id,
-        "start_ns": ev.start_ns,
-        "end_ns": ev.end_ns,
-        "first_ts": secs(ev.start_ns),
-        "last_ts": secs(ev.end_ns),
-        "src_ip": ip_text(&src.ip),
-        "src_port": src.port,
-        "dst_ip": ip_text(&dst.ip),
-        "dst_port": dst.port,
-        "proto": key.ip_proto,
-        "initiator": initiator.as_str_name(),
-        "interface": ev.interface,
-        "interface_role": InterfaceRole::try_from(ev.interface_role).unwrap_or_default().as_str_name(),
-        "capture_mode": CaptureMode::try_from(ev.capture_mode).unwrap_or_default().as_str_name(),
-        "snapshot": ev.snapshot,
-        "features": ev.features,
-        "source_context": ev.source_context,
-        "fast": ev.fast,
-    })
+    let key = ev.key.as_ref();
+    let (a, b) = key.map_or((None, None), |k| (k.a.as_ref(), k.b.as_ref()));
+    let initiator =
+        key.map_or(Direction::default(), |k| Direction::try_from(k.initiator).unwrap_or_default());
+    let (src, dst) = if initiator == Direction::BToA { (b, a) } else { (a, b) };
+    let ip = |e: Option<&mld_proto::Endpoint>| e.and_then(|e| ip_from_bytes(&e.ip));
+    let port = |e: Option<&mld_proto::Endpoint>| e.map_or(0, |e| e.port);
+    FlowEventJson {
+        event_id: &ev.event_id,
+        sensor_id: &ev.sensor_id,
+        start_ns: ev.start_ns,
+        end_ns: ev.end_ns,
+        first_ts: secs(ev.start_ns),
+        last_ts: secs(ev.end_ns),
+        src_ip: ip(src),
+        src_port: port(src),
+        dst_ip: ip(dst),
+        dst_port: port(dst),
+        proto: key.map_or(0, |k| k.ip_proto),
+        initiator: initiator.as_str_name(),
+        interface: &ev.interface,
+        interface_role: InterfaceRole::try_from(ev.interface_role)
+            .unwrap_or_default()
+            .as_str_name(),
+        capture_mode: CaptureMode::try_from(ev.capture_mode).unwrap_or_default().as_str_name(),
+        snapshot: ev.snapshot,
+        features: ev.features.as_ref(),
+        source_context: ev.source_context.as_ref(),
+        fast: ev.fast.as_ref(),
+    }
 }

@@ -5,7 +5,8 @@
 //!   and corruption become [`capture::CaptureError`]s, never panics.
 //! - [`packet`]: an L2-L4 parser (Ethernet, VLAN/QinQ, PPPoE, MPLS, Linux cooked, raw IP,
 //!   loopback; IPv4/IPv6 with extension headers and fragments; TCP, UDP, ICMP/ICMPv6).
-//! - [`record`]: the compact per-packet record all capture paths produce.
+//! - [`record`]: the compact per-packet record all capture paths produce; [`reorder`] merges
+//!   several capture sources into timestamp order.
 //! - [`engine`]: the sharded flow table with idle/active timeouts, FIN/RST termination and
 //!   counted evictions, per-host context windows ([`host`]) and the fast detector ([`fast`]).
 //! - [`features`]: CICFlowMeter flow features in constant memory per flow.
@@ -37,4 +38,5 @@ pub mod key;
 pub mod lru;
 pub mod packet;
 pub mod record;
+pub mod reorder;
 pub mod stats;

@@ -34,6 +34,7 @@ pub struct PacketRecord<'a> {
 /// Payload bytes the XDP program hands to userspace for DNS packets (enough for a query name
 /// of typical length; longer names are cut and their entropy computed on what arrived).
 pub const PAYLOAD_HEAD: usize = 192;
+const _: () = assert!(PAYLOAD_HEAD < 256, "OwnedRecord keeps the head length in a u8");
 
 impl<'a> PacketRecord<'a> {
     /// The record for a parsed packet of `frame` captured at `ts_ns`.
@@ -55,5 +56,34 @@ impl<'a> PacketRecord<'a> {
             payload_head: &head[..head.len().min(PAYLOAD_HEAD)],
             source,
         }
+    }
+}
+
+/// A record that owns its payload head, to cross threads or wait in a reorder buffer.
+#[derive(Debug, Clone)]
+pub struct OwnedRecord {
+    rec: PacketRecord<'static>,
+    head: [u8; PAYLOAD_HEAD],
+    head_len: u8,
+}
+
+impl OwnedRecord {
+    /// A copy of `r` (its payload head cut to [`PAYLOAD_HEAD`] bytes).
+    pub fn new(r: &PacketRecord<'_>) -> Self {
+        let mut head = [0u8; PAYLOAD_HEAD];
+        let len = r.payload_head.len().min(PAYLOAD_HEAD);
+        head[..len].copy_from_slice(&r.payload_head[..len]);
+        #[allow(clippy::cast_possible_truncation, reason = "PAYLOAD_HEAD < 256")]
+        Self { rec: PacketRecord { payload_head: &[], ..*r }, head, head_len: len as u8 }
+    }
+
+    /// The record, borrowing its payload head.
+    pub fn record(&self) -> PacketRecord<'_> {
+        PacketRecord { payload_head: &self.head[..usize::from(self.head_len)], ..self.rec }
+    }
+
+    /// Capture time, Unix nanoseconds.
+    pub fn ts_ns(&self) -> u64 {
+        self.rec.ts_ns
     }
 }

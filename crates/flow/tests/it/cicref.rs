@@ -61,9 +61,7 @@ type Key = (String, u32, String, u32, u32);
 
 fn our_key(ev: &FlowEvent) -> Key {
     let v = mld_flow::json::flow_event(ev);
-    let s = |k: &str| v[k].as_str().unwrap().to_owned();
-    let n = |k: &str| u32::try_from(v[k].as_u64().unwrap()).unwrap();
-    (s("src_ip"), n("src_port"), s("dst_ip"), n("dst_port"), n("proto"))
+    (v.src_ip.unwrap().to_string(), v.src_port, v.dst_ip.unwrap().to_string(), v.dst_port, v.proto)
 }
 
 fn f(row: &Row, k: &str) -> f64 {
