@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer run-lab
+.PHONY: help setup build test fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer run-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ setup: ## Install every system package and model the suite needs (Debian 12, as 
 build: ## Build the whole workspace (debug)
 	$(CARGO) build --workspace --all-targets --locked
 
-test: check-fmt clippy validate-configs ## Formatting, lints, config validation and every test
+test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target
 	$(CARGO) test --workspace --locked
 
 lint: check-fmt clippy ## Formatting and clippy (warnings are errors)
@@ -36,6 +36,15 @@ validate-configs: ## Run each daemon's `validate` on its shipped config in confi
 	  cfg=config/$$bin.json; \
 	  "$$dir/$$bin" validate --config "$$cfg"; \
 	done
+
+FUZZ_TARGETS := packet capture envelope
+FUZZ_SECS ?= 300
+
+fuzz: ## Fuzz each target FUZZ_SECS seconds (default 300), seeded from ../shared/data
+	scripts/fuzz.sh $(FUZZ_SECS) $(FUZZ_TARGETS)
+
+fuzz-smoke: ## Build the fuzz targets and run each for 10 s
+	scripts/fuzz.sh 10 $(FUZZ_TARGETS)
 
 bench: bench-crypto bench-sniffer ## Run every benchmark and print the tables
 

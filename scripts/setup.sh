@@ -105,4 +105,13 @@ else
   "$CICREF/bin/pip" install --quiet --disable-pip-version-check $CICREF_SPEC
   printf '%s' "$CICREF_SPEC" >"$CICREF/.complete"
 fi
+# cargo-fuzz for `make fuzz` / the fuzz smoke run in `make test` (libFuzzer, stable Rust,
+# no sanitizer: see fuzz/README.md).
+FUZZ_VERSION="0.13.2"
+if cargo fuzz --version 2>/dev/null | grep -q "$FUZZ_VERSION"; then
+  log "cargo-fuzz $FUZZ_VERSION present"
+else
+  log "installing cargo-fuzz $FUZZ_VERSION"
+  cargo install --quiet --locked --version "$FUZZ_VERSION" cargo-fuzz
+fi
 log "done"
