@@ -89,4 +89,13 @@ unacc = sent - rec - full - notip - other
 print(f'| {sent:,.0f} | {rec:,.0f} | {full:,.0f} | {notip:,.0f} | {other:,.0f} | {acc:,.0f} | {unacc:,.0f} | {secs:.1f} | {rec/secs:,.0f} |')
 " "$sent" "$rec" "$full" "$notip" "$other" "$acc" "$secs"
 echo
-echo "sniffer RSS (KiB) once a second: first ${rss[0]:-?}, max $(printf '%s\n' "${rss[@]}" | sort -n | tail -1), last ${rss[-1]:-?} over ${#rss[@]} samples"
+echo "sniffer RSS (MiB), sampled once a second over ${#rss[@]} s, at each tenth of the run:"
+python3 -c "
+import sys
+r = [int(x) / 1024 for x in sys.argv[1:]]
+n = len(r)
+at = [max(0, round(n * k / 10) - 1) for k in range(1, 11)]
+print('| ' + ' | '.join(f'{(i + 1)} s' for i in at) + ' |')
+print('|' + '---|' * len(at))
+print('| ' + ' | '.join(f'{r[i]:.0f}' for i in at) + ' |')
+" "${rss[@]}"

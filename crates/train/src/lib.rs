@@ -1,0 +1,290 @@
+//! Training the four detectors (DESIGN §5.3), reproducibly: labelled flows from the shared
+//! captures ([`labels`], a fixed split into training and evaluation files) plus synthetic
+//! flows ([`synthetic`]), the same feature vector as serving ([`mld_flow::vector`]), forests
+//! from [`mld_forest`] with fixed seeds, rendered as Rust modules for ml-detector and described
+//! by model cards.
+
+pub mod labels;
+pub mod synthetic;
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mld_flow::engine::EngineConfig;
+use mld_flow::vector::{self, LEN};
+use mld_forest::train::{Params, Trained, train};
+use mld_proto::FlowEvent;
+
+use crate::labels::{Capture, Detector, Family};
+
+/// The flows of the shared captures, finished flows only (snapshots are partial copies).
+pub struct RealData {
+    pub captures: Vec<Capture>,
+    /// Per capture: kept for evaluation (never trained on).
+    pub is_eval: Vec<bool>,
+    /// Per capture, in a stable order.
+    pub flows: Vec<Vec<FlowEvent>>,
+}
+
+/// Share of each family's files kept for evaluation.
+pub const EVAL_SHARE: f64 = 0.3;
+
+fn endpoints(ev: &FlowEvent) -> (Option<IpAddr>, Option<IpAddr>) {
+    let v = mld_flow::json::flow_event(ev);
+    (v.src_ip, v.dst_ip)
+}
+
+/// A stable order for flows (the engine's export order depends on its hash seeds).
+fn sort_flows(flows: &mut [FlowEvent]) {
+    flows.sort_by(|a, b| {
+        let key = |e: &FlowEvent| {
+            let v = mld_flow::json::flow_event(e);
+            (e.start_ns, e.end_ns, v.src_ip, v.src_port, v.dst_ip, v.dst_port, v.proto)
+        };
+        key(a).cmp(&key(b))
+    });
+}
+
+/// Runs every capture in `LABELS.tsv` through the flow engine (default sniffer config).
+pub fn load_real(data: &Path, mut progress: impl FnMut(usize, usize, &str)) -> anyhow::Result<RealData> {
+    let captures = labels::load(data)?;
+    let is_eval = labels::split(&captures, EVAL_SHARE);
+    let mut flows = Vec::with_capacity(captures.len());
+    for (i, c) in captures.iter().enumerate() {
+        progress(i, captures.len(), &c.name);
+        let run = mld_flow::offline::run_file(&c.path, mld_flow::offline::default_config("train"))
+            .with_context(|| format!("reading {}", c.path.display()))?;
+        let mut f: Vec<FlowEvent> = run.flows.into_iter().filter(|e| !e.snapshot).collect();
+        sort_flows(&mut f);
+        flows.push(f);
+    }
+    Ok(RealData { captures, is_eval, flows })
+}
+
+/// The family a real flow is labelled with for training: its capture's family when the
+/// label makes it malicious or does not say (file scope), else benign.
+pub fn flow_family(c: &Capture, ev: &FlowEvent) -> Family {
+    let (a, b) = endpoints(ev);
+    match c.flow_is_malicious(a, b) {
+        Some(false) => Family::Benign,
+        Some(true) | None => c.family,
+    }
+}
+
+/// Training rows and their families.
+#[derive(Default)]
+pub struct TrainingSet {
+    pub x: Vec<[f32; LEN]>,
+    pub family: Vec<Family>,
+    pub real: usize,
+    pub synthetic: usize,
+}
+
+/// Real flows of the training captures plus the synthetic flows.
+pub fn training_set(real: &RealData, synthetic: &[(FlowEvent, Family)]) -> TrainingSet {
+    let mut t = TrainingSet::default();
+    for ((c, flows), eval) in real.captures.iter().zip(&real.flows).zip(&real.is_eval) {
+        if *eval {
+            continue;
+        }
+        for ev in flows {
+            t.x.push(vector::of_event(ev));
+            t.family.push(flow_family(c, ev));
+            t.real += 1;
+        }
+    }
+    for (ev, family) in synthetic {
+        t.x.push(vector::of_event(ev));
+        t.family.push(*family);
+        t.synthetic += 1;
+    }
+    t
+}
+
+/// Hyperparameters of every detector (the seed differs per detector).
+pub fn params(detector: Detector, seed: u64) -> Params {
+    Params {
+        trees: 24,
+        max_depth: 10,
+        min_samples_leaf: 3,
+        max_features: None,
+        bins: 64,
+        sample_fraction: 1.0,
+        positive_weight: None,
+        seed: seed.wrapping_mul(31).wrapping_add(detector as u64 + 1),
+    }
+}
+
+pub struct Model {
+    pub detector: Detector,
+    pub params: Params,
+    pub trained: Trained,
+    pub positives: usize,
+    pub negatives: usize,
+}
+
+/// Trains one forest per detector: positives are the flows of the families it covers.
+pub fn train_all(set: &TrainingSet, seed: u64) -> Vec<Model> {
+    Detector::ALL
+        .iter()
+        .map(|&d| {
+            let y: Vec<bool> = set.family.iter().map(|f| f.detector() == Some(d)).collect();
+            let positives = y.iter().filter(|&&p| p).count();
+            let p = params(d, seed);
+            let trained = train(&set.x, &y, &p);
+            Model { detector: d, params: p, trained, positives, negatives: y.len() - positives }
+        })
+        .collect()
+}
+
+/// The command that regenerates the models.
+pub const GENERATOR: &str = "make train";
+
+pub fn card_path(detector: Detector) -> String {
+    format!("docs/models/{}.md", detector.name())
+}
+
+/// The generated Rust module of a model.
+pub fn render(m: &Model) -> String {
+    let card = card_path(m.detector);
+    let meta = mld_forest::codegen::Meta { name: m.detector.name(), generator: GENERATOR, card: &card };
+    mld_forest::codegen::render(&meta, &m.trained.forest)
+}
+
+/// Flow- and capture-level results of one detector's forest alone on the evaluation files.
+#[derive(Debug, Default, Clone)]
+pub struct Holdout {
+    pub tp: u64,
+    pub fp: u64,
+    pub fn_: u64,
+    pub tn: u64,
+    /// Benign flows (benign captures) and how many scored at or above 0.5.
+    pub benign_flows: u64,
+    pub benign_flagged: u64,
+    /// Per evaluation capture of this detector's families: (file, class, flagged flows, flows).
+    pub captures: Vec<(String, String, u64, u64)>,
+}
+
+/// Scores the evaluation captures with `m` at threshold 0.5.
+pub fn holdout(m: &Model, real: &RealData) -> Holdout {
+    let f = m.trained.forest.as_forest();
+    let mut h = Holdout::default();
+    for ((c, flows), eval) in real.captures.iter().zip(&real.flows).zip(&real.is_eval) {
+        if !*eval {
+            continue;
+        }
+        let mine = c.family.detector() == Some(m.detector);
+        let mut flagged = 0;
+        for ev in flows {
+            let hit = f.score(&vector::of_event(ev)) >= 0.5;
+            flagged += u64::from(hit);
+            let (a, b) = endpoints(ev);
+            let truth = c.flow_is_malicious(a, b).map(|mal| mal && mine);
+            match (truth, hit) {
+                (Some(true), true) => h.tp += 1,
+                (Some(true), false) => h.fn_ += 1,
+                (Some(false), true) => h.fp += 1,
+                (Some(false), false) => h.tn += 1,
+                (None, _) => {}
+            }
+            if c.family == Family::Benign {
+                h.benign_flows += 1;
+                h.benign_flagged += u64::from(hit);
+            }
+        }
+        if mine {
+            h.captures.push((c.name.clone(), c.class.clone(), flagged, flows.len() as u64));
+        }
+    }
+    h
+}
+
+/// The model card (markdown) of `m`.
+#[allow(clippy::cast_precision_loss, reason = "ratios for display")]
+pub fn card(m: &Model, set: &TrainingSet, real: &RealData, synthetic_seed: u64) -> String {
+    let f = m.trained.forest.as_forest();
+    let mut s = String::new();
+    let d = m.detector;
+    let _ = writeln!(s, "# Model card: `{}`\n", d.name());
+    let _ = writeln!(s, "Generated by `{GENERATOR}` (`mld-train`); do not edit by hand. Version `{}`.\n", mld_forest::codegen::version(&m.trained.forest));
+    let _ = writeln!(s, "**Detects**: {}.\n", d.what());
+    let _ = writeln!(s, "## Data\n");
+    let _ = writeln!(s, "- Training rows: {} ({} from the training split of `shared/data`, {} synthetic, seed {synthetic_seed}).", set.x.len(), set.real, set.synthetic);
+    let _ = writeln!(s, "- Positives: {} (families: {}); negatives: {}. Positive weight {:.2} (balanced).", m.positives, Family::ATTACKS.iter().filter(|f| f.detector() == Some(d)).map(|f| f.name()).collect::<Vec<_>>().join(", "), m.negatives, m.trained.positive_weight);
+    let train_files: Vec<&str> = real.captures.iter().zip(&real.is_eval).filter(|(c, e)| !**e && c.family.detector() == Some(d)).map(|(c, _)| c.name.as_str()).collect();
+    let eval_files: Vec<&str> = real.captures.iter().zip(&real.is_eval).filter(|(c, e)| **e && c.family.detector() == Some(d)).map(|(c, _)| c.name.as_str()).collect();
+    let _ = writeln!(s, "- Attack captures trained on: {}.", if train_files.is_empty() { "none (synthetic only)".to_owned() } else { train_files.join(", ") });
+    let _ = writeln!(s, "- Attack captures held out for evaluation: {}.", if eval_files.is_empty() { "none".to_owned() } else { eval_files.join(", ") });
+    let benign_eval = real.captures.iter().zip(&real.is_eval).filter(|(c, e)| **e && c.family == Family::Benign).count();
+    let _ = writeln!(s, "- Benign captures held out: {benign_eval} of {}; the split is a hash of the file name, {:.0} % of each family's files (at least one) held out.\n", real.captures.iter().filter(|c| c.family == Family::Benign).count(), EVAL_SHARE * 100.0);
+    let _ = writeln!(s, "Real flows are labelled from `LABELS.tsv`: benign files all negative; `all` scope all positive; `host` scope positive when a listed host is an endpoint; `file` scope (the capture as a whole shows the behaviour) all positive, which is noisy: such captures also hold background traffic.\n");
+    let _ = writeln!(s, "## Features\n");
+    let _ = writeln!(s, "{} inputs, `mld_flow::vector::NAMES` (the CIC flow features, the source host's context window, responder port, IP protocol). Most important (Gini decrease):\n", LEN);
+    let mut imp: Vec<(usize, f64)> = m.trained.importance.iter().copied().enumerate().collect();
+    imp.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let _ = writeln!(s, "| feature | importance |\n|---|---|");
+    for (i, v) in imp.iter().take(10) {
+        let _ = writeln!(s, "| `{}` | {:.3} |", vector::NAMES[*i], v);
+    }
+    let p = &m.params;
+    let _ = writeln!(s, "\n## Forest\n");
+    let _ = writeln!(s, "RandomForest (`mld-forest`: bootstrap, √features per split, Gini over ≤ {} quantile thresholds per feature): {} trees, max depth {} (reached: {}), min {} samples per leaf, seed {}; {} nodes in all.\n", p.bins, p.trees, p.max_depth, f.max_depth(), p.min_samples_leaf, p.seed, m.trained.forest.nodes.len());
+    let h = holdout(m, real);
+    let _ = writeln!(s, "## Held-out results (this forest alone, threshold 0.5)\n");
+    let ratio = |a: u64, b: u64| if b == 0 { "n/a".to_owned() } else { format!("{:.3}", a as f64 / b as f64) };
+    let _ = writeln!(s, "| flow-level | value |\n|---|---|");
+    let _ = writeln!(s, "| true positives / false negatives (labelled flows) | {} / {} |", h.tp, h.fn_);
+    let _ = writeln!(s, "| false positives / true negatives (labelled flows) | {} / {} |", h.fp, h.tn);
+    let _ = writeln!(s, "| precision | {} |", ratio(h.tp, h.tp + h.fp));
+    let _ = writeln!(s, "| recall | {} |", ratio(h.tp, h.tp + h.fn_));
+    let _ = writeln!(s, "| benign flows flagged (held-out benign captures) | {} of {} ({}) |\n", h.benign_flagged, h.benign_flows, ratio(h.benign_flagged, h.benign_flows));
+    if !h.captures.is_empty() {
+        let _ = writeln!(s, "| held-out attack capture | class | flows flagged |\n|---|---|---|");
+        for (name, class, flagged, total) in &h.captures {
+            let _ = writeln!(s, "| `{name}` | {class} | {flagged} of {total} |");
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "The full picture (fast rules and all four forests together, host-level recall, PR-AUC) is `ml-detector evaluate`; see the README.");
+    s
+}
+
+/// Where the generated forests and the model cards go, relative to the workspace root.
+pub fn forest_path(root: &Path, d: Detector) -> PathBuf {
+    root.join("ml-detector/src/forests").join(format!("{}.rs", d.name()))
+}
+
+/// Everything one training run produces: (path, contents).
+pub fn outputs(root: &Path, data: &Path, seed: u64, mut progress: impl FnMut(&str)) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let real = load_real(data, |i, n, name| {
+        if i % 50 == 0 {
+            progress(&format!("capture {}/{n}: {name}", i + 1));
+        }
+    })?;
+    let shapes: Vec<synthetic::Shape> = real
+        .captures
+        .iter()
+        .zip(&real.flows)
+        .zip(&real.is_eval)
+        .filter(|((c, _), e)| !**e && c.family == Family::Benign)
+        .flat_map(|((_, f), _)| f.iter().filter_map(synthetic::Shape::of))
+        .collect();
+    progress(&format!("synthetic traffic from {} benign flow shapes", shapes.len()));
+    let synth = synthetic::generate(seed, synthetic::Counts::default(), &shapes, &engine_config());
+    let set = training_set(&real, &synth);
+    progress(&format!("training on {} rows ({} real, {} synthetic)", set.x.len(), set.real, set.synthetic));
+    let models = train_all(&set, seed);
+    let mut out = Vec::new();
+    for m in &models {
+        out.push((forest_path(root, m.detector), render(m)));
+        out.push((root.join(card_path(m.detector)), card(m, &set, &real, seed)));
+    }
+    Ok(out)
+}
+
+/// The engine configuration synthetic traffic runs through (the sniffer's defaults).
+pub fn engine_config() -> EngineConfig {
+    mld_flow::offline::default_config("synthetic")
+}
