@@ -1,7 +1,142 @@
 //! `ml-detector` binary: see the library docs.
 #![forbid(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use mld_ml_detector::offline;
+use mld_ml_detector::scoring::Thresholds;
+
+/// Verdict thresholds: from a config file's `verdict` section, or flags, or the defaults.
+#[derive(clap::Args)]
+struct ThresholdArgs {
+    /// An ml-detector config file whose `verdict` thresholds apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Final score at or above which a flow is SUSPICIOUS (overrides the config).
+    #[arg(long)]
+    suspicious: Option<f64>,
+    /// Final score at or above which a flow is MALICIOUS (overrides the config).
+    #[arg(long)]
+    malicious: Option<f64>,
+}
+
+impl ThresholdArgs {
+    fn thresholds(&self) -> anyhow::Result<Thresholds> {
+        let mut t = Thresholds::default();
+        if let Some(path) = &self.config {
+            let c = mld_config::load::<mld_ml_detector::Config>(path)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            t = Thresholds { suspicious: c.suspicious_score, malicious: c.malicious_score };
+        }
+        t.suspicious = self.suspicious.unwrap_or(t.suspicious);
+        t.malicious = self.malicious.unwrap_or(t.malicious);
+        for (name, v) in [("--suspicious", t.suspicious), ("--malicious", t.malicious)] {
+            if !(0.0..=1.0).contains(&v) {
+                bail!("{name} {v} is outside 0..=1");
+            }
+        }
+        if t.suspicious > t.malicious {
+            bail!(
+                "the suspicious threshold {} is above the malicious threshold {}",
+                t.suspicious,
+                t.malicious
+            );
+        }
+        Ok(t)
+    }
+}
+
+/// Score capture files offline (no bus, no etcd): the sniffer's flow engine and fast rules,
+/// then the four forests; one JSON line per finished flow.
+#[derive(Parser)]
+#[command(name = "ml-detector analyze")]
+struct Analyze {
+    /// Capture files (pcap or pcapng), read in order.
+    #[arg(long, num_args = 1.., required = true)]
+    pcap: Vec<PathBuf>,
+    /// Where the JSON lines go (`-`: stdout). A file is written whole or not at all.
+    #[arg(long, default_value = "-")]
+    out: PathBuf,
+    #[command(flatten)]
+    thresholds: ThresholdArgs,
+}
+
+/// Measure detection on the labelled shared captures: per class and overall, host-level
+/// recall, flow-level precision/recall/F1, PR-AUC, and the false-positive rate on benign
+/// captures, every outcome counted.
+#[derive(Parser)]
+#[command(name = "ml-detector evaluate")]
+struct Evaluate {
+    /// The shared data folder (LABELS.tsv, pcap/).
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
+    /// Include the files the models were trained on (optimistic); default: held-out files only.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    thresholds: ThresholdArgs,
+}
+
+#[allow(clippy::print_stdout, reason = "the report is the command's output")]
+fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
+    if command == "analyze" {
+        let a = Analyze::parse_from(args);
+        let t = a.thresholds.thresholds()?;
+        let progress =
+            |p: &std::path::Path, n: usize| eprintln!("ml-detector: {}: {n} flows", p.display());
+        let (flows, flagged) = if a.out.as_os_str() == "-" {
+            offline::analyze(&a.pcap, &t, &mut std::io::stdout().lock(), progress)?
+        } else {
+            let tmp = a.out.with_extension("partial");
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let r = offline::analyze(&a.pcap, &t, &mut w, progress);
+            let r = r.and_then(|r| {
+                w.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()?;
+                std::fs::rename(&tmp, &a.out)
+                    .with_context(|| format!("cannot write {}", a.out.display()))?;
+                Ok(r)
+            });
+            if r.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            r?
+        };
+        eprintln!("ml-detector: {flows} flows, {flagged} flagged (SUSPICIOUS or MALICIOUS)");
+    } else {
+        let e = Evaluate::parse_from(args);
+        let t = e.thresholds.thresholds()?;
+        let report = offline::evaluate(&e.data, &t, e.all, |k, n| {
+            if k % 50 == 0 {
+                eprintln!("ml-detector: capture {}/{n}", k + 1);
+            }
+        })?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(offline::render(&report, &t).as_bytes())?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(command) = args.get(1).cloned()
+        && (command == "analyze" || command == "evaluate")
+    {
+        args.remove(1);
+        args[0] = format!("ml-detector {command}");
+        return match offline_main(&command, args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ml-detector {command}: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     mld_daemon::validate_only_main::<mld_ml_detector::Config>(
         mld_ml_detector::NAME,
         mld_ml_detector::ABOUT,

@@ -563,6 +563,7 @@ impl Context {
             if f.init_is_a { (key.a.ip(), key.b.ip()) } else { (key.b.ip(), key.a.ip()) };
         let (now, window) = (self.now_ns, self.cfg.window_ns);
         let context = self.hosts.get_mut(&init).map(|h| h.context(now, window));
+        let responder_context = self.hosts.get_mut(&resp).map(|h| h.context(now, window));
         let fast = self.fast_result(init, resp);
         let source = self.sources.get(usize::from(f.source));
         let endpoint = |e: EndpointKey| mld_proto::Endpoint {
@@ -585,6 +586,7 @@ impl Context {
             capture_mode: source.map_or(CaptureMode::Unspecified, |s| s.mode).into(),
             features: Some(f.stats.features()),
             source_context: context,
+            responder_context,
             fast: Some(fast),
             snapshot,
         }

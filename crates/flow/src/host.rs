@@ -204,6 +204,12 @@ impl HostState {
             flows: u32::try_from(flows).unwrap_or(u32::MAX),
             distinct_dsts: self.dsts.count(now_ns, window_ns),
             packets_last_sec: if self.sent.sec + 1 >= sec { self.sent.count } else { 0 },
+            distinct_sources: self.sources.count(now_ns, window_ns),
+            packets_received_last_sec: if self.received.sec + 1 >= sec {
+                self.received.count
+            } else {
+                0
+            },
         }
     }
 }

@@ -33,6 +33,7 @@ pub struct FlowEventJson<'a> {
     pub snapshot: bool,
     pub features: Option<&'a FlowFeatures>,
     pub source_context: Option<&'a HostContext>,
+    pub responder_context: Option<&'a HostContext>,
     pub fast: Option<&'a FastDetection>,
 }
 
@@ -68,6 +69,7 @@ pub fn flow_event(ev: &FlowEvent) -> FlowEventJson<'_> {
         snapshot: ev.snapshot,
         features: ev.features.as_ref(),
         source_context: ev.source_context.as_ref(),
+        responder_context: ev.responder_context.as_ref(),
         fast: ev.fast.as_ref(),
     }
 }

@@ -37,8 +37,11 @@ pub fn default_config(sensor_id: &str) -> EngineConfig {
 
 /// Runs the flow engine over `path` with `cfg` and flushes it.
 pub fn run_file(path: &Path, cfg: EngineConfig) -> Result<Offline, CaptureError> {
-    let source =
-        SourceInfo { interface: "pcap".into(), role: InterfaceRole::Unspecified, mode: CaptureMode::Pcap };
+    let source = SourceInfo {
+        interface: "pcap".into(),
+        role: InterfaceRole::Unspecified,
+        mode: CaptureMode::Pcap,
+    };
     let mut engine = Engine::new(cfg, vec![source]);
     let mut out = Offline::default();
     let reader = CaptureReader::open(path)?;

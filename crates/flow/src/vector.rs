@@ -1,6 +1,7 @@
 //! The model input: one flat `f32` vector per flow, the same for training and serving.
 //!
-//! It holds the CIC flow features (§5.1), the source host's context window, and two fields of
+//! It holds the CIC flow features (§5.1), the source host's context window, part of the
+//! responder's (how many sources hit it, how hard: the victim side of a flood), and two fields of
 //! the key (the responder's port and the IP protocol), each under the name used in model cards
 //! and in the detector's "top features". The order is part of the trained models: changing it
 //! (or a definition in [`crate::features`]) means retraining, which the codegen test notices.
@@ -8,16 +9,19 @@
 use mld_proto::{Direction, FlowEvent, FlowFeatures, HostContext};
 
 macro_rules! vector {
-    (flow: $($f:ident),* ; host: $($h:ident),* ; key: $($k:ident),* $(,)?) => {
+    (flow: $($f:ident),* ; host: $($h:ident),* ; responder: $($r:ident),* ; key: $($k:ident),* $(,)?) => {
         /// Feature names, in vector order.
-        pub const NAMES: &[&str] = &[$(stringify!($f),)* $(concat!("host_", stringify!($h)),)* $(stringify!($k),)*];
+        pub const NAMES: &[&str] = &[
+            $(stringify!($f),)* $(concat!("host_", stringify!($h)),)*
+            $(concat!("responder_", stringify!($r)),)* $(stringify!($k),)*
+        ];
 
         /// Number of features.
         pub const LEN: usize = NAMES.len();
 
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, reason = "model inputs are f32")]
-        fn fill(f: &FlowFeatures, h: &HostContext, key: &KeyFields) -> [f32; LEN] {
-            [$(f.$f as f32,)* $(h.$h as f32,)* $(key.$k as f32,)*]
+        fn fill(f: &FlowFeatures, h: &HostContext, r: &HostContext, key: &KeyFields) -> [f32; LEN] {
+            [$(f.$f as f32,)* $(h.$h as f32,)* $(r.$r as f32,)* $(key.$k as f32,)*]
         }
     };
 }
@@ -45,7 +49,9 @@ vector! {
         act_data_pkt_fwd, min_seg_size_fwd, active_mean, active_std, active_max, active_min,
         idle_mean, idle_std, idle_max, idle_min;
     host: distinct_external_dsts, distinct_dst_ports, smb_dsts, dns_query_entropy, dns_queries,
-        rst_ratio, failed_conn_ratio, flows, distinct_dsts, packets_last_sec;
+        rst_ratio, failed_conn_ratio, flows, distinct_dsts, packets_last_sec, distinct_sources,
+        packets_received_last_sec;
+    responder: distinct_sources, packets_received_last_sec, flows, distinct_dsts;
     key: dst_port, ip_proto,
 }
 
@@ -62,6 +68,7 @@ pub fn of_event(ev: &FlowEvent) -> [f32; LEN] {
     fill(
         &ev.features.unwrap_or_default(),
         &ev.source_context.unwrap_or_default(),
+        &ev.responder_context.unwrap_or_default(),
         &KeyFields {
             dst_port: responder.map_or(0, |e| e.port),
             ip_proto: key.map_or(0, |k| k.ip_proto),
@@ -75,6 +82,7 @@ pub fn index(name: &str) -> Option<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "values copied exactly")]
 mod tests {
     use mld_proto::{Endpoint, FlowKey};
 
@@ -100,6 +108,10 @@ mod tests {
                 ..FlowFeatures::default()
             }),
             source_context: Some(HostContext { smb_dsts: 12, ..HostContext::default() }),
+            responder_context: Some(HostContext {
+                distinct_sources: 900,
+                ..HostContext::default()
+            }),
             ..FlowEvent::default()
         };
         let v = of_event(&ev);
@@ -108,6 +120,7 @@ mod tests {
         assert_eq!(at("init_win_bytes_bwd"), -1.0);
         assert_eq!(at("idle_min"), 2.5);
         assert_eq!(at("host_smb_dsts"), 12.0);
+        assert_eq!(at("responder_distinct_sources"), 900.0);
         assert_eq!(at("dst_port"), 445.0);
         assert_eq!(at("ip_proto"), 6.0);
         // The responder's port, whichever side initiated.

@@ -37,7 +37,7 @@ pub fn version(forest: &OwnedForest) -> String {
     for r in &forest.roots {
         eat(&r.to_le_bytes());
     }
-    format!("{:016x}", h)
+    format!("{h:016x}")
 }
 
 fn float(v: f32) -> String {
@@ -91,11 +91,15 @@ pub fn render(meta: &Meta<'_>, forest: &OwnedForest) -> String {
         let _ = writeln!(s, "    {},", line.join(", "));
     }
     let _ = writeln!(s, "];\n");
-    let _ = writeln!(s, "pub const FOREST: Forest<'static> = Forest {{ nodes: &NODES, roots: &ROOTS }};");
+    let _ = writeln!(
+        s,
+        "pub const FOREST: Forest<'static> = Forest {{ nodes: &NODES, roots: &ROOTS }};"
+    );
     s
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "exact round trips")]
 mod tests {
     use super::*;
 
@@ -109,7 +113,9 @@ mod tests {
         let text = render(&meta, &forest);
         assert!(text.contains("Node::split(2, 0.1, 1, 2, 0.5),"), "{text}");
         assert!(text.contains("Node::leaf(0.0),") && text.contains("Node::leaf(1.0),"));
-        assert!(text.contains("static NODES: [Node; 3]") && text.contains("static ROOTS: [u32; 1]"));
+        assert!(
+            text.contains("static NODES: [Node; 3]") && text.contains("static ROOTS: [u32; 1]")
+        );
         assert_eq!(render(&meta, &forest), text);
         let v = version(&forest);
         forest.nodes[1].value = 0.01;

@@ -15,6 +15,7 @@
 //! assert!(f.as_forest().score(&[1.0, 1.0]) < 0.1);
 //! ```
 #![forbid(unsafe_code)]
+#![allow(clippy::many_single_char_names, reason = "the textbook names: x, y, n, d, t")]
 
 pub mod codegen;
 pub mod rng;

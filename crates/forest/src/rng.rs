@@ -1,4 +1,4 @@
-//! A small deterministic generator (SplitMix64), so that training is reproducible from a
+//! A small deterministic generator (`SplitMix64`), so that training is reproducible from a
 //! seed on every platform and dependency version.
 
 #[derive(Debug, Clone)]

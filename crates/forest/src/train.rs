@@ -217,8 +217,7 @@ impl Builder<'_> {
         let (l, r) = idx.split_at_mut(split);
         let left = self.build(l, depth + 1);
         let right = self.build(r, depth + 1);
-        self.nodes[at as usize] =
-            Node::split(f as u16, self.data.cuts[f][b], left, right, value);
+        self.nodes[at as usize] = Node::split(f as u16, self.data.cuts[f][b], left, right, value);
         at
     }
 }
@@ -259,7 +258,7 @@ pub fn train<R: AsRef<[f32]>>(x: &[R], y: &[bool], params: &Params) -> Trained {
     let mut counts = vec![0u32; n];
     for t in 0..params.trees {
         b.rng = Rng::new(params.seed ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        counts.iter_mut().for_each(|c| *c = 0);
+        counts.fill(0);
         for _ in 0..draws {
             counts[b.rng.below(n)] += 1;
         }
@@ -283,6 +282,11 @@ pub fn train<R: AsRef<[f32]>>(x: &[R], y: &[bool], params: &Params) -> Trained {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    reason = "test data in f32"
+)]
 mod tests {
     use proptest::prelude::{any, prop_assert, proptest};
 
@@ -290,9 +294,8 @@ mod tests {
 
     fn xor_data(n: usize, seed: u64) -> (Vec<[f32; 3]>, Vec<bool>) {
         let mut r = Rng::new(seed);
-        let x: Vec<[f32; 3]> = (0..n)
-            .map(|_| [r.unit() as f32, r.unit() as f32, r.unit() as f32 * 100.0])
-            .collect();
+        let x: Vec<[f32; 3]> =
+            (0..n).map(|_| [r.unit() as f32, r.unit() as f32, r.unit() as f32 * 100.0]).collect();
         let y = x.iter().map(|v| (v[0] > 0.5) != (v[1] > 0.5)).collect();
         (x, y)
     }

@@ -158,8 +158,9 @@ impl Capture {
 /// Reads `<data>/LABELS.tsv`.
 pub fn load(data: &Path) -> anyhow::Result<Vec<Capture>> {
     let file = data.join("LABELS.tsv");
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read {} (is --data the shared data folder?)", file.display()))?;
+    let text = std::fs::read_to_string(&file).with_context(|| {
+        format!("cannot read {} (is --data the shared data folder?)", file.display())
+    })?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
@@ -187,7 +188,13 @@ pub fn load(data: &Path) -> anyhow::Result<Vec<Capture>> {
             ),
             (_, other) => bail!("{}: unknown label_scope {other:?}", at()),
         };
-        out.push(Capture { path: data.join(name), name: name.to_owned(), class: class.to_owned(), family, scope });
+        out.push(Capture {
+            path: data.join(name),
+            name: name.to_owned(),
+            class: class.to_owned(),
+            family,
+            scope,
+        });
     }
     Ok(out)
 }
@@ -208,7 +215,11 @@ pub fn split(captures: &[Capture], eval_share: f64) -> Vec<bool> {
             .map(|(i, c)| (fnv(c.name.as_bytes()), i))
             .collect();
         members.sort_unstable();
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
         let mut k = ((members.len() as f64) * eval_share).round() as usize;
         k = k.max(1);
         if members.len() >= 2 {
@@ -222,7 +233,9 @@ pub fn split(captures: &[Capture], eval_share: f64) -> Vec<bool> {
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -237,7 +250,11 @@ mod tests {
             ("c2-beacon", Family::Botnet, Some(Detector::Traffic)),
             ("dns-tunnel/exfiltration", Family::Botnet, Some(Detector::Traffic)),
             ("exploit(log4shell)", Family::Webattack, Some(Detector::Traffic)),
-            ("lateral-movement / credential access (Empire/Covenant lab)", Family::Lateral, Some(Detector::Internal)),
+            (
+                "lateral-movement / credential access (Empire/Covenant lab)",
+                Family::Lateral,
+                Some(Detector::Internal),
+            ),
             ("ddos", Family::Ddos, Some(Detector::Ddos)),
         ] {
             assert_eq!(Family::of_class(class), Some(family), "{class}");
@@ -250,7 +267,11 @@ mod tests {
     fn bad_labels_name_the_file_and_line() {
         let dir = std::env::temp_dir().join(format!("mld-labels-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("LABELS.tsv"), "path\tclass\tmalicious_hosts\tlabel_scope\nx.pcap\tphishing\t-\tfile\n").unwrap();
+        std::fs::write(
+            dir.join("LABELS.tsv"),
+            "path\tclass\tmalicious_hosts\tlabel_scope\nx.pcap\tphishing\t-\tfile\n",
+        )
+        .unwrap();
         let e = load(&dir).unwrap_err().to_string();
         assert!(e.contains("LABELS.tsv:2") && e.contains("phishing"), "{e}");
         std::fs::write(dir.join("LABELS.tsv"), "h\nx.pcap\tscan\t10.0.0.300\thost\n").unwrap();

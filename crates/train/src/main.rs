@@ -30,7 +30,9 @@ struct Args {
 #[allow(clippy::print_stdout, reason = "a command-line tool")]
 fn main() -> ExitCode {
     let args = Args::parse();
-    let outputs = match mld_train::outputs(&args.root, &args.data, args.seed, |m| eprintln!("mld-train: {m}")) {
+    let outputs = match mld_train::outputs(&args.root, &args.data, args.seed, |m| {
+        eprintln!("mld-train: {m}");
+    }) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("mld-train: error: {e:#}");
@@ -59,7 +61,9 @@ fn main() -> ExitCode {
         println!("{} {}", if same { "unchanged" } else { "wrote" }, path.display());
     }
     if differ > 0 {
-        eprintln!("mld-train: {differ} output(s) differ from the committed files; run `make train`");
+        eprintln!(
+            "mld-train: {differ} output(s) differ from the committed files; run `make train`"
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

@@ -3,9 +3,10 @@
 //! engine, so that synthetic flows get their features from the same code as real ones.
 //!
 //! Every model instance uses fresh addresses (internal 10.0.0.0/8, external from 45.0.0.0);
-//! a flow's label is the family of the attacker (or DDoS victim) it involves.
+//! a flow's label is the family of the attacker (or `DDoS` victim) it involves.
 
 #![allow(
+    clippy::too_many_arguments,
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     clippy::cast_precision_loss,
@@ -48,12 +49,17 @@ impl Shape {
         let f = ev.features.as_ref()?;
         let v = mld_flow::vector::of_event(ev);
         let proto = v[mld_flow::vector::index("ip_proto")?];
-        if proto != 6.0 && proto != 17.0 {
+        let proto = proto as u8;
+        if proto != 6 && proto != 17 {
             return None;
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "ports and sizes")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "ports and sizes"
+        )]
         Some(Self {
-            proto: proto as u8,
+            proto,
             dst_port: v[mld_flow::vector::index("dst_port")?] as u16,
             fwd_bytes: u32::try_from(f.total_fwd_bytes.min(4 << 20)).unwrap_or(0),
             bwd_bytes: u32::try_from(f.total_bwd_bytes.min(4 << 20)).unwrap_or(0),
@@ -93,7 +99,12 @@ impl Scene<'_> {
     fn external(&mut self) -> IpAddr {
         *self.hosts += 1;
         let n = *self.hosts;
-        IpAddr::V4(Ipv4Addr::new(45 + (n >> 24) as u8 % 150, (n >> 16) as u8, (n >> 8) as u8, n as u8 | 1))
+        IpAddr::V4(Ipv4Addr::new(
+            45 + (n >> 24) as u8 % 150,
+            (n >> 16) as u8,
+            (n >> 8) as u8,
+            n as u8 | 1,
+        ))
     }
 
     fn port(&mut self) -> u16 {
@@ -103,13 +114,26 @@ impl Scene<'_> {
     }
 
     fn jitter(&mut self, ns: u64) -> u64 {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let j = (ns as f64 * (0.5 + self.rng.unit())) as u64;
         j.max(1)
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one packet's fields")]
-    fn push(&mut self, ts: u64, src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16, payload: u32, flags: u8) {
+    fn push(
+        &mut self,
+        ts: u64,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        payload: u32,
+        flags: u8,
+    ) {
         let payload = u16::try_from(payload).unwrap_or(u16::MAX);
         self.recs.push(Rec { ts, src, dst, proto, sport, dport, payload, flags, head: Vec::new() });
     }
@@ -117,7 +141,17 @@ impl Scene<'_> {
     /// A TCP connection from `c` to `s:sp`: handshake (or a refused SYN), then for each
     /// exchange `up` bytes from the client and `down` from the server, then FIN or RST.
     /// Returns the time it ended.
-    fn tcp(&mut self, t: u64, c: IpAddr, s: IpAddr, sp: u16, exchanges: &[(u32, u32)], rtt: u64, open: bool, rst_close: bool) -> u64 {
+    fn tcp(
+        &mut self,
+        t: u64,
+        c: IpAddr,
+        s: IpAddr,
+        sp: u16,
+        exchanges: &[(u32, u32)],
+        rtt: u64,
+        open: bool,
+        rst_close: bool,
+    ) -> u64 {
         let cp = self.port();
         let mut t = t;
         self.push(t, c, s, 6, cp, sp, 0, SYN);
@@ -157,7 +191,16 @@ impl Scene<'_> {
         t
     }
 
-    fn udp(&mut self, t: u64, c: IpAddr, cp: u16, s: IpAddr, sp: u16, up: u32, down: Option<(u64, u32)>) {
+    fn udp(
+        &mut self,
+        t: u64,
+        c: IpAddr,
+        cp: u16,
+        s: IpAddr,
+        sp: u16,
+        up: u32,
+        down: Option<(u64, u32)>,
+    ) {
         self.push(t, c, s, 17, cp, sp, up, 0);
         if let Some((after, bytes)) = down {
             self.push(t + after, s, c, 17, sp, cp, bytes, 0);
@@ -173,7 +216,17 @@ impl Scene<'_> {
         q.extend_from_slice(&[0, 0, 1, 0, 1]);
         let cp = self.port();
         let len = u32::try_from(q.len()).unwrap_or(0);
-        let mut r = Rec { ts: t, src: c, dst: resolver, proto: 17, sport: cp, dport: 53, payload: u16::try_from(len).unwrap_or(0), flags: 0, head: Vec::new() };
+        let mut r = Rec {
+            ts: t,
+            src: c,
+            dst: resolver,
+            proto: 17,
+            sport: cp,
+            dport: 53,
+            payload: u16::try_from(len).unwrap_or(0),
+            flags: 0,
+            head: Vec::new(),
+        };
         r.head = q;
         self.recs.push(r);
         if answered {
@@ -183,11 +236,15 @@ impl Scene<'_> {
     }
 
     fn name(&mut self, random: bool, len: usize) -> String {
-        const WORDS: [&str; 12] = ["mail", "www", "cdn", "api", "login", "static", "news", "shop", "img", "docs", "cloud", "portal"];
+        const WORDS: [&str; 12] = [
+            "mail", "www", "cdn", "api", "login", "static", "news", "shop", "img", "docs", "cloud",
+            "portal",
+        ];
         const TLDS: [&str; 4] = ["com", "net", "org", "de"];
         if random {
             let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
-            let label: String = (0..len).map(|_| char::from(alphabet[self.rng.below(alphabet.len())])).collect();
+            let label: String =
+                (0..len).map(|_| char::from(alphabet[self.rng.below(alphabet.len())])).collect();
             format!("{label}.t{}.example.net", self.rng.below(100))
         } else {
             format!(
@@ -203,7 +260,11 @@ impl Scene<'_> {
     /// Runs the packets through an engine and labels the flows.
     fn flows(mut self, cfg: &EngineConfig) -> Vec<(FlowEvent, Family)> {
         self.recs.sort_by_key(|r| r.ts);
-        let source = SourceInfo { interface: "synthetic".into(), role: InterfaceRole::Unspecified, mode: CaptureMode::Pcap };
+        let source = SourceInfo {
+            interface: "synthetic".into(),
+            role: InterfaceRole::Unspecified,
+            mode: CaptureMode::Pcap,
+        };
         let mut engine = Engine::new(cfg.clone(), vec![source]);
         let mut flows = Vec::new();
         let mut sink = |o: Output| {
@@ -266,7 +327,12 @@ impl Default for Counts {
 /// Synthetic flows with their families. `shapes` (from benign captures) parameterise the
 /// benign sessions; with none, benign web sessions of typical sizes are used.
 #[allow(clippy::too_many_lines, reason = "one block per model")]
-pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig) -> Vec<(FlowEvent, Family)> {
+pub fn generate(
+    seed: u64,
+    counts: Counts,
+    shapes: &[Shape],
+    cfg: &EngineConfig,
+) -> Vec<(FlowEvent, Family)> {
     let mut rng = Rng::new(seed);
     let mut hosts = 0u32;
     let mut out = Vec::new();
@@ -278,7 +344,12 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
         if i < counts.benign_sessions {
             // Benign: an office network's clients, sessions shaped like real benign flows,
             // DNS lookups, and file-server SMB sessions (the look-alike of ransomware).
-            let mut sc = Scene { rng: &mut rng, recs: Vec::new(), labels: HashMap::new(), hosts: &mut hosts };
+            let mut sc = Scene {
+                rng: &mut rng,
+                recs: Vec::new(),
+                labels: HashMap::new(),
+                hosts: &mut hosts,
+            };
             let resolver = sc.internal();
             let fileserver = sc.internal();
             for _ in 0..8 {
@@ -286,7 +357,14 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
                 let mut t = base + sc.rng.below(60) as u64 * S;
                 for _ in 0..6 {
                     let shape = if shapes.is_empty() {
-                        Shape { proto: 6, dst_port: 443, fwd_bytes: 2_000, bwd_bytes: 60_000, exchanges: 4, duration_ns: 2 * S }
+                        Shape {
+                            proto: 6,
+                            dst_port: 443,
+                            fwd_bytes: 2_000,
+                            bwd_bytes: 60_000,
+                            exchanges: 4,
+                            duration_ns: 2 * S,
+                        }
                     } else {
                         shapes[sc.rng.below(shapes.len())]
                     };
@@ -297,21 +375,33 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
                     if shape.proto == 17 {
                         let cp = sc.port();
                         for k in 0..shape.exchanges.min(20) {
-                            let at = t + u64::from(k) * sc.jitter(shape.duration_ns / u64::from(shape.exchanges) + MS);
+                            let at = t + u64::from(k)
+                                * sc.jitter(shape.duration_ns / u64::from(shape.exchanges) + MS);
                             let up = (shape.fwd_bytes / shape.exchanges).clamp(20, 1400);
                             let down = (shape.bwd_bytes / shape.exchanges).min(1400);
-                            sc.udp(at, client, cp, server, shape.dst_port, up, (down > 0).then_some((5 * MS, down)));
+                            sc.udp(
+                                at,
+                                client,
+                                cp,
+                                server,
+                                shape.dst_port,
+                                up,
+                                (down > 0).then_some((5 * MS, down)),
+                            );
                         }
                     } else {
                         let n = shape.exchanges.clamp(1, 12);
-                        let ex: Vec<(u32, u32)> = (0..n).map(|_| (shape.fwd_bytes / n, shape.bwd_bytes / n)).collect();
+                        let ex: Vec<(u32, u32)> =
+                            (0..n).map(|_| (shape.fwd_bytes / n, shape.bwd_bytes / n)).collect();
                         let rtt = sc.jitter(40 * MS);
                         t = sc.tcp(t, client, server, shape.dst_port, &ex, rtt, true, false);
                     }
                     t += sc.jitter(5 * S);
                 }
                 // A file-server session: mostly reads, some writes, one server.
-                let ex: Vec<(u32, u32)> = (0..sc.rng.below(30) + 5).map(|_| if sc.rng.below(4) == 0 { (65_536, 200) } else { (300, 65_536) }).collect();
+                let ex: Vec<(u32, u32)> = (0..sc.rng.below(30) + 5)
+                    .map(|_| if sc.rng.below(4) == 0 { (65_536, 200) } else { (300, 65_536) })
+                    .collect();
                 let rtt = sc.jitter(MS);
                 sc.tcp(t, client, fileserver, 445, &ex, rtt, true, false);
             }
@@ -319,7 +409,12 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
         }
         if i < counts.attacks {
             // DDoS: a spoofed SYN flood, and UDP reflection.
-            let mut sc = Scene { rng: &mut rng, recs: Vec::new(), labels: HashMap::new(), hosts: &mut hosts };
+            let mut sc = Scene {
+                rng: &mut rng,
+                recs: Vec::new(),
+                labels: HashMap::new(),
+                hosts: &mut hosts,
+            };
             let victim = sc.internal();
             sc.labels.insert(victim, Family::Ddos);
             let port = [80, 443, 22, 53][sc.rng.below(4)];
@@ -336,7 +431,7 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
                 let reflector = sc.external();
                 let sp = [53, 123, 161, 1900, 11211, 389][sc.rng.below(6)];
                 let dp = sc.port();
-                for k in 0..(sc.rng.below(8) as u64 + 1) {
+                for k in 0..=(sc.rng.below(8) as u64) {
                     let t = base + 2 * S + k * sc.jitter(3 * MS);
                     let len = 400 + sc.rng.below(1000) as u32;
                     sc.udp(t, reflector, sp, victim, dp, len, None);
@@ -345,11 +440,16 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
             scenes.push(sc.flows(cfg));
 
             // Scan: SYNs to many ports of a few targets; most refused.
-            let mut sc = Scene { rng: &mut rng, recs: Vec::new(), labels: HashMap::new(), hosts: &mut hosts };
+            let mut sc = Scene {
+                rng: &mut rng,
+                recs: Vec::new(),
+                labels: HashMap::new(),
+                hosts: &mut hosts,
+            };
             let scanner = sc.internal();
             sc.labels.insert(scanner, Family::Scan);
             let mut t = base;
-            for _ in 0..(sc.rng.below(3) + 1) {
+            for _ in 0..=sc.rng.below(3) {
                 let target = sc.internal();
                 for p in 1..(200 + sc.rng.below(800) as u16) {
                     let open = matches!(p, 22 | 80 | 443 | 445);
@@ -361,14 +461,21 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
             scenes.push(sc.flows(cfg));
 
             // Brute force: many short authenticated sessions to one service.
-            let mut sc = Scene { rng: &mut rng, recs: Vec::new(), labels: HashMap::new(), hosts: &mut hosts };
+            let mut sc = Scene {
+                rng: &mut rng,
+                recs: Vec::new(),
+                labels: HashMap::new(),
+                hosts: &mut hosts,
+            };
             let attacker = sc.external();
             sc.labels.insert(attacker, Family::Bruteforce);
             let server = sc.internal();
             let port = [22, 21, 3389, 23][sc.rng.below(4)];
             let mut t = base;
             for _ in 0..(30 + sc.rng.below(50)) {
-                let ex: Vec<(u32, u32)> = (0..(4 + sc.rng.below(8))).map(|_| (60 + sc.rng.below(600) as u32, 60 + sc.rng.below(900) as u32)).collect();
+                let ex: Vec<(u32, u32)> = (0..(4 + sc.rng.below(8)))
+                    .map(|_| (60 + sc.rng.below(600) as u32, 60 + sc.rng.below(900) as u32))
+                    .collect();
                 let rtt = sc.jitter(30 * MS);
                 let rst = sc.rng.below(3) == 0;
                 t = sc.tcp(t, attacker, server, port, &ex, rtt, true, rst);
@@ -377,7 +484,12 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
             scenes.push(sc.flows(cfg));
 
             // Botnet: C2 beacons at a steady period, and DNS tunnelling.
-            let mut sc = Scene { rng: &mut rng, recs: Vec::new(), labels: HashMap::new(), hosts: &mut hosts };
+            let mut sc = Scene {
+                rng: &mut rng,
+                recs: Vec::new(),
+                labels: HashMap::new(),
+                hosts: &mut hosts,
+            };
             let bot = sc.internal();
             sc.labels.insert(bot, Family::Botnet);
             let c2 = sc.external();
@@ -401,7 +513,12 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
             scenes.push(sc.flows(cfg));
 
             // Web attacks: many requests with payloads to one web server, several refused.
-            let mut sc = Scene { rng: &mut rng, recs: Vec::new(), labels: HashMap::new(), hosts: &mut hosts };
+            let mut sc = Scene {
+                rng: &mut rng,
+                recs: Vec::new(),
+                labels: HashMap::new(),
+                hosts: &mut hosts,
+            };
             let attacker = sc.external();
             sc.labels.insert(attacker, Family::Webattack);
             let web = sc.internal();
@@ -416,7 +533,12 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
             scenes.push(sc.flows(cfg));
 
             // Ransomware: one host reads and rewrites files on many SMB servers, fast.
-            let mut sc = Scene { rng: &mut rng, recs: Vec::new(), labels: HashMap::new(), hosts: &mut hosts };
+            let mut sc = Scene {
+                rng: &mut rng,
+                recs: Vec::new(),
+                labels: HashMap::new(),
+                hosts: &mut hosts,
+            };
             let infected = sc.internal();
             sc.labels.insert(infected, Family::Ransomware);
             let mut t = base;
@@ -436,7 +558,12 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
             scenes.push(sc.flows(cfg));
 
             // Lateral movement: one host tries admin services on many internal hosts.
-            let mut sc = Scene { rng: &mut rng, recs: Vec::new(), labels: HashMap::new(), hosts: &mut hosts };
+            let mut sc = Scene {
+                rng: &mut rng,
+                recs: Vec::new(),
+                labels: HashMap::new(),
+                hosts: &mut hosts,
+            };
             let mover = sc.internal();
             sc.labels.insert(mover, Family::Lateral);
             let mut t = base;
@@ -446,7 +573,9 @@ pub fn generate(seed: u64, counts: Counts, shapes: &[Shape], cfg: &EngineConfig)
                     if sc.rng.below(3) == 0 {
                         continue;
                     }
-                    let ex: Vec<(u32, u32)> = (0..(2 + sc.rng.below(10))).map(|_| (100 + sc.rng.below(1500) as u32, 100 + sc.rng.below(2500) as u32)).collect();
+                    let ex: Vec<(u32, u32)> = (0..(2 + sc.rng.below(10)))
+                        .map(|_| (100 + sc.rng.below(1500) as u32, 100 + sc.rng.below(2500) as u32))
+                        .collect();
                     let open = sc.rng.below(4) != 0;
                     let rtt = sc.jitter(MS);
                     t = sc.tcp(t, mover, target, port, &ex, rtt, open, false);

@@ -261,7 +261,8 @@ pub struct FlowFeatures {
     #[prost(double, tag = "76")]
     pub idle_min: f64,
 }
-/// The source host's recent behaviour (DESIGN §5.1), kept per host over a sliding window.
+/// A host's recent behaviour (DESIGN §5.1), kept per host over a sliding window: the flow's
+/// source (`source_context`) or responder (`responder_context`).
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
@@ -295,6 +296,12 @@ pub struct HostContext {
     /// Packets the host sent in the current one-second bucket.
     #[prost(uint32, tag = "11")]
     pub packets_last_sec: u32,
+    /// Distinct sources that opened flows towards the host within the window.
+    #[prost(uint32, tag = "12")]
+    pub distinct_sources: u32,
+    /// Packets the host received in the current one-second bucket.
+    #[prost(uint32, tag = "13")]
+    pub packets_received_last_sec: u32,
 }
 /// Result of the rule-based fast detector for the flow's source host.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -342,6 +349,9 @@ pub struct FlowEvent {
     /// the periodic export interval passed). A later event for the same flow carries the totals.
     #[prost(bool, tag = "12")]
     pub snapshot: bool,
+    /// The responder's recent behaviour (who is hitting it, how hard): the victim side of a flood.
+    #[prost(message, optional, tag = "13")]
+    pub responder_context: ::core::option::Option<HostContext>,
 }
 /// Probability of the positive class from each RandomForest, 0.0 to 1.0.
 #[derive(serde::Serialize, serde::Deserialize)]

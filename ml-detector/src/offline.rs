@@ -1,0 +1,428 @@
+//! Offline analysis, in-process (no bus, no etcd): `analyze` scores capture files flow by
+//! flow, `evaluate` measures the detector on the labelled shared captures.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mld_flow::offline::{default_config, run_file};
+use mld_proto::{FlowEvent, Verdict};
+use mld_train::labels::{Family, Scope};
+use serde::Serialize;
+
+use crate::forests::ALL;
+use crate::scoring::{Scored, Thresholds, score, top_features};
+
+#[derive(Serialize)]
+struct MlScores {
+    ddos: f64,
+    ransomware: f64,
+    traffic: f64,
+    internal: f64,
+}
+
+#[derive(Serialize)]
+struct TopFeature<'a> {
+    detector: &'a str,
+    feature: &'a str,
+    value: f64,
+    weight: f64,
+}
+
+/// One line of `analyze` output.
+#[derive(Serialize)]
+struct Line<'a> {
+    event_id: &'a str,
+    file: &'a str,
+    src_ip: Option<IpAddr>,
+    src_port: u32,
+    dst_ip: Option<IpAddr>,
+    dst_port: u32,
+    proto: u32,
+    first_ts: f64,
+    last_ts: f64,
+    fast_score: f64,
+    fast_rules: &'a [String],
+    ml_scores: MlScores,
+    ml_score: f64,
+    final_score: f64,
+    authoritative: &'static str,
+    divergence: f64,
+    verdict: &'static str,
+    top_features: Vec<TopFeature<'a>>,
+}
+
+#[allow(clippy::many_single_char_names, reason = "s, x, j, l, t: short-lived locals")]
+/// Scores every finished flow of `files`, writing one JSON line per flow to `out`. Returns
+/// (flows, flagged).
+pub fn analyze(
+    files: &[PathBuf],
+    t: &Thresholds,
+    out: &mut dyn Write,
+    mut progress: impl FnMut(&Path, usize),
+) -> anyhow::Result<(u64, u64)> {
+    let (mut flows, mut flagged) = (0, 0);
+    let mut line = Vec::with_capacity(4096);
+    for path in files {
+        let run = run_file(path, default_config("analyze"))
+            .with_context(|| format!("cannot read capture file {}", path.display()))?;
+        if let Some(e) = &run.cut_short {
+            eprintln!("ml-detector: warning: {} ended early, rest skipped: {e}", path.display());
+        }
+        let name = path.to_string_lossy();
+        let mut here = 0;
+        for ev in run.flows.iter().filter(|e| !e.snapshot) {
+            let (s, x) = score(ev, t);
+            let top = if s.verdict == Verdict::Benign {
+                Vec::new()
+            } else {
+                top_features(&x, s.top_detector(), 3)
+            };
+            let j = mld_flow::json::flow_event(ev);
+            let fast_rules: &[String] = ev.fast.as_ref().map_or(&[], |f| &f.rule_ids);
+            let l = Line {
+                event_id: &ev.event_id,
+                file: &name,
+                src_ip: j.src_ip,
+                src_port: j.src_port,
+                dst_ip: j.dst_ip,
+                dst_port: j.dst_port,
+                proto: j.proto,
+                first_ts: j.first_ts,
+                last_ts: j.last_ts,
+                fast_score: s.fast_score,
+                fast_rules,
+                ml_scores: MlScores {
+                    ddos: s.ml[0],
+                    ransomware: s.ml[1],
+                    traffic: s.ml[2],
+                    internal: s.ml[3],
+                },
+                ml_score: s.ml_score,
+                final_score: s.final_score,
+                authoritative: s.source.as_str_name(),
+                divergence: s.divergence,
+                verdict: s.verdict.as_str_name(),
+                top_features: top
+                    .iter()
+                    .map(|f| TopFeature {
+                        detector: &f.detector,
+                        feature: &f.feature,
+                        value: f.value,
+                        weight: f.weight,
+                    })
+                    .collect(),
+            };
+            line.clear();
+            serde_json::to_writer(&mut line, &l)?;
+            line.push(b'\n');
+            out.write_all(&line).context("writing detections")?;
+            flows += 1;
+            here += 1;
+            flagged += u64::from(s.verdict != Verdict::Benign);
+        }
+        progress(path, here);
+    }
+    out.flush().context("writing detections")?;
+    Ok((flows, flagged))
+}
+
+/// Counts for one class (or all).
+#[derive(Debug, Default, Clone)]
+pub struct ClassResult {
+    pub files: usize,
+    /// Host-level units (listed hosts; a whole capture for `all`/`file` scope) and how many
+    /// had at least one flagged flow.
+    pub units: usize,
+    pub units_detected: usize,
+    pub tp: u64,
+    pub fn_: u64,
+    pub fp: u64,
+    pub tn: u64,
+    /// (final score, malicious) of every labelled flow in the pool, for PR-AUC.
+    pub ranked: Vec<(f64, bool)>,
+}
+
+#[allow(clippy::cast_precision_loss, reason = "ratios")]
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+impl ClassResult {
+    pub fn precision(&self) -> Option<f64> {
+        ratio(self.tp, self.tp + self.fp)
+    }
+    pub fn recall(&self) -> Option<f64> {
+        ratio(self.tp, self.tp + self.fn_)
+    }
+    pub fn f1(&self) -> Option<f64> {
+        let (p, r) = (self.precision()?, self.recall()?);
+        (p + r > 0.0).then(|| 2.0 * p * r / (p + r))
+    }
+    pub fn host_recall(&self) -> Option<f64> {
+        ratio(self.units_detected as u64, self.units as u64)
+    }
+    /// Average precision of the ranking by final score (area under the PR curve, step-wise).
+    #[allow(clippy::cast_precision_loss, reason = "ratios")]
+    pub fn pr_auc(&self) -> Option<f64> {
+        let positives = self.ranked.iter().filter(|r| r.1).count();
+        if positives == 0 {
+            return None;
+        }
+        let mut r = self.ranked.clone();
+        r.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (mut tp, mut seen, mut ap) = (0usize, 0usize, 0.0);
+        let mut i = 0;
+        while i < r.len() {
+            // Flows with equal scores are one threshold.
+            let mut j = i;
+            let mut new_tp = 0;
+            while j < r.len() && r[j].0.total_cmp(&r[i].0).is_eq() {
+                new_tp += usize::from(r[j].1);
+                j += 1;
+            }
+            tp += new_tp;
+            seen = j;
+            ap += (new_tp as f64 / positives as f64) * (tp as f64 / seen as f64);
+            i = j;
+        }
+        let _ = seen;
+        Some(ap)
+    }
+}
+
+/// The evaluation report.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub classes: BTreeMap<&'static str, ClassResult>,
+    pub benign_files: usize,
+    pub benign_files_flagged: usize,
+    pub benign_flows: u64,
+    pub benign_flagged: u64,
+    /// Benign-capture flows flagged, by the rule or forest that set the final score.
+    pub benign_flagged_by: BTreeMap<String, u64>,
+    pub files: usize,
+    pub held_out_only: bool,
+}
+
+struct Flow {
+    scored: Scored,
+    hosts: (Option<IpAddr>, Option<IpAddr>),
+    rules: Vec<String>,
+}
+
+fn flows_of(path: &Path, t: &Thresholds) -> anyhow::Result<Vec<Flow>> {
+    let run = run_file(path, default_config("evaluate"))
+        .with_context(|| format!("cannot read capture file {}", path.display()))?;
+    Ok(run
+        .flows
+        .iter()
+        .filter(|e| !e.snapshot)
+        .map(|ev: &FlowEvent| {
+            let j = mld_flow::json::flow_event(ev);
+            Flow {
+                scored: score(ev, t).0,
+                hosts: (j.src_ip, j.dst_ip),
+                rules: ev.fast.as_ref().map_or_else(Vec::new, |f| f.rule_ids.clone()),
+            }
+        })
+        .collect())
+}
+
+/// Evaluates on the captures of `data` (only the held-out files unless `all`).
+pub fn evaluate(
+    data: &Path,
+    t: &Thresholds,
+    all: bool,
+    mut progress: impl FnMut(usize, usize),
+) -> anyhow::Result<Report> {
+    let captures = mld_train::labels::load(data)?;
+    let is_eval = mld_train::labels::split(&captures, mld_train::EVAL_SHARE);
+    let chosen: Vec<usize> = (0..captures.len()).filter(|&i| all || is_eval[i]).collect();
+    let mut report = Report { held_out_only: !all, ..Report::default() };
+    // Benign flows of benign captures are every class's negatives.
+    let mut benign_pool: Vec<(f64, bool)> = Vec::new();
+    let (mut benign_fp, mut benign_tn) = (0, 0);
+    for (k, &i) in chosen.iter().enumerate() {
+        progress(k, chosen.len());
+        let c = &captures[i];
+        let flows = flows_of(&c.path, t)?;
+        report.files += 1;
+        if c.family == Family::Benign {
+            report.benign_files += 1;
+            let mut any = false;
+            for f in &flows {
+                let hit = f.scored.verdict != Verdict::Benign;
+                any |= hit;
+                report.benign_flows += 1;
+                if hit {
+                    report.benign_flagged += 1;
+                    benign_fp += 1;
+                    let by = if f.scored.source == mld_proto::ScoreSource::Fast {
+                        format!("fast:{}", f.rules.join("+"))
+                    } else {
+                        format!("ml:{}", ALL[f.scored.top_detector()].name)
+                    };
+                    *report.benign_flagged_by.entry(by).or_default() += 1;
+                } else {
+                    benign_tn += 1;
+                }
+                benign_pool.push((f.scored.final_score, false));
+            }
+            report.benign_files_flagged += usize::from(any);
+            continue;
+        }
+        let r = report.classes.entry(c.family.name()).or_default();
+        r.files += 1;
+        match &c.scope {
+            Scope::Hosts(hosts) => {
+                for h in hosts {
+                    r.units += 1;
+                    let hit = flows.iter().any(|f| {
+                        f.scored.verdict != Verdict::Benign
+                            && (f.hosts.0 == Some(*h) || f.hosts.1 == Some(*h))
+                    });
+                    r.units_detected += usize::from(hit);
+                }
+            }
+            Scope::All | Scope::File | Scope::Benign => {
+                r.units += 1;
+                r.units_detected +=
+                    usize::from(flows.iter().any(|f| f.scored.verdict != Verdict::Benign));
+            }
+        }
+        for f in &flows {
+            let Some(malicious) = c.flow_is_malicious(f.hosts.0, f.hosts.1) else { continue };
+            let hit = f.scored.verdict != Verdict::Benign;
+            match (malicious, hit) {
+                (true, true) => r.tp += 1,
+                (true, false) => r.fn_ += 1,
+                (false, true) => r.fp += 1,
+                (false, false) => r.tn += 1,
+            }
+            r.ranked.push((f.scored.final_score, malicious));
+        }
+    }
+    let mut overall = ClassResult::default();
+    for r in report.classes.values_mut() {
+        r.fp += benign_fp;
+        r.tn += benign_tn;
+        overall.files += r.files;
+        overall.units += r.units;
+        overall.units_detected += r.units_detected;
+        overall.tp += r.tp;
+        overall.fn_ += r.fn_;
+        overall.fp += r.fp - benign_fp;
+        overall.tn += r.tn - benign_tn;
+        overall.ranked.extend(r.ranked.iter().copied());
+        r.ranked.extend(benign_pool.iter().copied());
+    }
+    overall.fp += benign_fp;
+    overall.tn += benign_tn;
+    overall.ranked.extend(benign_pool);
+    report.classes.insert("overall", overall);
+    Ok(report)
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"))
+}
+
+/// The report as markdown tables.
+#[allow(clippy::cast_precision_loss, reason = "percentages")]
+pub fn render(r: &Report, t: &Thresholds) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} captures ({}); a flow counts as detected when its final score max(fast, ML) reaches {} (SUSPICIOUS or worse).\n",
+        r.files,
+        if r.held_out_only {
+            "the held-out split only: files never trained on"
+        } else {
+            "all files, including those the models were trained on"
+        },
+        t.suspicious
+    );
+    let _ = writeln!(
+        s,
+        "| class | files | host-level recall | flow TP | flow FN | flow FP | precision | recall | F1 | PR-AUC |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    for (name, c) in &r.classes {
+        // Without labelled malicious flows (file-scope captures only), flow precision says
+        // nothing about the class.
+        let labelled = c.tp + c.fn_ > 0;
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} ({}/{}) | {} | {} | {} | {} | {} | {} | {} |",
+            c.files,
+            fmt(c.host_recall()),
+            c.units_detected,
+            c.units,
+            c.tp,
+            c.fn_,
+            c.fp,
+            fmt(c.precision().filter(|_| labelled)),
+            fmt(c.recall()),
+            fmt(c.f1()),
+            fmt(c.pr_auc())
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nBenign captures: {} files, {} with any flagged flow; {} of {} flows flagged: false-positive rate {}.",
+        r.benign_files,
+        r.benign_files_flagged,
+        r.benign_flagged,
+        r.benign_flows,
+        ratio(r.benign_flagged, r.benign_flows)
+            .map_or_else(|| "n/a".to_owned(), |v| format!("{:.3} %", v * 100.0))
+    );
+    if !r.benign_flagged_by.is_empty() {
+        let by: Vec<String> = r.benign_flagged_by.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "Flagged benign flows by what set their score: {}.", by.join(", "));
+    }
+    let _ = writeln!(
+        s,
+        "\nPer class, precision and PR-AUC pool the class's labelled flows with every benign-capture flow (so benign false positives count against every class); flows of `file`-scope captures are not labelled one by one and only count at host level (the capture as one unit), as do `all`-scope DDoS captures."
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pr_auc_of_perfect_reversed_and_tied_rankings() {
+        let c = |ranked: Vec<(f64, bool)>| ClassResult { ranked, ..ClassResult::default() };
+        assert_eq!(c(vec![(0.9, true), (0.8, true), (0.1, false)]).pr_auc(), Some(1.0));
+        let rev = c(vec![(0.9, false), (0.8, false), (0.1, true)]).pr_auc().unwrap();
+        assert!((rev - 1.0 / 3.0).abs() < 1e-12);
+        // All tied: precision is the positive share at the one threshold.
+        let tied = c(vec![(0.5, true), (0.5, false), (0.5, false), (0.5, true)]).pr_auc().unwrap();
+        assert!((tied - 0.5).abs() < 1e-12);
+        assert_eq!(c(vec![(0.5, false)]).pr_auc(), None);
+    }
+
+    #[test]
+    fn ratios_count_every_outcome() {
+        let r = ClassResult {
+            tp: 8,
+            fn_: 2,
+            fp: 2,
+            tn: 88,
+            units: 4,
+            units_detected: 3,
+            ..ClassResult::default()
+        };
+        assert_eq!(r.precision(), Some(0.8));
+        assert_eq!(r.recall(), Some(0.8));
+        assert!((r.f1().unwrap() - 0.8).abs() < 1e-12);
+        assert_eq!(r.host_recall(), Some(0.75));
+        assert_eq!(ClassResult::default().recall(), None);
+    }
+}

@@ -1,0 +1,195 @@
+//! The dual score (DESIGN §4.3): per-detector probabilities from the forests, the ML score
+//! (their maximum), the final score `max(fast, ml)` with the source that set it, their
+//! divergence, the verdict from configured thresholds, and the features that pushed the
+//! deciding forest's score up.
+
+use mld_flow::vector::{self, LEN};
+use mld_proto::{
+    DetectorScores, FeatureContribution, FlowEvent, ModelVersion, ScoreSource, Verdict,
+};
+
+use crate::forests::{ALL, Detector};
+
+/// Verdict thresholds on the final score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// At or above: SUSPICIOUS.
+    pub suspicious: f64,
+    /// At or above: MALICIOUS.
+    pub malicious: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        let c = mld_config::daemons::ml_detector::VerdictConfig::default();
+        Self { suspicious: c.suspicious_score, malicious: c.malicious_score }
+    }
+}
+
+/// What the scorer decided about one flow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// ddos, ransomware, traffic, internal.
+    pub ml: [f64; 4],
+    pub ml_score: f64,
+    pub fast_score: f64,
+    pub final_score: f64,
+    pub source: ScoreSource,
+    pub divergence: f64,
+    pub verdict: Verdict,
+}
+
+impl Scored {
+    /// The forest with the highest score.
+    pub fn top_detector(&self) -> usize {
+        let mut best = 0;
+        for (i, s) in self.ml.iter().enumerate() {
+            if *s > self.ml[best] {
+                best = i;
+            }
+        }
+        best
+    }
+
+    pub fn scores(&self) -> DetectorScores {
+        DetectorScores {
+            ddos: self.ml[0],
+            ransomware: self.ml[1],
+            traffic: self.ml[2],
+            internal: self.ml[3],
+        }
+    }
+}
+
+/// Runs the four forests over `x`.
+pub fn forests(x: &[f32; LEN]) -> [f64; 4] {
+    let mut out = [0.0; 4];
+    for (o, d) in out.iter_mut().zip(ALL.iter()) {
+        *o = f64::from(d.forest.score(x));
+    }
+    out
+}
+
+/// The verdict for a final score.
+pub fn verdict(final_score: f64, t: &Thresholds) -> Verdict {
+    if final_score >= t.malicious {
+        Verdict::Malicious
+    } else if final_score >= t.suspicious {
+        Verdict::Suspicious
+    } else {
+        Verdict::Benign
+    }
+}
+
+/// Combines the forests' scores with the fast detector's.
+pub fn combine(ml: [f64; 4], fast_score: f64, t: &Thresholds) -> Scored {
+    let ml_score = ml.iter().copied().fold(0.0, f64::max);
+    let fast_score = fast_score.clamp(0.0, 1.0);
+    // Ties go to the fast detector: its reasons are readable.
+    let (final_score, source) = if ml_score > fast_score {
+        (ml_score, ScoreSource::Ml)
+    } else {
+        (fast_score, ScoreSource::Fast)
+    };
+    Scored {
+        ml,
+        ml_score,
+        fast_score,
+        final_score,
+        source,
+        divergence: (fast_score - ml_score).abs(),
+        verdict: verdict(final_score, t),
+    }
+}
+
+/// Scores a flow event.
+pub fn score(ev: &FlowEvent, t: &Thresholds) -> (Scored, [f32; LEN]) {
+    let x = vector::of_event(ev);
+    let fast = ev.fast.as_ref().map_or(0.0, |f| f.score);
+    (combine(forests(&x), fast, t), x)
+}
+
+/// The `k` features that raised detector `d`'s score most for `x` (positive contributions
+/// only, largest first).
+pub fn top_features(x: &[f32; LEN], d: usize, k: usize) -> Vec<FeatureContribution> {
+    let det: &Detector = &ALL[d];
+    let mut c = [0.0f32; LEN];
+    det.forest.contributions(x, &mut c);
+    let mut idx: Vec<usize> = (0..LEN).filter(|&i| c[i] > 0.0).collect();
+    idx.sort_by(|&a, &b| c[b].total_cmp(&c[a]).then(a.cmp(&b)));
+    idx.into_iter()
+        .take(k)
+        .map(|i| FeatureContribution {
+            feature: vector::NAMES[i].to_owned(),
+            value: f64::from(x[i]),
+            weight: f64::from(c[i]),
+            detector: det.name.to_owned(),
+        })
+        .collect()
+}
+
+/// The versions of the compiled-in models.
+pub fn model_versions() -> Vec<ModelVersion> {
+    ALL.iter()
+        .map(|d| ModelVersion { detector: d.name.to_owned(), version: d.version.to_owned() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds { suspicious: 0.5, malicious: 0.8 };
+
+    #[test]
+    fn final_score_is_the_max_and_names_its_source() {
+        let s = combine([0.1, 0.0, 0.9, 0.2], 0.6, &T);
+        assert_eq!((s.ml_score, s.final_score, s.source), (0.9, 0.9, ScoreSource::Ml));
+        assert!((s.divergence - 0.3).abs() < 1e-12);
+        assert_eq!(s.verdict, Verdict::Malicious);
+        assert_eq!(s.top_detector(), 2);
+        let s = combine([0.1, 0.0, 0.3, 0.2], 0.6, &T);
+        assert_eq!(
+            (s.final_score, s.source, s.verdict),
+            (0.6, ScoreSource::Fast, Verdict::Suspicious)
+        );
+        // A tie goes to the fast detector; out-of-range fast scores are clamped.
+        assert_eq!(combine([0.7; 4], 0.7, &T).source, ScoreSource::Fast);
+        assert_eq!(combine([0.0; 4], 3.0, &T).final_score, 1.0);
+    }
+
+    #[test]
+    fn verdict_thresholds_are_inclusive() {
+        assert_eq!(verdict(0.4999, &T), Verdict::Benign);
+        assert_eq!(verdict(0.5, &T), Verdict::Suspicious);
+        assert_eq!(verdict(0.8, &T), Verdict::Malicious);
+        let strict = Thresholds { suspicious: 0.9, malicious: 0.95 };
+        assert_eq!(verdict(0.8, &strict), Verdict::Benign);
+    }
+
+    #[test]
+    fn contributions_of_the_compiled_forests_explain_their_scores() {
+        // A spoofed SYN: one packet, no reply, port 80, a host flooding at 5,000 pkt/s.
+        let mut x = [0.0f32; LEN];
+        for (name, v) in [
+            ("total_fwd_packets", 1.0),
+            ("syn_flag_count", 1.0),
+            ("dst_port", 80.0),
+            ("ip_proto", 6.0),
+            ("fwd_header_bytes", 20.0),
+            ("host_packets_last_sec", 5000.0),
+        ] {
+            x[vector::index(name).unwrap()] = v;
+        }
+        for (d, det) in ALL.iter().enumerate() {
+            let mut c = [0.0f32; LEN];
+            let bias = det.forest.contributions(&x, &mut c);
+            let sum: f32 = bias + c.iter().sum::<f32>();
+            assert!((sum - det.forest.score(&x)).abs() < 1e-4, "{}", det.name);
+            for f in top_features(&x, d, 3) {
+                assert!(f.weight > 0.0 && f.detector == det.name);
+            }
+        }
+        assert_eq!(model_versions().len(), 4);
+    }
+}
