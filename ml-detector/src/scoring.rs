@@ -136,6 +136,7 @@ pub fn model_versions() -> Vec<ModelVersion> {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "scores are copied, not computed")]
 mod tests {
     use super::*;
 

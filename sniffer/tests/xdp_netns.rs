@@ -280,6 +280,9 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     // A tcpreplay burst of a shared capture into the LAN side (the gateway sees it on lan0
     // ingress; it has foreign addresses, so nothing answers).
     let pcap = shared("scan/ndpi-synscan.pcap");
+    // The counters are published every 100 ms: let the traffic above land in them first, or
+    // its last frames (TCP closes, the UDP datagrams) are counted as part of the replay.
+    std::thread::sleep(Duration::from_millis(400));
     let before = scrape(&lab, port);
     let replay = lab
         .exec(&lab.client, &["tcpreplay", "-q", "--topspeed", "-i", "eth0"])

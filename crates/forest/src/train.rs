@@ -282,11 +282,7 @@ pub fn train<R: AsRef<[f32]>>(x: &[R], y: &[bool], params: &Params) -> Trained {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_precision_loss,
-    reason = "test data in f32"
-)]
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, reason = "test data in f32")]
 mod tests {
     use proptest::prelude::{any, prop_assert, proptest};
 

@@ -89,7 +89,11 @@ struct Scene<'a> {
     hosts: &'a mut u32,
 }
 
-impl Scene<'_> {
+impl<'a> Scene<'a> {
+    fn new(rng: &'a mut Rng, hosts: &'a mut u32) -> Self {
+        Self { rng, recs: Vec::new(), labels: HashMap::new(), hosts }
+    }
+
     fn internal(&mut self) -> IpAddr {
         *self.hosts += 1;
         let n = *self.hosts;
@@ -344,12 +348,7 @@ pub fn generate(
         if i < counts.benign_sessions {
             // Benign: an office network's clients, sessions shaped like real benign flows,
             // DNS lookups, and file-server SMB sessions (the look-alike of ransomware).
-            let mut sc = Scene {
-                rng: &mut rng,
-                recs: Vec::new(),
-                labels: HashMap::new(),
-                hosts: &mut hosts,
-            };
+            let mut sc = Scene::new(&mut rng, &mut hosts);
             let resolver = sc.internal();
             let fileserver = sc.internal();
             for _ in 0..8 {
@@ -409,12 +408,7 @@ pub fn generate(
         }
         if i < counts.attacks {
             // DDoS: a spoofed SYN flood, and UDP reflection.
-            let mut sc = Scene {
-                rng: &mut rng,
-                recs: Vec::new(),
-                labels: HashMap::new(),
-                hosts: &mut hosts,
-            };
+            let mut sc = Scene::new(&mut rng, &mut hosts);
             let victim = sc.internal();
             sc.labels.insert(victim, Family::Ddos);
             let port = [80, 443, 22, 53][sc.rng.below(4)];
@@ -440,12 +434,7 @@ pub fn generate(
             scenes.push(sc.flows(cfg));
 
             // Scan: SYNs to many ports of a few targets; most refused.
-            let mut sc = Scene {
-                rng: &mut rng,
-                recs: Vec::new(),
-                labels: HashMap::new(),
-                hosts: &mut hosts,
-            };
+            let mut sc = Scene::new(&mut rng, &mut hosts);
             let scanner = sc.internal();
             sc.labels.insert(scanner, Family::Scan);
             let mut t = base;
@@ -461,12 +450,7 @@ pub fn generate(
             scenes.push(sc.flows(cfg));
 
             // Brute force: many short authenticated sessions to one service.
-            let mut sc = Scene {
-                rng: &mut rng,
-                recs: Vec::new(),
-                labels: HashMap::new(),
-                hosts: &mut hosts,
-            };
+            let mut sc = Scene::new(&mut rng, &mut hosts);
             let attacker = sc.external();
             sc.labels.insert(attacker, Family::Bruteforce);
             let server = sc.internal();
@@ -484,12 +468,7 @@ pub fn generate(
             scenes.push(sc.flows(cfg));
 
             // Botnet: C2 beacons at a steady period, and DNS tunnelling.
-            let mut sc = Scene {
-                rng: &mut rng,
-                recs: Vec::new(),
-                labels: HashMap::new(),
-                hosts: &mut hosts,
-            };
+            let mut sc = Scene::new(&mut rng, &mut hosts);
             let bot = sc.internal();
             sc.labels.insert(bot, Family::Botnet);
             let c2 = sc.external();
@@ -513,12 +492,7 @@ pub fn generate(
             scenes.push(sc.flows(cfg));
 
             // Web attacks: many requests with payloads to one web server, several refused.
-            let mut sc = Scene {
-                rng: &mut rng,
-                recs: Vec::new(),
-                labels: HashMap::new(),
-                hosts: &mut hosts,
-            };
+            let mut sc = Scene::new(&mut rng, &mut hosts);
             let attacker = sc.external();
             sc.labels.insert(attacker, Family::Webattack);
             let web = sc.internal();
@@ -533,12 +507,7 @@ pub fn generate(
             scenes.push(sc.flows(cfg));
 
             // Ransomware: one host reads and rewrites files on many SMB servers, fast.
-            let mut sc = Scene {
-                rng: &mut rng,
-                recs: Vec::new(),
-                labels: HashMap::new(),
-                hosts: &mut hosts,
-            };
+            let mut sc = Scene::new(&mut rng, &mut hosts);
             let infected = sc.internal();
             sc.labels.insert(infected, Family::Ransomware);
             let mut t = base;
@@ -558,12 +527,7 @@ pub fn generate(
             scenes.push(sc.flows(cfg));
 
             // Lateral movement: one host tries admin services on many internal hosts.
-            let mut sc = Scene {
-                rng: &mut rng,
-                recs: Vec::new(),
-                labels: HashMap::new(),
-                hosts: &mut hosts,
-            };
+            let mut sc = Scene::new(&mut rng, &mut hosts);
             let mover = sc.internal();
             sc.labels.insert(mover, Family::Lateral);
             let mut t = base;
