@@ -173,7 +173,7 @@ impl ClassResult {
         }
         let mut r = self.ranked.clone();
         r.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let (mut tp, mut seen, mut ap) = (0usize, 0usize, 0.0);
+        let (mut tp, mut ap) = (0usize, 0.0);
         let mut i = 0;
         while i < r.len() {
             // Flows with equal scores are one threshold.
@@ -184,11 +184,9 @@ impl ClassResult {
                 j += 1;
             }
             tp += new_tp;
-            seen = j;
-            ap += (new_tp as f64 / positives as f64) * (tp as f64 / seen as f64);
+            ap += (new_tp as f64 / positives as f64) * (tp as f64 / j as f64);
             i = j;
         }
-        let _ = seen;
         Some(ap)
     }
 }
@@ -211,6 +209,13 @@ struct Flow {
     scored: Scored,
     hosts: (Option<IpAddr>, Option<IpAddr>),
     rules: Vec<String>,
+}
+
+impl Flow {
+    /// SUSPICIOUS or worse.
+    fn flagged(&self) -> bool {
+        self.scored.verdict != Verdict::Benign
+    }
 }
 
 fn flows_of(path: &Path, t: &Thresholds) -> anyhow::Result<Vec<Flow>> {
@@ -244,7 +249,6 @@ pub fn evaluate(
     let mut report = Report { held_out_only: !all, ..Report::default() };
     // Benign flows of benign captures are every class's negatives.
     let mut benign_pool: Vec<(f64, bool)> = Vec::new();
-    let (mut benign_fp, mut benign_tn) = (0, 0);
     for (k, &i) in chosen.iter().enumerate() {
         progress(k, chosen.len());
         let c = &captures[i];
@@ -254,20 +258,17 @@ pub fn evaluate(
             report.benign_files += 1;
             let mut any = false;
             for f in &flows {
-                let hit = f.scored.verdict != Verdict::Benign;
+                let hit = f.flagged();
                 any |= hit;
                 report.benign_flows += 1;
                 if hit {
                     report.benign_flagged += 1;
-                    benign_fp += 1;
                     let by = if f.scored.source == mld_proto::ScoreSource::Fast {
                         format!("fast:{}", f.rules.join("+"))
                     } else {
                         format!("ml:{}", ALL[f.scored.top_detector()].name)
                     };
                     *report.benign_flagged_by.entry(by).or_default() += 1;
-                } else {
-                    benign_tn += 1;
                 }
                 benign_pool.push((f.scored.final_score, false));
             }
@@ -280,23 +281,20 @@ pub fn evaluate(
             Scope::Hosts(hosts) => {
                 for h in hosts {
                     r.units += 1;
-                    let hit = flows.iter().any(|f| {
-                        f.scored.verdict != Verdict::Benign
-                            && (f.hosts.0 == Some(*h) || f.hosts.1 == Some(*h))
-                    });
+                    let hit = flows
+                        .iter()
+                        .any(|f| f.flagged() && (f.hosts.0 == Some(*h) || f.hosts.1 == Some(*h)));
                     r.units_detected += usize::from(hit);
                 }
             }
             Scope::All | Scope::File | Scope::Benign => {
                 r.units += 1;
-                r.units_detected +=
-                    usize::from(flows.iter().any(|f| f.scored.verdict != Verdict::Benign));
+                r.units_detected += usize::from(flows.iter().any(Flow::flagged));
             }
         }
         for f in &flows {
             let Some(malicious) = c.flow_is_malicious(f.hosts.0, f.hosts.1) else { continue };
-            let hit = f.scored.verdict != Verdict::Benign;
-            match (malicious, hit) {
+            match (malicious, f.flagged()) {
                 (true, true) => r.tp += 1,
                 (true, false) => r.fn_ += 1,
                 (false, true) => r.fp += 1,
@@ -305,18 +303,22 @@ pub fn evaluate(
             r.ranked.push((f.scored.final_score, malicious));
         }
     }
+    // Overall: every class's labelled flows once, then the benign-capture flows once; each
+    // class also gets the benign-capture flows as its negatives.
+    let benign_fp = report.benign_flagged;
+    let benign_tn = report.benign_flows - report.benign_flagged;
     let mut overall = ClassResult::default();
     for r in report.classes.values_mut() {
-        r.fp += benign_fp;
-        r.tn += benign_tn;
         overall.files += r.files;
         overall.units += r.units;
         overall.units_detected += r.units_detected;
         overall.tp += r.tp;
         overall.fn_ += r.fn_;
-        overall.fp += r.fp - benign_fp;
-        overall.tn += r.tn - benign_tn;
+        overall.fp += r.fp;
+        overall.tn += r.tn;
         overall.ranked.extend(r.ranked.iter().copied());
+        r.fp += benign_fp;
+        r.tn += benign_tn;
         r.ranked.extend(benign_pool.iter().copied());
     }
     overall.fp += benign_fp;
