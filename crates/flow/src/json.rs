@@ -42,10 +42,9 @@ pub fn flow_event(ev: &FlowEvent) -> FlowEventJson<'_> {
     #[allow(clippy::cast_precision_loss, reason = "µs precision is what JSON consumers get")]
     let secs = |ns: u64| ns as f64 / 1e9;
     let key = ev.key.as_ref();
-    let (a, b) = key.map_or((None, None), |k| (k.a.as_ref(), k.b.as_ref()));
     let initiator =
         key.map_or(Direction::default(), |k| Direction::try_from(k.initiator).unwrap_or_default());
-    let (src, dst) = if initiator == Direction::BToA { (b, a) } else { (a, b) };
+    let (src, dst) = crate::key::oriented(key);
     let ip = |e: Option<&mld_proto::Endpoint>| e.and_then(|e| ip_from_bytes(&e.ip));
     let port = |e: Option<&mld_proto::Endpoint>| e.map_or(0, |e| e.port);
     FlowEventJson {

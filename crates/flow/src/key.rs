@@ -2,6 +2,19 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+/// The initiator's and the responder's endpoints of an event's key, `None` where missing.
+pub fn oriented(
+    key: Option<&mld_proto::FlowKey>,
+) -> (Option<&mld_proto::Endpoint>, Option<&mld_proto::Endpoint>) {
+    let Some(k) = key else { return (None, None) };
+    if mld_proto::Direction::try_from(k.initiator).unwrap_or_default() == mld_proto::Direction::BToA
+    {
+        (k.b.as_ref(), k.a.as_ref())
+    } else {
+        (k.a.as_ref(), k.b.as_ref())
+    }
+}
+
 /// One endpoint, with IPv4 stored as an IPv4-mapped IPv6 address so that keys have one size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EndpointKey {

@@ -6,7 +6,7 @@
 //! and in the detector's "top features". The order is part of the trained models: changing it
 //! (or a definition in [`crate::features`]) means retraining, which the codegen test notices.
 
-use mld_proto::{Direction, FlowEvent, FlowFeatures, HostContext};
+use mld_proto::{FlowEvent, FlowFeatures, HostContext};
 
 macro_rules! vector {
     (flow: $($f:ident),* ; host: $($h:ident),* ; responder: $($r:ident),* ; key: $($k:ident),* $(,)?) => {
@@ -58,13 +58,7 @@ vector! {
 /// The model input for `ev` (missing parts read as zeros).
 pub fn of_event(ev: &FlowEvent) -> [f32; LEN] {
     let key = ev.key.as_ref();
-    let responder = key.and_then(|k| {
-        if Direction::try_from(k.initiator).unwrap_or_default() == Direction::BToA {
-            k.a.as_ref()
-        } else {
-            k.b.as_ref()
-        }
-    });
+    let (_, responder) = crate::key::oriented(key);
     fill(
         &ev.features.unwrap_or_default(),
         &ev.source_context.unwrap_or_default(),
@@ -84,7 +78,7 @@ pub fn index(name: &str) -> Option<usize> {
 #[cfg(test)]
 #[allow(clippy::float_cmp, reason = "values copied exactly")]
 mod tests {
-    use mld_proto::{Endpoint, FlowKey};
+    use mld_proto::{Direction, Endpoint, FlowKey};
 
     use super::*;
 

@@ -47,20 +47,12 @@ impl Shape {
     /// The shape of a real flow (TCP or UDP), if it has one.
     pub fn of(ev: &FlowEvent) -> Option<Self> {
         let f = ev.features.as_ref()?;
-        let v = mld_flow::vector::of_event(ev);
-        let proto = v[mld_flow::vector::index("ip_proto")?];
-        let proto = proto as u8;
-        if proto != 6 && proto != 17 {
-            return None;
-        }
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "ports and sizes"
-        )]
+        let key = ev.key.as_ref()?;
+        let proto = u8::try_from(key.ip_proto).ok().filter(|p| *p == 6 || *p == 17)?;
+        let (_, responder) = mld_flow::key::oriented(Some(key));
         Some(Self {
             proto,
-            dst_port: v[mld_flow::vector::index("dst_port")?] as u16,
+            dst_port: responder.map_or(0, |e| u16::try_from(e.port).unwrap_or(0)),
             fwd_bytes: u32::try_from(f.total_fwd_bytes.min(4 << 20)).unwrap_or(0),
             bwd_bytes: u32::try_from(f.total_bwd_bytes.min(4 << 20)).unwrap_or(0),
             exchanges: u32::try_from(f.total_fwd_packets.clamp(1, 64)).unwrap_or(1),
