@@ -108,6 +108,11 @@ impl PerSecond {
         }
         self.count
     }
+
+    /// The count of the current or the previous second `sec`, else 0 (stale).
+    pub fn recent(&self, sec: u64) -> u32 {
+        if self.sec + 1 >= sec { self.count } else { 0 }
+    }
 }
 
 /// Indices into the windowed counters.
@@ -203,13 +208,9 @@ impl HostState {
             failed_conn_ratio: ratio(failed, conns),
             flows: u32::try_from(flows).unwrap_or(u32::MAX),
             distinct_dsts: self.dsts.count(now_ns, window_ns),
-            packets_last_sec: if self.sent.sec + 1 >= sec { self.sent.count } else { 0 },
+            packets_last_sec: self.sent.recent(sec),
             distinct_sources: self.sources.count(now_ns, window_ns),
-            packets_received_last_sec: if self.received.sec + 1 >= sec {
-                self.received.count
-            } else {
-                0
-            },
+            packets_received_last_sec: self.received.recent(sec),
         }
     }
 }
@@ -283,5 +284,7 @@ mod tests {
         assert_eq!(h.sent.tick(5 * S + 999_999_999), 2);
         assert_eq!(h.sent.tick(6 * S), 1);
         assert_eq!(h.received.tick(6 * S), 1);
+        // The count stands for its second and the next, then goes stale.
+        assert_eq!((h.sent.recent(6), h.sent.recent(7), h.sent.recent(8)), (1, 1, 0));
     }
 }

@@ -38,12 +38,9 @@ fn endpoints(ev: &FlowEvent) -> (Option<IpAddr>, Option<IpAddr>) {
 
 /// A stable order for flows (the engine's export order depends on its hash seeds).
 fn sort_flows(flows: &mut [FlowEvent]) {
-    flows.sort_by(|a, b| {
-        let key = |e: &FlowEvent| {
-            let v = mld_flow::json::flow_event(e);
-            (e.start_ns, e.end_ns, v.src_ip, v.src_port, v.dst_ip, v.dst_port, v.proto)
-        };
-        key(a).cmp(&key(b))
+    flows.sort_by_cached_key(|e| {
+        let v = mld_flow::json::flow_event(e);
+        (e.start_ns, e.end_ns, v.src_ip, v.src_port, v.dst_ip, v.dst_port, v.proto)
     });
 }
 
