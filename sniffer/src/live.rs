@@ -75,7 +75,9 @@ impl Intake {
     fn due_in(&self, now_ns: u64, wait: Duration) -> Duration {
         match self.reorder.as_ref().and_then(Reorder::oldest_ns) {
             Some(oldest) => wait
-                .min(Duration::from_nanos((oldest + self.hold_ns).saturating_sub(now_ns)))
+                .min(Duration::from_nanos(
+                    oldest.saturating_add(self.hold_ns).saturating_sub(now_ns),
+                ))
                 .max(Duration::from_micros(200)),
             None => wait,
         }
