@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sniffer-ebpf/xdp_sniffer.c");
+    // Read at run time: a build script compiled for one checkout is reused by another that
+    // shares the target directory (the CI cache), and `env!` would point it at the first.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let src = PathBuf::from(manifest).join("../sniffer-ebpf/xdp_sniffer.c");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("xdp_sniffer.o");
     println!("cargo:rerun-if-changed={}", src.display());

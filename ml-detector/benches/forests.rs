@@ -14,7 +14,10 @@ use mld_flow::vector::{self, LEN};
 use mld_ml_detector::scoring::{Thresholds, combine, forests};
 
 fn inputs() -> Vec<[f32; LEN]> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pcap");
+    let root = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../shared/data/pcap");
     let mut out = Vec::new();
     for f in [
         "ddos/stopddos-pkt.TCP.synflood.spoofed.pcap",

@@ -4,15 +4,23 @@
 //! - [`forests`]: the generated forests (`make train`; model cards in `docs/models/`).
 //! - [`scoring`]: per-detector scores, `ml_score`, `final_score = max(fast, ml)`, authoritative
 //!   source, divergence, verdict, top contributing features.
+//! - [`detection`]: a `FlowEvent` in, a `Detection` out.
+//! - [`daemon`]: `ml-detector run`: flow.v1 in, sealed Detections on detection.v1 out, and
+//!   [`outputs`] on disk: the JSONL event log ([`record`], `docs/EVENT_SCHEMA.md`), Suricata
+//!   EVE-JSON ([`eve`]) and sealed alert [`artifacts`], rotated by [`logfile`].
 //! - [`offline`]: `ml-detector analyze --pcap FILE... --out FILE` and
 //!   `ml-detector evaluate --data DIR`, in-process with the sniffer's flow engine.
-//!
-//! The bus daemon (`run`: flow.v1 in, detection.v1 out, event log, EVE-JSON) is not built yet;
-//! `ml-detector validate --config FILE` checks a config.
 #![forbid(unsafe_code)]
 
+pub mod artifacts;
+pub mod daemon;
+pub mod detection;
+pub mod eve;
 pub mod forests;
+pub mod logfile;
 pub mod offline;
+pub mod outputs;
+pub mod record;
 pub mod scoring;
 
 /// This daemon's config (raw form); its validated form is `<Config as DaemonConfig>::Valid`.
@@ -22,4 +30,4 @@ pub use mld_config::daemons::ml_detector::MlDetectorConfig as Config;
 pub const NAME: &str = "ml-detector";
 
 /// One line for `--help`.
-pub const ABOUT: &str = "Scores flows with four embedded RandomForests and the fast detector. Offline: `ml-detector analyze --help`, `ml-detector evaluate --help`. (This build: the bus daemon is not built yet; `validate` checks a config.)";
+pub const ABOUT: &str = "Scores flows from flow.v1 with four embedded RandomForests and the fast detector, publishes sealed Detections on detection.v1 and writes the event log, EVE-JSON and sealed alert artifacts. Also: `ml-detector analyze --help` (score capture files offline), `ml-detector evaluate --help` (measure on the labelled captures), `ml-detector artifact --help` (open sealed artifacts).";

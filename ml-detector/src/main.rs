@@ -81,9 +81,46 @@ struct Evaluate {
     thresholds: ThresholdArgs,
 }
 
+/// Open sealed alert artifacts (`<event_log.dir>/artifacts/*.mld`) with the deployment's root
+/// secret and print each Detection as one event-log line (`docs/EVENT_SCHEMA.md`).
+#[derive(Parser)]
+#[command(name = "ml-detector artifact")]
+struct Artifact {
+    /// The ml-detector config whose transport section names the root secret and key epoch.
+    #[arg(long)]
+    config: PathBuf,
+    /// Artifact files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
 #[allow(clippy::print_stdout, reason = "the report is the command's output")]
 fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
-    if command == "analyze" {
+    if command == "artifact" {
+        let a = Artifact::parse_from(args);
+        let c = mld_config::load::<mld_ml_detector::Config>(&a.config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ring = mld_daemon::key_ring(&c.transport).map_err(|e| e.error)?;
+        let mut out = std::io::stdout().lock();
+        let mut failed = 0;
+        let mut line = Vec::new();
+        for f in &a.files {
+            match mld_ml_detector::artifacts::read(f, std::sync::Arc::clone(&ring)) {
+                Ok(d) => {
+                    line.clear();
+                    mld_ml_detector::record::write_line(&d, None, &mut line);
+                    out.write_all(&line)?;
+                }
+                Err(e) => {
+                    eprintln!("ml-detector artifact: {e}");
+                    failed += 1;
+                }
+            }
+        }
+        if failed > 0 {
+            bail!("{failed} of {} artifacts could not be opened", a.files.len());
+        }
+    } else if command == "analyze" {
         let a = Analyze::parse_from(args);
         let t = a.thresholds.thresholds()?;
         let progress =
@@ -125,7 +162,7 @@ fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
     if let Some(command) = args.get(1).cloned()
-        && (command == "analyze" || command == "evaluate")
+        && ["analyze", "evaluate", "artifact"].contains(&command.as_str())
     {
         args.remove(1);
         args[0] = format!("ml-detector {command}");
@@ -137,8 +174,5 @@ fn main() -> ExitCode {
             }
         };
     }
-    mld_daemon::validate_only_main::<mld_ml_detector::Config>(
-        mld_ml_detector::NAME,
-        mld_ml_detector::ABOUT,
-    )
+    mld_daemon::main::<mld_ml_detector::daemon::MlDetectorDaemon>()
 }

@@ -5,58 +5,20 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use mld_flow::offline::{default_config, run_file};
 use mld_proto::{FlowEvent, Verdict};
 use mld_train::labels::{Family, Scope};
-use serde::Serialize;
 
+use crate::detection::Detector;
 use crate::forests::ALL;
-use crate::scoring::{Scored, Thresholds, score, top_features};
+use crate::record::{unix_ns, write_line};
+use crate::scoring::{Scored, Thresholds, score};
 
-#[derive(Serialize)]
-struct MlScores {
-    ddos: f64,
-    ransomware: f64,
-    traffic: f64,
-    internal: f64,
-}
-
-#[derive(Serialize)]
-struct TopFeature<'a> {
-    detector: &'a str,
-    feature: &'a str,
-    value: f64,
-    weight: f64,
-}
-
-/// One line of `analyze` output.
-#[derive(Serialize)]
-struct Line<'a> {
-    event_id: &'a str,
-    file: &'a str,
-    src_ip: Option<IpAddr>,
-    src_port: u32,
-    dst_ip: Option<IpAddr>,
-    dst_port: u32,
-    proto: u32,
-    first_ts: f64,
-    last_ts: f64,
-    fast_score: f64,
-    fast_rules: &'a [String],
-    ml_scores: MlScores,
-    ml_score: f64,
-    final_score: f64,
-    authoritative: &'static str,
-    divergence: f64,
-    verdict: &'static str,
-    top_features: Vec<TopFeature<'a>>,
-}
-
-#[allow(clippy::many_single_char_names, reason = "s, x, j, l, t: short-lived locals")]
-/// Scores every finished flow of `files`, writing one JSON line per flow to `out`. Returns
-/// (flows, flagged).
+/// Scores every finished flow of `files`, writing one event-log line (`docs/EVENT_SCHEMA.md`,
+/// with the capture file added) per flow to `out`. Returns (flows, flagged).
 pub fn analyze(
     files: &[PathBuf],
     t: &Thresholds,
@@ -64,7 +26,8 @@ pub fn analyze(
     mut progress: impl FnMut(&Path, usize),
 ) -> anyhow::Result<(u64, u64)> {
     let (mut flows, mut flagged) = (0, 0);
-    let mut line = Vec::with_capacity(4096);
+    let mut detector = Detector::new(*t);
+    let mut line = Vec::with_capacity(8192);
     for path in files {
         let run = run_file(path, default_config("analyze"))
             .with_context(|| format!("cannot read capture file {}", path.display()))?;
@@ -73,55 +36,14 @@ pub fn analyze(
         }
         let name = path.to_string_lossy();
         let mut here = 0;
-        for ev in run.flows.iter().filter(|e| !e.snapshot) {
-            let (s, x) = score(ev, t);
-            let top = if s.verdict == Verdict::Benign {
-                Vec::new()
-            } else {
-                top_features(&x, s.top_detector(), 3)
-            };
-            let j = mld_flow::json::flow_event(ev);
-            let fast_rules: &[String] = ev.fast.as_ref().map_or(&[], |f| &f.rule_ids);
-            let l = Line {
-                event_id: &ev.event_id,
-                file: &name,
-                src_ip: j.src_ip,
-                src_port: j.src_port,
-                dst_ip: j.dst_ip,
-                dst_port: j.dst_port,
-                proto: j.proto,
-                first_ts: j.first_ts,
-                last_ts: j.last_ts,
-                fast_score: s.fast_score,
-                fast_rules,
-                ml_scores: MlScores {
-                    ddos: s.ml[0],
-                    ransomware: s.ml[1],
-                    traffic: s.ml[2],
-                    internal: s.ml[3],
-                },
-                ml_score: s.ml_score,
-                final_score: s.final_score,
-                authoritative: s.source.as_str_name(),
-                divergence: s.divergence,
-                verdict: s.verdict.as_str_name(),
-                top_features: top
-                    .iter()
-                    .map(|f| TopFeature {
-                        detector: &f.detector,
-                        feature: &f.feature,
-                        value: f.value,
-                        weight: f.weight,
-                    })
-                    .collect(),
-            };
+        for ev in run.flows.into_iter().filter(|e| !e.snapshot) {
+            let d = detector.detect(ev, unix_ns(SystemTime::now()));
             line.clear();
-            serde_json::to_writer(&mut line, &l)?;
-            line.push(b'\n');
+            write_line(&d, Some(&name), &mut line);
             out.write_all(&line).context("writing detections")?;
             flows += 1;
             here += 1;
-            flagged += u64::from(s.verdict != Verdict::Benign);
+            flagged += u64::from(crate::detection::flagged(&d));
         }
         progress(path, here);
     }

@@ -7,7 +7,9 @@ use std::process::Command;
 use serde_json::Value;
 
 fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pcap").join(rel)
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/pcap")
+        .join(rel)
 }
 
 fn analyze(files: &[&str]) -> Vec<Value> {
@@ -117,7 +119,12 @@ fn bad_input_is_a_clear_error_and_leaves_no_output_file() {
 fn evaluate_prints_every_class_and_counts_benign_false_positives() {
     let run = Command::new(env!("CARGO_BIN_EXE_ml-detector"))
         .args(["evaluate", "--data"])
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+        .arg(
+            PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+            )
+            .join("../../shared/data"),
+        )
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));

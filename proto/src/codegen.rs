@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// The crate's root directory (holding `proto/` and `src/gen/`).
 pub fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
 }
 
 /// Path of the committed generated file.

@@ -23,7 +23,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use mld_bus::{Publisher, PublisherOptions};
 use mld_config::daemons::sniffer::Sniffer as Valid;
-use mld_crypto_transport::{KeyRing, RootSecret};
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
 use mld_proto::{CaptureMode, InterfaceRole};
@@ -84,16 +83,7 @@ impl SnifferDaemon {
 
 /// Loads the root secret and opens the `flow.v1` publisher.
 fn publisher(config: &Valid, registry: &mut Registry) -> Result<Publisher, DaemonError> {
-    let t = &config.transport;
-    let secret = RootSecret::load(&t.root_secret_file)
-        .with_context(|| {
-            format!(
-                "loading the root secret named by transport.root_secret_file ({})",
-                t.root_secret_file.display()
-            )
-        })
-        .map_err(DaemonError::unavailable)?;
-    let ring = Arc::new(KeyRing::with_grace(secret, t.key_epoch, t.epoch_grace));
+    let ring = mld_daemon::key_ring(&config.transport)?;
     let mut options = PublisherOptions::new(config.publish.bind.as_str());
     options.send_hwm = config.publish.send_hwm;
     Publisher::bind(&zmq::Context::new(), ring, &options, registry)

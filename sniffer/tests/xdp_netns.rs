@@ -131,7 +131,9 @@ fn scrape(lab: &Lab, port: u16) -> String {
 }
 
 fn shared(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pcap").join(file)
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/pcap")
+        .join(file)
 }
 
 /// The sniffer process; killed if the test fails before stopping it, so that no capture

@@ -23,4 +23,26 @@ mod exit;
 mod runtime;
 
 pub use exit::ExitCode;
+
+/// Loads the root secret named by `transport.root_secret_file` into a key ring at the
+/// configured epoch and grace window. A missing or unreadable secret is "unavailable" (the
+/// operator has not provisioned the host yet), with the file and field in the message.
+pub fn key_ring(
+    transport: &mld_config::common::ValidTransport,
+) -> Result<std::sync::Arc<mld_crypto_transport::KeyRing>, DaemonError> {
+    use anyhow::Context as _;
+    let secret = mld_crypto_transport::RootSecret::load(&transport.root_secret_file)
+        .with_context(|| {
+            format!(
+                "loading the root secret named by transport.root_secret_file ({})",
+                transport.root_secret_file.display()
+            )
+        })
+        .map_err(DaemonError::unavailable)?;
+    Ok(std::sync::Arc::new(mld_crypto_transport::KeyRing::with_grace(
+        secret,
+        transport.key_epoch,
+        transport.epoch_grace,
+    )))
+}
 pub use runtime::{Daemon, DaemonError, RunContext, Valid, main, run_main, validate_only_main};

@@ -2,11 +2,14 @@
 //! the features, the flow engine, the generator or the trainer that would change a model fails
 //! here until `make train` is run and the new models are committed.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 #[test]
 fn committed_models_match_a_fresh_training_run() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../..");
     let data = root.join("../shared/data");
     assert!(
         data.join("LABELS.tsv").exists(),

@@ -1,5 +1,6 @@
 //! `ml-detector`: the four forests, scoring, the event log and EVE output.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -72,10 +73,21 @@ impl Default for VerdictConfig {
     }
 }
 
-/// The JSONL event log and EVE-JSON alerts.
+/// The JSONL event log (`events.jsonl`, one line per Detection, `docs/EVENT_SCHEMA.md`),
+/// Suricata EVE-JSON (`eve.json`: `alert` and `flow` records) and sealed alert artifacts
+/// (`artifacts/<detection id>.mld`), all under `dir`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventLogConfig {
+    /// The directory the logs and artifacts are written to (created if missing).
+    pub dir: PathBuf,
+    /// Write `eve.json` (Suricata EVE-JSON `alert` and `flow` records).
+    pub eve: bool,
+    /// Write a sealed artifact (the whole Detection, `artifact` channel) per SUSPICIOUS or
+    /// MALICIOUS detection.
+    pub artifacts: bool,
+    /// Artifacts kept; the oldest are deleted beyond it.
+    pub artifacts_max_files: u32,
     /// Rotate when the current file reaches this size.
     pub rotate_max_bytes: u64,
     /// Rotate when the current file is this old.
@@ -97,6 +109,10 @@ pub enum FlushPolicy {
 impl Default for EventLogConfig {
     fn default() -> Self {
         Self {
+            dir: PathBuf::from("/var/log/mldefender/ml-detector"),
+            eve: true,
+            artifacts: true,
+            artifacts_max_files: 100_000,
             rotate_max_bytes: 100 * 1024 * 1024,
             rotate_max_age_secs: 86_400,
             retain_files: 14,
@@ -112,14 +128,24 @@ pub struct MlDetector {
     pub publish: ValidPublish,
     pub suspicious_score: f64,
     pub malicious_score: f64,
+    pub event_log: ValidEventLog,
+    pub metrics: ValidMetrics,
+    pub etcd: ValidEtcd,
+    pub transport: ValidTransport,
+}
+
+/// The validated event-log settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidEventLog {
+    pub dir: PathBuf,
+    pub eve: bool,
+    pub artifacts: bool,
+    pub artifacts_max_files: u32,
     pub rotate_max_bytes: u64,
     pub rotate_max_age: Duration,
     pub retain_files: u32,
     pub flush: FlushPolicy,
     pub flush_interval: Duration,
-    pub metrics: ValidMetrics,
-    pub etcd: ValidEtcd,
-    pub transport: ValidTransport,
 }
 
 impl DaemonConfig for MlDetectorConfig {
@@ -141,6 +167,14 @@ impl DaemonConfig for MlDetectorConfig {
             v.range("event_log.rotate_max_age_secs", log.rotate_max_age_secs, 60, 30 * 86_400);
         let retain = v.range("event_log.retain_files", log.retain_files, 1, 10_000);
         let interval = v.range("event_log.flush_interval_ms", log.flush_interval_ms, 1, 60_000);
+        v.check(
+            !log.dir.as_os_str().is_empty(),
+            "event_log.dir",
+            format!("{:?}", log.dir.display().to_string()),
+            "must name a directory",
+        );
+        let max_artifacts =
+            v.range("event_log.artifacts_max_files", log.artifacts_max_files, 1, 10_000_000);
         let metrics = self.metrics.validate(&mut v, "metrics");
         let etcd = self.etcd.validate(&mut v, "etcd");
         let transport = self.transport.validate(&mut v, "transport");
@@ -150,11 +184,17 @@ impl DaemonConfig for MlDetectorConfig {
                 publish: publish?,
                 suspicious_score: s?,
                 malicious_score: m?,
-                rotate_max_bytes: bytes?,
-                rotate_max_age: Duration::from_secs(age?),
-                retain_files: retain?,
-                flush: log.flush,
-                flush_interval: Duration::from_millis(interval?),
+                event_log: ValidEventLog {
+                    dir: log.dir.clone(),
+                    eve: log.eve,
+                    artifacts: log.artifacts,
+                    artifacts_max_files: max_artifacts?,
+                    rotate_max_bytes: bytes?,
+                    rotate_max_age: Duration::from_secs(age?),
+                    retain_files: retain?,
+                    flush: log.flush,
+                    flush_interval: Duration::from_millis(interval?),
+                },
                 metrics: metrics?,
                 etcd: etcd?,
                 transport: transport?,

@@ -11,7 +11,8 @@ use mld_config::daemons::sniffer::SnifferConfig;
 use mld_config::{COMPONENTS, Component, ConfigError};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../..")
 }
 
 #[test]

@@ -18,7 +18,8 @@ mod cicref;
 mod detect;
 
 pub(crate) fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pcap")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/pcap")
 }
 
 pub(crate) fn captures() -> Vec<PathBuf> {

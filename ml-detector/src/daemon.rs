@@ -1,0 +1,253 @@
+//! The bus daemon (`ml-detector run`): `FlowEvent`s from `flow.v1` in, sealed `Detection`s on
+//! `detection.v1` out, and every Detection written to the event log, EVE-JSON and (when
+//! flagged) a sealed artifact.
+//!
+//! One thread does the work: receive, score, publish, write. The bus counts what it drops or
+//! loses; the outputs count what they could not write; neither stops detection. On shutdown
+//! the daemon reads what is still queued (up to [`DRAIN`]), then flushes and syncs its files.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use mld_bus::{Publish, Publisher, PublisherOptions, Subscriber, SubscriberOptions, Topic};
+use mld_config::daemons::ml_detector::MlDetector as Valid;
+use mld_daemon::{Daemon, DaemonError, RunContext};
+use mld_proto::{FlowEvent, Verdict};
+use mld_telemetry::prometheus_client::metrics::counter::Counter;
+use mld_telemetry::prometheus_client::metrics::family::Family;
+use mld_telemetry::prometheus_client::registry::Registry;
+
+use crate::detection::Detector;
+use crate::outputs::{OutputStats, Outputs};
+use crate::record::unix_ns;
+use crate::scoring::Thresholds;
+
+/// The longest the daemon keeps reading queued flow events after a shutdown signal.
+pub const DRAIN: Duration = Duration::from_secs(2);
+/// How long one receive waits before the loop checks for shutdown and flushes.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Flags of `ml-detector run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    /// Wait up to SECS for a subscriber of detection.v1 (firewall-agent, rag-ingester) before
+    /// reading flow events, so that none of the first detections is published to nobody.
+    /// Flow events arriving meanwhile queue in the subscriber (up to `subscribe.recv_hwm`).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub wait_for_subscriber: u64,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// `mld_ml_detector_*` metrics.
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    detections: Family<Labels, Counter>,
+    lines: Family<Labels, Counter>,
+    dropped_lines: Family<Labels, Counter>,
+    write_errors: Family<Labels, Counter>,
+    rotations: Family<Labels, Counter>,
+    artifacts: Family<Labels, Counter>,
+    last: OutputStats,
+}
+
+impl Metrics {
+    fn register(r: &mut Registry) -> Self {
+        let m = Self::default();
+        r.register("detections", "Detections made, by verdict", m.detections.clone());
+        r.register("log_lines", "Lines written by log (events.jsonl, eve.json)", m.lines.clone());
+        r.register(
+            "log_dropped_lines",
+            "Lines dropped whole because a write failed, by log",
+            m.dropped_lines.clone(),
+        );
+        r.register("log_write_errors", "Failed writes or syncs, by log", m.write_errors.clone());
+        r.register("log_rotations", "Log files rotated, by log", m.rotations.clone());
+        r.register(
+            "artifacts",
+            "Sealed alert artifacts, by outcome (written, deleted by the cap, failed)",
+            m.artifacts.clone(),
+        );
+        for v in [Verdict::Benign, Verdict::Suspicious, Verdict::Malicious] {
+            let _ = m.detections.get_or_create(&vec![("verdict", v.as_str_name().to_owned())]);
+        }
+        m
+    }
+
+    fn sync(&mut self, s: &OutputStats) {
+        let l = self.last;
+        for (log, now, before) in [("events", s.events, l.events), ("eve", s.eve, l.eve)] {
+            let label = vec![("log", log.to_owned())];
+            self.lines.get_or_create(&label).inc_by(now.lines - before.lines);
+            self.dropped_lines
+                .get_or_create(&label)
+                .inc_by(now.dropped_lines - before.dropped_lines);
+            self.write_errors.get_or_create(&label).inc_by(now.write_errors - before.write_errors);
+            self.rotations.get_or_create(&label).inc_by(now.rotations - before.rotations);
+        }
+        let (a, b) = (s.artifacts, l.artifacts);
+        for (outcome, n) in [
+            ("written", a.written - b.written),
+            ("deleted", a.deleted - b.deleted),
+            ("failed", a.errors - b.errors),
+        ] {
+            self.artifacts.get_or_create(&vec![("outcome", outcome.to_owned())]).inc_by(n);
+        }
+        self.last = *s;
+    }
+}
+
+/// The daemon.
+pub struct MlDetectorDaemon {
+    flags: Flags,
+    detector: Detector,
+    subscriber: Subscriber<FlowEvent>,
+    publisher: Publisher,
+    outputs: Outputs,
+    flush_interval: Duration,
+    metrics: Metrics,
+}
+
+impl Daemon for MlDetectorDaemon {
+    const NAME: &'static str = crate::NAME;
+    const ABOUT: &'static str = crate::ABOUT;
+    type Config = crate::Config;
+    type Flags = Flags;
+
+    fn metrics_listen(config: &Valid) -> Option<SocketAddr> {
+        config.metrics.listen
+    }
+
+    fn setup(config: Valid, flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
+        let ring = mld_daemon::key_ring(&config.transport)?;
+        let outputs = Outputs::open(&config.event_log, Arc::clone(&ring))
+            .context("opening the event log (event_log.dir)")
+            .map_err(DaemonError::unavailable)?;
+        let ctx = zmq::Context::new();
+        let mut options = PublisherOptions::new(config.publish.bind.as_str());
+        options.send_hwm = config.publish.send_hwm;
+        let publisher = Publisher::bind(&ctx, Arc::clone(&ring), &options, registry)
+            .with_context(|| {
+                format!("binding the detection.v1 publisher on {}", config.publish.bind.as_str())
+            })
+            .map_err(DaemonError::unavailable)?;
+        let mut sub = SubscriberOptions::new(
+            config.subscribe.connect.iter().map(mld_config::common::Endpoint::as_str),
+        );
+        sub.recv_hwm = config.subscribe.recv_hwm;
+        let subscriber = Subscriber::connect(&ctx, ring, &sub, registry)
+            .context("connecting the flow.v1 subscriber")
+            .map_err(DaemonError::unavailable)?;
+        tracing::info!(
+            dir = %config.event_log.dir.display(),
+            eve = config.event_log.eve,
+            artifacts = config.event_log.artifacts,
+            "event log open"
+        );
+        Ok(Self {
+            flags,
+            detector: Detector::new(Thresholds {
+                suspicious: config.suspicious_score,
+                malicious: config.malicious_score,
+            }),
+            subscriber,
+            publisher,
+            outputs,
+            flush_interval: config.event_log.flush_interval,
+            metrics: Metrics::register(registry),
+        })
+    }
+
+    async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_on_signal = {
+            let stop = Arc::clone(&stop);
+            let token = ctx.shutdown.clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let readiness = ctx.readiness.clone();
+        let result = tokio::task::spawn_blocking(move || self.work(&stop, &readiness))
+            .await
+            .map_err(|e| DaemonError::failure(anyhow::anyhow!("detector thread failed: {e}")))?;
+        stop_on_signal.abort();
+        result
+    }
+}
+
+impl MlDetectorDaemon {
+    fn work(
+        mut self,
+        stop: &AtomicBool,
+        readiness: &mld_telemetry::Readiness,
+    ) -> Result<(), DaemonError> {
+        if self.flags.wait_for_subscriber > 0 {
+            let secs = self.flags.wait_for_subscriber;
+            let found = self
+                .publisher
+                .wait_for_subscriber(Topic::Detection, Duration::from_secs(secs))
+                .map_err(DaemonError::failure)?;
+            if !found {
+                tracing::warn!(secs, "no detection.v1 subscriber connected; publishing anyway");
+            }
+        }
+        readiness.set(true);
+        let mut last_flush = Instant::now();
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            if drain_until.is_none() && stop.load(Ordering::Relaxed) {
+                drain_until = Some(Instant::now() + DRAIN);
+            }
+            let wait = if drain_until.is_some() { Duration::from_millis(20) } else { POLL };
+            match self.subscriber.recv(wait).map_err(DaemonError::failure)? {
+                Some(received) => self.handle(received.message),
+                None if drain_until.is_some() => break,
+                None => {}
+            }
+            if drain_until.is_some_and(|d| Instant::now() >= d) {
+                tracing::warn!("flow events still arriving after the drain period; stopping");
+                break;
+            }
+            if last_flush.elapsed() >= self.flush_interval {
+                last_flush = Instant::now();
+                self.outputs.flush(SystemTime::now());
+                self.metrics.sync(&self.outputs.stats());
+            }
+        }
+        self.outputs.flush(SystemTime::now());
+        self.metrics.sync(&self.outputs.stats());
+        let bus = self.subscriber.stats();
+        let out = self.outputs.stats();
+        tracing::info!(
+            received = bus.received,
+            lost = bus.lost,
+            published = self.publisher.stats().sent,
+            dropped = self.publisher.stats().dropped,
+            event_lines = out.events.lines,
+            eve_lines = out.eve.lines,
+            artifacts = out.artifacts.written,
+            dropped_lines = out.events.dropped_lines + out.eve.dropped_lines,
+            "stopped"
+        );
+        Ok(())
+    }
+
+    fn handle(&mut self, flow: FlowEvent) {
+        let now = SystemTime::now();
+        let d = self.detector.detect(flow, unix_ns(now));
+        self.metrics
+            .detections
+            .get_or_create(&vec![("verdict", d.verdict().as_str_name().to_owned())])
+            .inc();
+        match self.publisher.publish(&d) {
+            Ok(Publish::Sent | Publish::Dropped) => {} // drops are counted by the bus
+            Err(e) => tracing::error!(error = %e, "publishing a Detection failed"),
+        }
+        self.outputs.write(&d, now);
+    }
+}

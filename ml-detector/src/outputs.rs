@@ -1,0 +1,135 @@
+//! Where detections go on disk: the JSONL event log (`events.jsonl`), Suricata EVE-JSON
+//! (`eve.json`) and sealed alert artifacts (`artifacts/`), under the configured directory.
+//!
+//! Output errors (a full disk, a removed directory) are counted and logged, rate-limited, and
+//! never stop detection: the bus output is what blocks attackers, and a line that cannot be
+//! written is dropped whole and counted, never half-written.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use mld_config::daemons::ml_detector::{FlushPolicy, ValidEventLog};
+use mld_crypto_transport::KeyRing;
+use mld_proto::Detection;
+use mld_telemetry::RateLimit;
+
+use crate::artifacts::{self, ArtifactStore};
+use crate::detection::flagged;
+use crate::logfile::{self, RotatingLog, Settings};
+
+/// The event log, EVE output and artifact store.
+#[derive(Debug)]
+pub struct Outputs {
+    events: RotatingLog,
+    eve: Option<RotatingLog>,
+    artifacts: Option<ArtifactStore>,
+    line: Vec<u8>,
+    error_log: RateLimit,
+}
+
+/// Totals of every output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputStats {
+    pub events: logfile::Stats,
+    pub eve: logfile::Stats,
+    pub artifacts: artifacts::Stats,
+}
+
+impl Outputs {
+    /// Opens the outputs `c` asks for; artifacts are sealed with `ring`.
+    pub fn open(c: &ValidEventLog, ring: Arc<KeyRing>) -> anyhow::Result<Self> {
+        let settings = Settings {
+            max_bytes: c.rotate_max_bytes,
+            max_age: c.rotate_max_age,
+            retain: c.retain_files,
+            sync_every_line: c.flush == FlushPolicy::EveryLine,
+        };
+        let events = RotatingLog::open(&c.dir, "events", "jsonl", settings)?;
+        let eve = c.eve.then(|| RotatingLog::open(&c.dir, "eve", "json", settings)).transpose()?;
+        let artifacts = c
+            .artifacts
+            .then(|| {
+                ArtifactStore::open(
+                    &artifact_dir(&c.dir),
+                    ring,
+                    c.artifacts_max_files,
+                    settings.sync_every_line,
+                )
+            })
+            .transpose()?;
+        Ok(Self {
+            events,
+            eve,
+            artifacts,
+            line: Vec::with_capacity(8192),
+            error_log: RateLimit::new(Duration::from_secs(10)),
+        })
+    }
+
+    /// Writes `d` to every output.
+    pub fn write(&mut self, d: &Detection, now: SystemTime) {
+        self.line.clear();
+        crate::record::write_line(d, None, &mut self.line);
+        let r = self.events.append(&self.line, 1, now);
+        self.report(r.map_err(anyhow::Error::from), "the event log");
+        if let Some(eve) = &mut self.eve {
+            self.line.clear();
+            let (alerts, flows) = crate::eve::write_records(d, &mut self.line);
+            if alerts + flows > 0 {
+                let r = eve.append(&self.line, u64::from(alerts + flows), now);
+                self.report(r.map_err(anyhow::Error::from), "eve.json");
+            }
+        }
+        if let Some(store) = &mut self.artifacts
+            && flagged(d)
+        {
+            let r = store.write(d).map(|_| ());
+            self.report(r, "an alert artifact");
+        }
+    }
+
+    /// Writes and syncs what is buffered, and rotates logs that have reached their age.
+    pub fn flush(&mut self, now: SystemTime) {
+        let r = self.events.flush(now);
+        self.report(r.map_err(anyhow::Error::from), "the event log");
+        if let Some(eve) = &mut self.eve {
+            let r = eve.flush(now);
+            self.report(r.map_err(anyhow::Error::from), "eve.json");
+        }
+        if let Some(store) = &mut self.artifacts {
+            let r = store.flush();
+            self.report(r.map_err(anyhow::Error::from), "the alert artifacts");
+        }
+    }
+
+    fn report(&mut self, r: anyhow::Result<()>, what: &str) {
+        if let Err(e) = r
+            && let Some(suppressed) = self.error_log.allow()
+        {
+            tracing::error!(
+                error = format!("{e:#}"),
+                suppressed,
+                "writing {what} failed; detection goes on"
+            );
+        }
+    }
+
+    pub fn stats(&self) -> OutputStats {
+        OutputStats {
+            events: self.events.stats(),
+            eve: self.eve.as_ref().map(RotatingLog::stats).unwrap_or_default(),
+            artifacts: self.artifacts.as_ref().map(ArtifactStore::stats).unwrap_or_default(),
+        }
+    }
+
+    /// The event log file being written.
+    pub fn events_path(&self) -> std::path::PathBuf {
+        self.events.path()
+    }
+}
+
+/// The artifact directory under an event-log directory.
+pub fn artifact_dir(log_dir: &Path) -> std::path::PathBuf {
+    log_dir.join("artifacts")
+}
