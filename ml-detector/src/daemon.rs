@@ -50,7 +50,6 @@ struct Metrics {
     dropped_lines: Family<Labels, Counter>,
     write_errors: Family<Labels, Counter>,
     rotations: Family<Labels, Counter>,
-    artifacts: Family<Labels, Counter>,
     last: OutputStats,
 }
 
@@ -66,11 +65,6 @@ impl Metrics {
         );
         r.register("log_write_errors", "Failed writes or syncs, by log", m.write_errors.clone());
         r.register("log_rotations", "Log files rotated, by log", m.rotations.clone());
-        r.register(
-            "artifacts",
-            "Sealed alert artifacts, by outcome (written, deleted by the cap, failed)",
-            m.artifacts.clone(),
-        );
         for v in [Verdict::Benign, Verdict::Suspicious, Verdict::Malicious] {
             let _ = m.detections.get_or_create(&vec![("verdict", v.as_str_name().to_owned())]);
         }
@@ -79,7 +73,11 @@ impl Metrics {
 
     fn sync(&mut self, s: &OutputStats) {
         let l = self.last;
-        for (log, now, before) in [("events", s.events, l.events), ("eve", s.eve, l.eve)] {
+        for (log, now, before) in [
+            ("events", s.events, l.events),
+            ("eve", s.eve, l.eve),
+            ("alerts", s.artifacts, l.artifacts),
+        ] {
             let label = vec![("log", log.to_owned())];
             self.lines.get_or_create(&label).inc_by(now.lines - before.lines);
             self.dropped_lines
@@ -87,14 +85,6 @@ impl Metrics {
                 .inc_by(now.dropped_lines - before.dropped_lines);
             self.write_errors.get_or_create(&label).inc_by(now.write_errors - before.write_errors);
             self.rotations.get_or_create(&label).inc_by(now.rotations - before.rotations);
-        }
-        let (a, b) = (s.artifacts, l.artifacts);
-        for (outcome, n) in [
-            ("written", a.written - b.written),
-            ("deleted", a.deleted - b.deleted),
-            ("failed", a.errors - b.errors),
-        ] {
-            self.artifacts.get_or_create(&vec![("outcome", outcome.to_owned())]).inc_by(n);
         }
         self.last = *s;
     }
@@ -230,8 +220,9 @@ impl MlDetectorDaemon {
             dropped = self.publisher.stats().dropped,
             event_lines = out.events.lines,
             eve_lines = out.eve.lines,
-            artifacts = out.artifacts.written,
-            dropped_lines = out.events.dropped_lines + out.eve.dropped_lines,
+            artifacts = out.artifacts.lines,
+            dropped_records =
+                out.events.dropped_lines + out.eve.dropped_lines + out.artifacts.dropped_lines,
             "stopped"
         );
         Ok(())

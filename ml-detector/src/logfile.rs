@@ -1,9 +1,10 @@
-//! An append-only log of JSON lines with size- and time-based rotation and retention.
+//! An append-only log of records (JSON lines, or length-prefixed binary records) with size- and
+//! time-based rotation and retention.
 //!
-//! - Lines are written whole: a batch of complete lines goes to the file in one `write_all`,
-//!   and a failed write is cut back to the last whole line (`set_len`), its lines dropped and
-//!   counted. A crash in the middle of a write can still leave a torn last line; [`open`]
-//!   cuts it off (and says so), so readers only ever see whole lines.
+//! - Records are written whole: a batch of complete records goes to the file in one
+//!   `write_all`, and a failed write is cut back to the last whole record (`set_len`), its
+//!   records dropped and counted. A crash in the middle of a write can still leave a torn last
+//!   record; [`open`] cuts it off (and says so), so readers only ever see whole records.
 //! - Flushing: every line (`write` + `fdatasync` per line) or on an interval (lines are
 //!   buffered, written when 256 KiB are pending and at each [`RotatingLog::flush`], which also
 //!   syncs). The buffer is bounded, so memory stays flat.
@@ -23,6 +24,15 @@ use crate::record::{compact_timestamp, unix_ns};
 
 /// Pending bytes that are written without waiting for the flush interval.
 const WRITE_AT: usize = 256 * 1024;
+
+/// How records are delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Each record ends with a newline (JSON lines).
+    Lines,
+    /// Each record is a big-endian `u32` length and that many bytes.
+    LengthPrefixed,
+}
 
 /// How a log rotates and flushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +66,7 @@ pub struct RotatingLog {
     dir: PathBuf,
     stem: &'static str,
     ext: &'static str,
+    framing: Framing,
     settings: Settings,
     file: File,
     /// Bytes of whole lines in the file.
@@ -77,8 +88,24 @@ pub(crate) fn context(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
 
-/// Cuts `file` back to just after its last newline; returns the bytes removed.
-fn cut_torn_tail(file: &File, len: u64) -> io::Result<u64> {
+/// Cuts `file` back to the end of its last whole record; returns the bytes removed.
+fn cut_torn_tail(file: &File, len: u64, framing: Framing) -> io::Result<u64> {
+    if framing == Framing::LengthPrefixed {
+        let mut pos = 0u64;
+        let mut head = [0u8; 4];
+        while pos + 4 <= len {
+            file.read_exact_at(&mut head, pos)?;
+            let next = pos + 4 + u64::from(u32::from_be_bytes(head));
+            if next > len {
+                break;
+            }
+            pos = next;
+        }
+        if pos < len {
+            file.set_len(pos)?;
+        }
+        return Ok(len - pos);
+    }
     let mut end = len;
     let mut buf = vec![0u8; 64 * 1024];
     while end > 0 {
@@ -100,21 +127,22 @@ fn cut_torn_tail(file: &File, len: u64) -> io::Result<u64> {
 
 impl RotatingLog {
     /// Opens (or creates) `dir/<stem>.<ext>` for appending, creating `dir`, and cuts off a torn
-    /// last line left by a crash.
+    /// last record left by a crash.
     pub fn open(
         dir: &Path,
         stem: &'static str,
         ext: &'static str,
+        framing: Framing,
         settings: Settings,
     ) -> io::Result<Self> {
         fs::create_dir_all(dir).map_err(|e| context(e, "cannot create the log directory", dir))?;
         let path = dir.join(format!("{stem}.{ext}"));
         let file = open_append(&path).map_err(|e| context(e, "cannot open", &path))?;
         let meta = file.metadata().map_err(|e| context(e, "cannot stat", &path))?;
-        let repaired =
-            cut_torn_tail(&file, meta.len()).map_err(|e| context(e, "cannot repair", &path))?;
+        let repaired = cut_torn_tail(&file, meta.len(), framing)
+            .map_err(|e| context(e, "cannot repair", &path))?;
         if repaired > 0 {
-            tracing::warn!(file = %path.display(), bytes = repaired, "cut off a torn last line (the previous run stopped in the middle of a write)");
+            tracing::warn!(file = %path.display(), bytes = repaired, "cut off a torn last record (the previous run stopped in the middle of a write)");
         }
         let size = meta.len() - repaired;
         // An existing file keeps its age; where the file system has no birth time, it starts now.
@@ -127,6 +155,7 @@ impl RotatingLog {
             dir: dir.to_owned(),
             stem,
             ext,
+            framing,
             settings,
             file,
             size,
@@ -147,10 +176,14 @@ impl RotatingLog {
         self.stats
     }
 
-    /// Appends `count` complete lines (`lines` ends with a newline). An error means these
-    /// lines (and any still pending) were dropped and counted; the log stays usable.
+    /// Appends `count` complete records (lines ending with a newline, or length-prefixed
+    /// records). An error means these records (and any still pending) were dropped and
+    /// counted; the log stays usable.
     pub fn append(&mut self, lines: &[u8], count: u64, now: SystemTime) -> io::Result<()> {
-        debug_assert!(lines.last() == Some(&b'\n'), "whole lines only");
+        debug_assert!(
+            self.framing != Framing::Lines || lines.last() == Some(&b'\n'),
+            "whole lines only"
+        );
         let held = self.size + self.pending.len() as u64;
         if held > 0 && held + lines.len() as u64 > self.settings.max_bytes {
             self.rotate(now)?;
@@ -275,7 +308,9 @@ mod tests {
     #[test]
     fn rotates_by_size_keeps_whole_lines_and_applies_retention() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = RotatingLog::open(dir.path(), "events", "jsonl", settings(100, 2)).unwrap();
+        let mut log =
+            RotatingLog::open(dir.path(), "events", "jsonl", Framing::Lines, settings(100, 2))
+                .unwrap();
         let t0 = SystemTime::now();
         for i in 0..30u32 {
             let line = format!("{{\"n\":{i:04}}}\n"); // 11 bytes
@@ -300,7 +335,9 @@ mod tests {
     #[test]
     fn rotates_by_age_at_a_flush_but_not_when_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = RotatingLog::open(dir.path(), "eve", "json", settings(1 << 20, 5)).unwrap();
+        let mut log =
+            RotatingLog::open(dir.path(), "eve", "json", Framing::Lines, settings(1 << 20, 5))
+                .unwrap();
         let t0 = SystemTime::now();
         log.flush(t0 + 2 * HOUR).unwrap();
         assert_eq!(log.stats().rotations, 0, "an empty file is not rotated");
@@ -319,27 +356,56 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         fs::write(&path, b"{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
         let mut log =
-            RotatingLog::open(dir.path(), "events", "jsonl", settings(1 << 20, 5)).unwrap();
+            RotatingLog::open(dir.path(), "events", "jsonl", Framing::Lines, settings(1 << 20, 5))
+                .unwrap();
         assert_eq!(log.stats().repaired_bytes, 5);
         log.append(b"{\"d\":4}\n", 1, SystemTime::now()).unwrap();
         log.flush(SystemTime::now()).unwrap();
         assert_eq!(lines(&path), ["{\"a\":1}", "{\"b\":2}", "{\"d\":4}"]);
         // A file with no newline at all is emptied.
         fs::write(&path, b"garbage").unwrap();
-        let log = RotatingLog::open(dir.path(), "events", "jsonl", settings(1 << 20, 5)).unwrap();
+        let log =
+            RotatingLog::open(dir.path(), "events", "jsonl", Framing::Lines, settings(1 << 20, 5))
+                .unwrap();
         assert_eq!((log.stats().repaired_bytes, fs::metadata(&path).unwrap().len()), (7, 0));
+    }
+
+    #[test]
+    fn a_torn_length_prefixed_record_is_cut_off_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.mld");
+        let mut bytes = Vec::new();
+        for r in [&b"abc"[..], b"", b"defgh"] {
+            bytes.extend_from_slice(&u32::try_from(r.len()).unwrap().to_be_bytes());
+            bytes.extend_from_slice(r);
+        }
+        let whole = bytes.len() as u64;
+        bytes.extend_from_slice(&[0, 0, 0, 9, b'x']); // a record cut short
+        fs::write(&path, &bytes).unwrap();
+        let log = RotatingLog::open(
+            dir.path(),
+            "alerts",
+            "mld",
+            Framing::LengthPrefixed,
+            settings(1 << 20, 5),
+        )
+        .unwrap();
+        assert_eq!(log.stats().repaired_bytes, 5);
+        assert_eq!(fs::metadata(&path).unwrap().len(), whole);
     }
 
     #[test]
     fn interval_mode_buffers_until_flush_and_every_line_mode_does_not() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = RotatingLog::open(dir.path(), "a", "jsonl", settings(1 << 20, 5)).unwrap();
+        let mut log =
+            RotatingLog::open(dir.path(), "a", "jsonl", Framing::Lines, settings(1 << 20, 5))
+                .unwrap();
         log.append(b"1\n", 1, SystemTime::now()).unwrap();
         assert_eq!(fs::metadata(log.path()).unwrap().len(), 0);
         log.flush(SystemTime::now()).unwrap();
         assert_eq!(fs::metadata(log.path()).unwrap().len(), 2);
         let every = Settings { sync_every_line: true, ..settings(1 << 20, 5) };
-        let mut log = RotatingLog::open(dir.path(), "b", "jsonl", every).unwrap();
+        let mut log = RotatingLog::open(dir.path(), "b", "jsonl", Framing::Lines, every).unwrap();
         log.append(b"1\n", 1, SystemTime::now()).unwrap();
         assert_eq!(fs::metadata(log.path()).unwrap().len(), 2);
     }
@@ -348,7 +414,9 @@ mod tests {
     fn a_failed_write_drops_whole_lines_and_the_log_goes_on() {
         // /dev/full fails every write with ENOSPC: the lines are dropped and counted.
         let dir = tempfile::tempdir().unwrap();
-        let mut log = RotatingLog::open(dir.path(), "x", "jsonl", settings(1 << 20, 5)).unwrap();
+        let mut log =
+            RotatingLog::open(dir.path(), "x", "jsonl", Framing::Lines, settings(1 << 20, 5))
+                .unwrap();
         log.file = OpenOptions::new().append(true).open("/dev/full").unwrap();
         log.append(b"1\n2\n", 2, SystemTime::now()).unwrap();
         let e = log.flush(SystemTime::now()).unwrap_err();

@@ -81,7 +81,7 @@ struct Evaluate {
     thresholds: ThresholdArgs,
 }
 
-/// Open sealed alert artifacts (`<event_log.dir>/artifacts/*.mld`) with the deployment's root
+/// Open sealed alert artifacts (`<event_log.dir>/alerts*.mld`) with the deployment's root
 /// secret and print each Detection as one event-log line (`docs/EVENT_SCHEMA.md`).
 #[derive(Parser)]
 #[command(name = "ml-detector artifact")]
@@ -92,6 +92,9 @@ struct Artifact {
     /// Artifact files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Print only this detection.
+    #[arg(long)]
+    id: Option<String>,
 }
 
 #[allow(clippy::print_stdout, reason = "the report is the command's output")]
@@ -105,11 +108,15 @@ fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
         let mut failed = 0;
         let mut line = Vec::new();
         for f in &a.files {
-            match mld_ml_detector::artifacts::read(f, std::sync::Arc::clone(&ring)) {
-                Ok(d) => {
-                    line.clear();
-                    mld_ml_detector::record::write_line(&d, None, &mut line);
-                    out.write_all(&line)?;
+            match mld_ml_detector::artifacts::read(f, &ring) {
+                Ok(all) => {
+                    for d in
+                        all.iter().filter(|d| a.id.as_ref().is_none_or(|id| *id == d.detection_id))
+                    {
+                        line.clear();
+                        mld_ml_detector::record::write_line(d, None, &mut line);
+                        out.write_all(&line)?;
+                    }
                 }
                 Err(e) => {
                     eprintln!("ml-detector artifact: {e}");
@@ -118,7 +125,7 @@ fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
             }
         }
         if failed > 0 {
-            bail!("{failed} of {} artifacts could not be opened", a.files.len());
+            bail!("{failed} of {} artifact files could not be read whole", a.files.len());
         }
     } else if command == "analyze" {
         let a = Analyze::parse_from(args);

@@ -1,11 +1,10 @@
 //! Where detections go on disk: the JSONL event log (`events.jsonl`), Suricata EVE-JSON
-//! (`eve.json`) and sealed alert artifacts (`artifacts/`), under the configured directory.
+//! (`eve.json`) and sealed alert artifacts (`alerts.mld`), under the configured directory.
 //!
 //! Output errors (a full disk, a removed directory) are counted and logged, rate-limited, and
 //! never stop detection: the bus output is what blocks attackers, and a line that cannot be
 //! written is dropped whole and counted, never half-written.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,16 +13,16 @@ use mld_crypto_transport::KeyRing;
 use mld_proto::Detection;
 use mld_telemetry::RateLimit;
 
-use crate::artifacts::{self, ArtifactStore};
+use crate::artifacts::AlertLog;
 use crate::detection::flagged;
-use crate::logfile::{self, RotatingLog, Settings};
+use crate::logfile::{self, Framing, RotatingLog, Settings};
 
 /// The event log, EVE output and artifact store.
 #[derive(Debug)]
 pub struct Outputs {
     events: RotatingLog,
     eve: Option<RotatingLog>,
-    artifacts: Option<ArtifactStore>,
+    artifacts: Option<AlertLog>,
     line: Vec<u8>,
     error_log: RateLimit,
 }
@@ -33,7 +32,7 @@ pub struct Outputs {
 pub struct OutputStats {
     pub events: logfile::Stats,
     pub eve: logfile::Stats,
-    pub artifacts: artifacts::Stats,
+    pub artifacts: logfile::Stats,
 }
 
 impl Outputs {
@@ -45,19 +44,12 @@ impl Outputs {
             retain: c.retain_files,
             sync_every_line: c.flush == FlushPolicy::EveryLine,
         };
-        let events = RotatingLog::open(&c.dir, "events", "jsonl", settings)?;
-        let eve = c.eve.then(|| RotatingLog::open(&c.dir, "eve", "json", settings)).transpose()?;
-        let artifacts = c
-            .artifacts
-            .then(|| {
-                ArtifactStore::open(
-                    &artifact_dir(&c.dir),
-                    ring,
-                    c.artifacts_max_files,
-                    settings.sync_every_line,
-                )
-            })
+        let events = RotatingLog::open(&c.dir, "events", "jsonl", Framing::Lines, settings)?;
+        let eve = c
+            .eve
+            .then(|| RotatingLog::open(&c.dir, "eve", "json", Framing::Lines, settings))
             .transpose()?;
+        let artifacts = c.artifacts.then(|| AlertLog::open(&c.dir, ring, settings)).transpose()?;
         Ok(Self {
             events,
             eve,
@@ -84,8 +76,8 @@ impl Outputs {
         if let Some(store) = &mut self.artifacts
             && flagged(d)
         {
-            let r = store.write(d).map(|_| ());
-            self.report(r, "an alert artifact");
+            let r = store.write(d, now);
+            self.report(r, "alerts.mld");
         }
     }
 
@@ -98,8 +90,8 @@ impl Outputs {
             self.report(r.map_err(anyhow::Error::from), "eve.json");
         }
         if let Some(store) = &mut self.artifacts {
-            let r = store.flush();
-            self.report(r.map_err(anyhow::Error::from), "the alert artifacts");
+            let r = store.flush(now);
+            self.report(r.map_err(anyhow::Error::from), "alerts.mld");
         }
     }
 
@@ -119,7 +111,7 @@ impl Outputs {
         OutputStats {
             events: self.events.stats(),
             eve: self.eve.as_ref().map(RotatingLog::stats).unwrap_or_default(),
-            artifacts: self.artifacts.as_ref().map(ArtifactStore::stats).unwrap_or_default(),
+            artifacts: self.artifacts.as_ref().map(AlertLog::stats).unwrap_or_default(),
         }
     }
 
@@ -127,9 +119,4 @@ impl Outputs {
     pub fn events_path(&self) -> std::path::PathBuf {
         self.events.path()
     }
-}
-
-/// The artifact directory under an event-log directory.
-pub fn artifact_dir(log_dir: &Path) -> std::path::PathBuf {
-    log_dir.join("artifacts")
 }

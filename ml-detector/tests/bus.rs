@@ -199,20 +199,21 @@ fn sniffer_to_detector_to_a_decrypting_subscriber_with_logs_on_disk() {
     assert!(a["alert"]["signature_id"].as_u64().unwrap() >= 9_100_000, "{a}");
     assert!(matches!(a["alert"]["severity"].as_u64(), Some(1 | 2)), "{a}");
     // One sealed artifact per flagged Detection, readable with the deployment's keys only.
-    let artifacts: Vec<PathBuf> =
-        std::fs::read_dir(logs.join("artifacts")).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(artifacts.len(), flagged.len());
+    let alerts_file = logs.join("alerts.mld");
     let opened = Command::new(env!("CARGO_BIN_EXE_ml-detector"))
         .args(["artifact", "--config"])
         .arg(&det_cfg)
-        .args(&artifacts[..3])
+        .arg(&alerts_file)
         .output()
         .unwrap();
     assert!(opened.status.success(), "{}", String::from_utf8_lossy(&opened.stderr));
-    for l in String::from_utf8(opened.stdout).unwrap().lines() {
+    let text = String::from_utf8(opened.stdout).unwrap();
+    assert_eq!(text.lines().count(), flagged.len());
+    for l in text.lines() {
         let v: Value = serde_json::from_str(l).unwrap();
         let d = &got[v["event_id"].as_str().unwrap()];
         assert_eq!(v["detection_id"], d.detection_id.as_str());
+        assert_ne!(v["verdict"], "VERDICT_BENIGN");
     }
     let wrong = dir.path().join("wrong.json");
     let other = dir.path().join("other.secret");
@@ -221,11 +222,13 @@ fn sniffer_to_detector_to_a_decrypting_subscriber_with_logs_on_disk() {
     let refused = Command::new(env!("CARGO_BIN_EXE_ml-detector"))
         .args(["artifact", "--config"])
         .arg(&wrong)
-        .arg(&artifacts[0])
+        .arg(&alerts_file)
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a valid artifact"));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not a valid artifact for these keys")
+    );
 }
 
 #[test]

@@ -75,7 +75,7 @@ impl Default for VerdictConfig {
 
 /// The JSONL event log (`events.jsonl`, one line per Detection, `docs/EVENT_SCHEMA.md`),
 /// Suricata EVE-JSON (`eve.json`: `alert` and `flow` records) and sealed alert artifacts
-/// (`artifacts/<detection id>.mld`), all under `dir`.
+/// (`alerts.mld`), all under `dir`, each rotated and retained by the same settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventLogConfig {
@@ -83,11 +83,9 @@ pub struct EventLogConfig {
     pub dir: PathBuf,
     /// Write `eve.json` (Suricata EVE-JSON `alert` and `flow` records).
     pub eve: bool,
-    /// Write a sealed artifact (the whole Detection, `artifact` channel) per SUSPICIOUS or
-    /// MALICIOUS detection.
+    /// Append a sealed artifact (the whole Detection, `artifact` channel) to `alerts.mld` per
+    /// SUSPICIOUS or MALICIOUS detection.
     pub artifacts: bool,
-    /// Artifacts kept; the oldest are deleted beyond it.
-    pub artifacts_max_files: u32,
     /// Rotate when the current file reaches this size.
     pub rotate_max_bytes: u64,
     /// Rotate when the current file is this old.
@@ -112,7 +110,6 @@ impl Default for EventLogConfig {
             dir: PathBuf::from("/var/log/mldefender/ml-detector"),
             eve: true,
             artifacts: true,
-            artifacts_max_files: 100_000,
             rotate_max_bytes: 100 * 1024 * 1024,
             rotate_max_age_secs: 86_400,
             retain_files: 14,
@@ -140,7 +137,6 @@ pub struct ValidEventLog {
     pub dir: PathBuf,
     pub eve: bool,
     pub artifacts: bool,
-    pub artifacts_max_files: u32,
     pub rotate_max_bytes: u64,
     pub rotate_max_age: Duration,
     pub retain_files: u32,
@@ -173,8 +169,6 @@ impl DaemonConfig for MlDetectorConfig {
             format!("{:?}", log.dir.display().to_string()),
             "must name a directory",
         );
-        let max_artifacts =
-            v.range("event_log.artifacts_max_files", log.artifacts_max_files, 1, 10_000_000);
         let metrics = self.metrics.validate(&mut v, "metrics");
         let etcd = self.etcd.validate(&mut v, "etcd");
         let transport = self.transport.validate(&mut v, "transport");
@@ -188,7 +182,6 @@ impl DaemonConfig for MlDetectorConfig {
                     dir: log.dir.clone(),
                     eve: log.eve,
                     artifacts: log.artifacts,
-                    artifacts_max_files: max_artifacts?,
                     rotate_max_bytes: bytes?,
                     rotate_max_age: Duration::from_secs(age?),
                     retain_files: retain?,
