@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test train evaluate bench-detector fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer run-lab
+.PHONY: help setup build test train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer run-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -52,13 +52,16 @@ train: ## Retrain the four forests from ../shared/data + synthetic traffic (writ
 evaluate: ## Detection quality on the held-out shared captures (per class and overall)
 	$(CARGO) run --release --locked -p mld-ml-detector -- evaluate --data ../shared/data
 
-bench: bench-crypto bench-sniffer bench-detector ## Run every benchmark and print the tables
+bench: bench-crypto bench-sniffer bench-detector bench-detector-soak ## Run every benchmark and print the tables
 
 bench-crypto: ## Seal+open per payload size, portable vs x86-64-v3 (about 5 minutes)
 	bench/crypto.sh
 
 bench-detector: ## The four forests per event and in batch (criterion)
 	$(CARGO) bench --locked -p mld-ml-detector --bench forests
+
+bench-detector-soak: ## sniffer -> ml-detector over the bus for SOAK_SECS (default 600): detections/s, RSS, rotation
+	bench/detector.sh
 
 bench-sniffer: ## pcap frames/s per core, live XDP on veth (root), RSS (about 1 minute)
 	bench/sniffer.sh

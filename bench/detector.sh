@@ -88,5 +88,5 @@ if len(s) >= 3:
     slope = (last[1] - first[1]) / 1024 / hours if hours > 0 else 0.0
     print(f"\nRSS from t={first[0]} s to t={last[0]} s: {first[1]/1024:.1f} -> {last[1]/1024:.1f} MiB ({slope:+.1f} MiB/h)")
 '
-echo "detections: $total in ${SOAK_SECS} s ($(echo "$total / $SOAK_SECS" | bc) per second, bounded by the sniffer feeding one core)"
+echo "detections: $total in ${SOAK_SECS} s ($(echo "$total / $SOAK_SECS" | bc) per second; detector on core 1, sniffer on core 0)"
 echo "disk: $(du -sh "$work/logs" | cut -f1) in $(find "$work/logs" -maxdepth 1 -type f | wc -l) log files (retention keeps 3 rotated per log)"

@@ -57,14 +57,24 @@ impl Metrics {
     fn register(r: &mut Registry) -> Self {
         let m = Self::default();
         r.register("detections", "Detections made, by verdict", m.detections.clone());
-        r.register("log_lines", "Lines written by log (events.jsonl, eve.json)", m.lines.clone());
         r.register(
-            "log_dropped_lines",
-            "Lines dropped whole because a write failed, by log",
+            "log_records",
+            "Records written, by log (events: events.jsonl lines, eve: eve.json lines, alerts: sealed artifacts in alerts.mld)",
+            m.lines.clone(),
+        );
+        r.register(
+            "log_dropped_records",
+            "Records dropped whole because a write failed, by log",
             m.dropped_lines.clone(),
         );
         r.register("log_write_errors", "Failed writes or syncs, by log", m.write_errors.clone());
         r.register("log_rotations", "Log files rotated, by log", m.rotations.clone());
+        for log in ["events", "eve", "alerts"] {
+            let label = vec![("log", log.to_owned())];
+            for f in [&m.lines, &m.dropped_lines, &m.write_errors, &m.rotations] {
+                let _ = f.get_or_create(&label);
+            }
+        }
         for v in [Verdict::Benign, Verdict::Suspicious, Verdict::Malicious] {
             let _ = m.detections.get_or_create(&vec![("verdict", v.as_str_name().to_owned())]);
         }

@@ -208,7 +208,8 @@ fn record<'a>(d: &'a Detection, flow: &'a FlowEvent, alert: bool) -> Record<'a> 
         end: (!alert).then(|| timestamp(flow.end_ns)),
         age: (!alert).then(|| flow.end_ns.saturating_sub(flow.start_ns) / 1_000_000_000),
         state: (!alert).then_some(state),
-        reason: (!alert).then_some(if closed { "closed" } else { "timeout" }),
+        // Suricata's reasons are timeout, forced and shutdown; a closed flow also ends by timeout.
+        reason: (!alert).then_some("timeout"),
         alerted: (!alert).then(|| crate::detection::flagged(d)),
     };
     let tcp = (j.proto == 6).then(|| {

@@ -78,8 +78,11 @@ pub struct RotatingLog {
     stats: Stats,
 }
 
+/// Logs hold network metadata: owner read-write, group read (a SIEM shipper's group), no one
+/// else.
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).read(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new().create(true).read(true).append(true).mode(0o640).open(path)
 }
 
 /// `e` with what was being done to which path.

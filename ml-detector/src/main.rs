@@ -95,14 +95,21 @@ struct Artifact {
     /// Print only this detection.
     #[arg(long)]
     id: Option<String>,
+    /// The key epoch the artifacts were sealed under, when older than the config's previous
+    /// one (after `keys rotate`); default: the config's `transport.key_epoch` and the one before.
+    #[arg(long, value_name = "N")]
+    key_epoch: Option<u32>,
 }
 
 #[allow(clippy::print_stdout, reason = "the report is the command's output")]
 fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
     if command == "artifact" {
         let a = Artifact::parse_from(args);
-        let c = mld_config::load::<mld_ml_detector::Config>(&a.config)
+        let mut c = mld_config::load::<mld_ml_detector::Config>(&a.config)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(epoch) = a.key_epoch {
+            c.transport.key_epoch = epoch;
+        }
         let ring = mld_daemon::key_ring(&c.transport).map_err(|e| e.error)?;
         let mut out = std::io::stdout().lock();
         let mut failed = 0;
