@@ -23,7 +23,7 @@ use mld_telemetry::prometheus_client::registry::Registry;
 use crate::detection::Detector;
 use crate::outputs::{OutputStats, Outputs};
 use crate::record::unix_ns;
-use crate::scoring::Thresholds;
+use crate::scoring::{Policy, Thresholds};
 
 /// The longest the daemon keeps reading queued flow events after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(2);
@@ -149,9 +149,12 @@ impl Daemon for MlDetectorDaemon {
         );
         Ok(Self {
             flags,
-            detector: Detector::new(Thresholds {
-                suspicious: config.suspicious_score,
-                malicious: config.malicious_score,
+            detector: Detector::new(Policy {
+                thresholds: Thresholds {
+                    suspicious: config.suspicious_score,
+                    malicious: config.malicious_score,
+                },
+                internal_nets: config.internal_nets.clone(),
             }),
             subscriber,
             publisher,

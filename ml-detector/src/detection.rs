@@ -4,7 +4,7 @@
 use mld_flow::id::EventIds;
 use mld_proto::{Detection, FlowEvent, ModelVersion, Verdict};
 
-use crate::scoring::{Thresholds, model_versions, score, top_features};
+use crate::scoring::{Policy, model_versions, score, top_features};
 
 /// Top contributing features kept per flagged detection.
 pub const TOP_FEATURES: usize = 3;
@@ -12,25 +12,25 @@ pub const TOP_FEATURES: usize = 3;
 /// Turns flow events into detections.
 #[derive(Debug)]
 pub struct Detector {
-    thresholds: Thresholds,
+    policy: Policy,
     ids: EventIds,
     versions: Vec<ModelVersion>,
 }
 
 impl Detector {
-    pub fn new(thresholds: Thresholds) -> Self {
-        Self { thresholds, ids: EventIds::new(), versions: model_versions() }
+    pub fn new(policy: Policy) -> Self {
+        Self { policy, ids: EventIds::new(), versions: model_versions() }
     }
 
-    pub const fn thresholds(&self) -> &Thresholds {
-        &self.thresholds
+    pub const fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Scores `flow` at `now_ns` (Unix ns). Top features are computed for SUSPICIOUS and
     /// MALICIOUS verdicts only (from the forest with the highest score); BENIGN detections
     /// carry none.
     pub fn detect(&mut self, flow: FlowEvent, now_ns: u64) -> Detection {
-        let (s, x) = score(&flow, &self.thresholds);
+        let (s, x) = score(&flow, &self.policy);
         let top_features = if s.verdict == Verdict::Benign {
             Vec::new()
         } else {
@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn a_fast_rule_above_the_forests_decides_and_is_named() {
-        let mut d = Detector::new(Thresholds { suspicious: 0.5, malicious: 0.8 });
+        let mut d = Detector::new(Policy::default());
         let flow = FlowEvent {
             event_id: "e1".into(),
             fast: Some(FastDetection {

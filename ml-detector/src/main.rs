@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Parser;
 use mld_ml_detector::offline;
-use mld_ml_detector::scoring::Thresholds;
+use mld_ml_detector::scoring::{Policy, Thresholds};
 
-/// Verdict thresholds: from a config file's `verdict` section, or flags, or the defaults.
+/// Verdict thresholds and internal networks: from a config file (`verdict`, `internal_nets`),
+/// or flags, or the defaults.
 #[derive(clap::Args)]
 struct ThresholdArgs {
-    /// An ml-detector config file whose `verdict` thresholds apply.
+    /// An ml-detector config file whose `verdict` thresholds and `internal_nets` apply.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Final score at or above which a flow is SUSPICIOUS (overrides the config).
@@ -25,13 +26,16 @@ struct ThresholdArgs {
 }
 
 impl ThresholdArgs {
-    fn thresholds(&self) -> anyhow::Result<Thresholds> {
-        let mut t = Thresholds::default();
+    fn policy(&self) -> anyhow::Result<Policy> {
+        let mut p = Policy::default();
         if let Some(path) = &self.config {
             let c = mld_config::load::<mld_ml_detector::Config>(path)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            t = Thresholds { suspicious: c.suspicious_score, malicious: c.malicious_score };
+            p.thresholds =
+                Thresholds { suspicious: c.suspicious_score, malicious: c.malicious_score };
+            p.internal_nets = c.internal_nets;
         }
+        let t = &mut p.thresholds;
         t.suspicious = self.suspicious.unwrap_or(t.suspicious);
         t.malicious = self.malicious.unwrap_or(t.malicious);
         for (name, v) in [("--suspicious", t.suspicious), ("--malicious", t.malicious)] {
@@ -46,7 +50,7 @@ impl ThresholdArgs {
                 t.malicious
             );
         }
-        Ok(t)
+        Ok(p)
     }
 }
 
@@ -136,17 +140,17 @@ fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
         }
     } else if command == "analyze" {
         let a = Analyze::parse_from(args);
-        let t = a.thresholds.thresholds()?;
+        let p = a.thresholds.policy()?;
         let progress =
             |p: &std::path::Path, n: usize| eprintln!("ml-detector: {}: {n} flows", p.display());
         let (flows, flagged) = if a.out.as_os_str() == "-" {
-            offline::analyze(&a.pcap, &t, &mut std::io::stdout().lock(), progress)?
+            offline::analyze(&a.pcap, &p, &mut std::io::stdout().lock(), progress)?
         } else {
             let tmp = a.out.with_extension("partial");
             let file = std::fs::File::create(&tmp)
                 .with_context(|| format!("cannot create {}", tmp.display()))?;
             let mut w = std::io::BufWriter::new(file);
-            let r = offline::analyze(&a.pcap, &t, &mut w, progress);
+            let r = offline::analyze(&a.pcap, &p, &mut w, progress);
             let r = r.and_then(|r| {
                 w.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()?;
                 std::fs::rename(&tmp, &a.out)
@@ -161,14 +165,14 @@ fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
         eprintln!("ml-detector: {flows} flows, {flagged} flagged (SUSPICIOUS or MALICIOUS)");
     } else {
         let e = Evaluate::parse_from(args);
-        let t = e.thresholds.thresholds()?;
-        let report = offline::evaluate(&e.data, &t, e.all, |k, n| {
+        let p = e.thresholds.policy()?;
+        let report = offline::evaluate(&e.data, &p, e.all, |k, n| {
             if k % 50 == 0 {
                 eprintln!("ml-detector: capture {}/{n}", k + 1);
             }
         })?;
         let mut out = std::io::stdout().lock();
-        out.write_all(offline::render(&report, &t).as_bytes())?;
+        out.write_all(offline::render(&report, &p.thresholds).as_bytes())?;
     }
     Ok(())
 }

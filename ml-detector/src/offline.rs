@@ -15,18 +15,18 @@ use mld_train::labels::{Family, Scope};
 use crate::detection::Detector;
 use crate::forests::ALL;
 use crate::record::{unix_ns, write_line};
-use crate::scoring::{Scored, Thresholds, score};
+use crate::scoring::{Policy, Scored, Thresholds, score};
 
 /// Scores every finished flow of `files`, writing one event-log line (`docs/EVENT_SCHEMA.md`,
 /// with the capture file added) per flow to `out`. Returns (flows, flagged).
 pub fn analyze(
     files: &[PathBuf],
-    t: &Thresholds,
+    p: &Policy,
     out: &mut dyn Write,
     mut progress: impl FnMut(&Path, usize),
 ) -> anyhow::Result<(u64, u64)> {
     let (mut flows, mut flagged) = (0, 0);
-    let mut detector = Detector::new(*t);
+    let mut detector = Detector::new(p.clone());
     let mut line = Vec::with_capacity(8192);
     for path in files {
         let run = run_file(path, default_config("analyze"))
@@ -140,7 +140,7 @@ impl Flow {
     }
 }
 
-fn flows_of(path: &Path, t: &Thresholds) -> anyhow::Result<Vec<Flow>> {
+fn flows_of(path: &Path, p: &Policy) -> anyhow::Result<Vec<Flow>> {
     let run = run_file(path, default_config("evaluate"))
         .with_context(|| format!("cannot read capture file {}", path.display()))?;
     Ok(run
@@ -150,7 +150,7 @@ fn flows_of(path: &Path, t: &Thresholds) -> anyhow::Result<Vec<Flow>> {
         .map(|ev: &FlowEvent| {
             let j = mld_flow::json::flow_event(ev);
             Flow {
-                scored: score(ev, t).0,
+                scored: score(ev, p).0,
                 hosts: (j.src_ip, j.dst_ip),
                 rules: ev.fast.as_ref().map_or_else(Vec::new, |f| f.rule_ids.clone()),
             }
@@ -161,7 +161,7 @@ fn flows_of(path: &Path, t: &Thresholds) -> anyhow::Result<Vec<Flow>> {
 /// Evaluates on the captures of `data` (only the held-out files unless `all`).
 pub fn evaluate(
     data: &Path,
-    t: &Thresholds,
+    p: &Policy,
     all: bool,
     mut progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<Report> {
@@ -174,7 +174,7 @@ pub fn evaluate(
     for (k, &i) in chosen.iter().enumerate() {
         progress(k, chosen.len());
         let c = &captures[i];
-        let flows = flows_of(&c.path, t)?;
+        let flows = flows_of(&c.path, p)?;
         report.files += 1;
         if c.family == Family::Benign {
             report.benign_files += 1;

@@ -171,6 +171,16 @@ fn sniffer_to_detector_to_a_decrypting_subscriber_with_logs_on_disk() {
     for d in &flood {
         assert_eq!(d.verdict(), Verdict::Malicious, "{d:?}");
     }
+    // The DNS capture's flows (UDP, between public addresses) are benign: among others, the
+    // internal forest does not apply outside the site's networks.
+    let dns: Vec<&Detection> = got
+        .values()
+        .filter(|d| d.flow.as_ref().unwrap().key.as_ref().unwrap().ip_proto == 17)
+        .collect();
+    assert!(!dns.is_empty());
+    for d in &dns {
+        assert_eq!(d.verdict(), Verdict::Benign, "{d:?}");
+    }
     let flagged: Vec<&Detection> =
         got.values().filter(|d| d.verdict() != Verdict::Benign).collect();
     // The event log has one line per Detection, the same ids and verdicts.

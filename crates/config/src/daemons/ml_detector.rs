@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     EtcdConfig, MetricsConfig, PublishConfig, SubscribeConfig, TransportConfig, ValidEtcd,
-    ValidMetrics, ValidPublish, ValidSubscribe, ValidTransport,
+    ValidMetrics, ValidPublish, ValidSubscribe, ValidTransport, parse_nets,
 };
+use crate::daemons::sniffer::default_internal_nets;
 use crate::{DaemonConfig, FieldError, Validator};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -21,6 +22,10 @@ pub struct MlDetectorConfig {
     pub publish: PublishConfig,
     #[serde(default)]
     pub verdict: VerdictConfig,
+    /// The site's own networks (CIDR), as the sniffer's `host_context.internal_nets`: the
+    /// `internal` (lateral movement) forest scores only flows with both ends inside them.
+    #[serde(default = "default_internal_nets")]
+    pub internal_nets: Vec<String>,
     #[serde(default)]
     pub event_log: EventLogConfig,
     #[serde(default = "default_metrics")]
@@ -37,6 +42,7 @@ impl Default for MlDetectorConfig {
             subscribe: default_subscribe(),
             publish: default_publish(),
             verdict: VerdictConfig::default(),
+            internal_nets: default_internal_nets(),
             event_log: EventLogConfig::default(),
             metrics: default_metrics(),
             etcd: EtcdConfig::default(),
@@ -125,6 +131,7 @@ pub struct MlDetector {
     pub publish: ValidPublish,
     pub suspicious_score: f64,
     pub malicious_score: f64,
+    pub internal_nets: Vec<ipnet::IpNet>,
     pub event_log: ValidEventLog,
     pub metrics: ValidMetrics,
     pub etcd: ValidEtcd,
@@ -157,6 +164,7 @@ impl DaemonConfig for MlDetectorConfig {
         if let (Some(s), Some(m)) = (s, m) {
             v.check(s < m, "verdict.suspicious_score", s, "must be below malicious_score");
         }
+        let internal_nets = parse_nets(&mut v, "internal_nets", &self.internal_nets);
         let log = &self.event_log;
         let bytes = v.range("event_log.rotate_max_bytes", log.rotate_max_bytes, 1_048_576, 1 << 40);
         let age =
@@ -178,6 +186,7 @@ impl DaemonConfig for MlDetectorConfig {
                 publish: publish?,
                 suspicious_score: s?,
                 malicious_score: m?,
+                internal_nets: internal_nets.into_iter().collect::<Option<_>>()?,
                 event_log: ValidEventLog {
                     dir: log.dir.clone(),
                     eve: log.eve,

@@ -109,22 +109,26 @@ pub struct HostContextConfig {
     pub internal_nets: Vec<String>,
 }
 
+/// Private, shared, loopback and link-local ranges: a site's networks unless configured.
+pub fn default_internal_nets() -> Vec<String> {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 impl Default for HostContextConfig {
     fn default() -> Self {
-        let internal_nets = [
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "100.64.0.0/10",
-            "127.0.0.0/8",
-            "169.254.0.0/16",
-            "fc00::/7",
-            "fe80::/10",
-            "::1/128",
-        ]
-        .map(String::from)
-        .to_vec();
-        Self { window_secs: 30, max_hosts: 65_536, internal_nets }
+        Self { window_secs: 30, max_hosts: 65_536, internal_nets: default_internal_nets() }
     }
 }
 
