@@ -2,7 +2,8 @@
 //! throughput, over real flows of shared captures (a spoofed SYN flood, web, DNS, lateral
 //! movement), so the paths walked are the ones real traffic takes.
 //!
-//! `cargo bench -p mld-ml-detector --bench forests` (`make bench-detector`).
+//! `cargo bench -p mld-ml-detector --bench forests` (`make bench-detector`). The lock-step walk
+//! (`forests`, what ml-detector runs) and the tree-by-tree reference are measured side by side.
 #![expect(clippy::unwrap_used, reason = "benchmark setup")]
 #![allow(clippy::many_single_char_names, reason = "c, b, g, i, t, n")]
 
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mld_flow::vector::{self, LEN};
-use mld_ml_detector::scoring::{Thresholds, combine, forests};
+use mld_ml_detector::scoring::{Thresholds, combine, forests, forests_tree_by_tree};
 
 fn inputs() -> Vec<[f32; LEN]> {
     let root = PathBuf::from(
@@ -42,6 +43,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % xs.len();
             black_box(forests(black_box(&xs[i])))
+        });
+    });
+    g.bench_function("four_forests_one_event_tree_by_tree", |b| {
+        b.iter(|| {
+            i = (i + 1) % xs.len();
+            black_box(forests_tree_by_tree(black_box(&xs[i])))
         });
     });
     g.bench_function("score_one_event_with_verdict", |b| {

@@ -10,7 +10,9 @@ pub mod ransomware;
 #[allow(clippy::unreadable_literal, clippy::excessive_precision, reason = "generated")]
 pub mod traffic;
 
-use mld_forest::Forest;
+use std::sync::LazyLock;
+
+use mld_forest::{Forest, Packed};
 
 /// A compiled-in detector.
 #[derive(Debug, Clone, Copy)]
@@ -27,3 +29,7 @@ pub const ALL: [Detector; 4] = [
     Detector { name: traffic::NAME, version: traffic::VERSION, forest: traffic::FOREST },
     Detector { name: internal::NAME, version: internal::VERSION, forest: internal::FOREST },
 ];
+
+/// The four forests laid out for scoring ([`mld_forest::Packed`]), built once from [`ALL`].
+pub static PACKED: LazyLock<[Packed; 4]> =
+    LazyLock::new(|| ALL.map(|d| Packed::new(&d.forest, mld_flow::vector::LEN)));
