@@ -165,21 +165,8 @@ impl Daemon for MlDetectorDaemon {
     }
 
     async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_on_signal = {
-            let stop = Arc::clone(&stop);
-            let token = ctx.shutdown.clone();
-            tokio::spawn(async move {
-                token.cancelled().await;
-                stop.store(true, Ordering::Relaxed);
-            })
-        };
-        let readiness = ctx.readiness.clone();
-        let result = tokio::task::spawn_blocking(move || self.work(&stop, &readiness))
+        mld_daemon::run_blocking(ctx, "detector", move |stop, readiness| self.work(stop, readiness))
             .await
-            .map_err(|e| DaemonError::failure(anyhow::anyhow!("detector thread failed: {e}")))?;
-        stop_on_signal.abort();
-        result
     }
 }
 

@@ -16,8 +16,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -117,21 +117,8 @@ impl Daemon for SnifferDaemon {
     }
 
     async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_on_signal = {
-            let stop = stop.clone();
-            let token = ctx.shutdown.clone();
-            tokio::spawn(async move {
-                token.cancelled().await;
-                stop.store(true, Ordering::Relaxed);
-            })
-        };
-        let readiness = ctx.readiness.clone();
-        let result = tokio::task::spawn_blocking(move || self.work(&stop, &readiness))
+        mld_daemon::run_blocking(ctx, "capture", move |stop, readiness| self.work(stop, readiness))
             .await
-            .map_err(|e| DaemonError::failure(anyhow::anyhow!("capture thread failed: {e}")))?;
-        stop_on_signal.abort();
-        result
     }
 }
 

@@ -24,6 +24,39 @@ mod runtime;
 
 pub use exit::ExitCode;
 
+/// Runs `work` on a blocking thread (a capture or bus loop that polls its sockets) until it
+/// returns. `work` gets a flag that turns true on the first shutdown signal, at which point it
+/// should drain and return, and the readiness to set once it is working. `what` names the
+/// thread in the error if it panics.
+pub async fn run_blocking<F>(
+    ctx: RunContext,
+    what: &'static str,
+    work: F,
+) -> Result<(), DaemonError>
+where
+    F: FnOnce(&std::sync::atomic::AtomicBool, &mld_telemetry::Readiness) -> Result<(), DaemonError>
+        + Send
+        + 'static,
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_on_signal = {
+        let stop = Arc::clone(&stop);
+        let token = ctx.shutdown.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let readiness = ctx.readiness.clone();
+    let result = tokio::task::spawn_blocking(move || work(&stop, &readiness))
+        .await
+        .map_err(|e| DaemonError::failure(anyhow::anyhow!("{what} thread failed: {e}")))?;
+    stop_on_signal.abort();
+    result
+}
+
 /// Loads the root secret named by `transport.root_secret_file` into a key ring at the
 /// configured epoch and grace window. A missing or unreadable secret is "unavailable" (the
 /// operator has not provisioned the host yet), with the file and field in the message.
