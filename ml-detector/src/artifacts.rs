@@ -4,7 +4,7 @@
 //!
 //! One append per alert, not one file: a flood flags tens of thousands of flows a minute, and a
 //! file per alert cost six times the detector's throughput and an inode each. The file rotates
-//! and is retained like the event log ([`crate::logfile`]), a torn last record is cut off at
+//! and is retained like the event log ([`mld_logfile`]), a torn last record is cut off at
 //! start, and `ml-detector artifact --config FILE alerts*.mld` opens them with the
 //! deployment's keys. Anyone without the root secret learns only record sizes.
 
@@ -18,7 +18,7 @@ use mld_crypto_transport::{Channel, KeyRing, OpenError, Opener, Sealer};
 use mld_proto::Detection;
 use prost::Message;
 
-use crate::logfile::{Framing, RotatingLog, Settings, Stats};
+use mld_logfile::{Framing, RotatingLog, Settings, Stats};
 
 /// The artifact log.
 pub struct AlertLog {

@@ -7,7 +7,7 @@
 //! - [`detection`]: a `FlowEvent` in, a `Detection` out.
 //! - [`daemon`]: `ml-detector run`: flow.v1 in, sealed Detections on detection.v1 out, and
 //!   [`outputs`] on disk: the JSONL event log ([`record`], `docs/EVENT_SCHEMA.md`), Suricata
-//!   EVE-JSON ([`eve`]) and sealed alert [`artifacts`], rotated by [`logfile`].
+//!   EVE-JSON ([`eve`]) and sealed alert [`artifacts`], rotated by `mld_logfile`.
 //! - [`offline`]: `ml-detector analyze --pcap FILE... --out FILE` and
 //!   `ml-detector evaluate --data DIR`, in-process with the sniffer's flow engine.
 #![forbid(unsafe_code)]
@@ -17,7 +17,6 @@ pub mod daemon;
 pub mod detection;
 pub mod eve;
 pub mod forests;
-pub mod logfile;
 pub mod offline;
 pub mod outputs;
 pub mod record;

@@ -15,7 +15,7 @@ use mld_telemetry::RateLimit;
 
 use crate::artifacts::AlertLog;
 use crate::detection::flagged;
-use crate::logfile::{self, Framing, RotatingLog, Settings};
+use mld_logfile::{Framing, RotatingLog, Settings};
 
 /// The event log, EVE output and artifact store.
 #[derive(Debug)]
@@ -30,9 +30,9 @@ pub struct Outputs {
 /// Totals of every output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutputStats {
-    pub events: logfile::Stats,
-    pub eve: logfile::Stats,
-    pub artifacts: logfile::Stats,
+    pub events: mld_logfile::Stats,
+    pub eve: mld_logfile::Stats,
+    pub artifacts: mld_logfile::Stats,
 }
 
 impl Outputs {

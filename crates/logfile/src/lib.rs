@@ -13,6 +13,9 @@
 //!   time) and a new file is started; only the newest `retain` rotated files are kept.
 //!
 //! [`open`]: RotatingLog::open
+#![forbid(unsafe_code)]
+
+pub mod time;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -20,7 +23,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::record::{compact_timestamp, unix_ns};
+use crate::time::{compact_timestamp, unix_ns};
 
 /// Pending bytes that are written without waiting for the flush interval.
 const WRITE_AT: usize = 256 * 1024;
@@ -87,7 +90,7 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 /// `e` with what was being done to which path.
 #[allow(clippy::needless_pass_by_value, reason = "used as map_err(|e| context(e, ..))")]
-pub(crate) fn context(e: io::Error, what: &str, path: &Path) -> io::Error {
+pub fn context(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
 
