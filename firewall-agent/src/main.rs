@@ -1,9 +1,102 @@
 //! `firewall-agent` binary: see the library docs.
 #![forbid(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    mld_daemon::validate_only_main::<mld_firewall_agent::Config>(
-        mld_firewall_agent::NAME,
-        mld_firewall_agent::ABOUT,
-    )
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mld_firewall_agent::audit::{now_ns, read_all, replay};
+use mld_firewall_agent::nft::Nft;
+
+/// List the blocks in force (from the audit log), with reasons and expiry, and whether each is
+/// in the kernel's set.
+#[derive(Parser)]
+#[command(name = "firewall-agent status")]
+struct Status {
+    /// The firewall-agent config (its `audit_dir` and `nft`).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// One JSON object per block instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[allow(clippy::print_stdout, reason = "the listing is the command's output")]
+fn status(args: Vec<String>) -> anyhow::Result<()> {
+    let s = Status::parse_from(args);
+    let c = mld_config::load::<mld_firewall_agent::Config>(&s.config)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (records, bad) = read_all(&c.audit_dir)
+        .map_err(|e| anyhow::anyhow!("reading the audit log in {}: {e}", c.audit_dir.display()))?;
+    let now = now_ns();
+    let state = replay(&records, now);
+    let nft = Nft::new(&c.nft);
+    let kernel: Option<Vec<std::net::IpAddr>> = match (nft.list("block4"), nft.list("block6")) {
+        (Ok(mut a), Ok(b)) => {
+            a.extend(b);
+            Some(a)
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("firewall-agent status: cannot read the kernel's sets: {e}");
+            None
+        }
+    };
+    let mut blocks: Vec<_> = state.active().collect();
+    blocks.sort_by_key(|b| (b.until_ns, b.addr));
+    if s.json {
+        for b in &blocks {
+            let v = serde_json::json!({
+                "addr": b.addr,
+                "until": mld_logfile::time::timestamp(b.until_ns),
+                "seconds_left": b.until_ns.saturating_sub(now) / 1_000_000_000,
+                "offence": b.offence,
+                "detector": b.detector,
+                "detection_id": b.detection_id,
+                "reason": b.reason,
+                "in_kernel": kernel.as_ref().map(|k| k.contains(&b.addr)),
+            });
+            println!("{v}");
+        }
+    } else {
+        println!("{} blocked (audit log {}):", blocks.len(), c.audit_dir.display());
+        println!(
+            "{:<40} {:<32} {:>8} {:>7} {:<9} {:<9} reason",
+            "address", "until", "left (s)", "offence", "detector", "in kernel"
+        );
+        for b in &blocks {
+            let in_kernel = kernel
+                .as_ref()
+                .map_or("unknown", |k| if k.contains(&b.addr) { "yes" } else { "NO" });
+            println!(
+                "{:<40} {:<32} {:>8} {:>7} {:<9} {:<9} {}",
+                b.addr.to_string(),
+                mld_logfile::time::timestamp(b.until_ns),
+                b.until_ns.saturating_sub(now) / 1_000_000_000,
+                b.offence,
+                b.detector,
+                in_kernel,
+                b.reason
+            );
+        }
+    }
+    if bad > 0 {
+        eprintln!("firewall-agent status: {bad} audit lines could not be read");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|c| c == "status") {
+        args.remove(1);
+        "firewall-agent status".clone_into(&mut args[0]);
+        return match status(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("firewall-agent status: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    mld_daemon::main::<mld_firewall_agent::daemon::FirewallDaemon>()
 }

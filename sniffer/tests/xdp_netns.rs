@@ -24,28 +24,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use mld_test_utils::sh;
 
 fn privileged() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("MLD_SKIP_PRIVILEGED").as_deref() == Ok("1"),
-        "this test needs root (network namespaces, XDP); set MLD_SKIP_PRIVILEGED=1 to skip it"
-    );
-    eprintln!("skipped: not root and MLD_SKIP_PRIVILEGED=1");
-    false
+    mld_test_utils::privileged("network namespaces, XDP")
 }
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
-/// client (10.77.1.2) — gw: lan0 10.77.1.1 | wan0 10.77.2.1 — server (10.77.2.2)
 struct Lab {
     client: String,
     gw: String,

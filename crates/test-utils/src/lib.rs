@@ -6,6 +6,7 @@
 //! - [`key_ring`]: a deterministic key ring for sealed-transport tests.
 //! - [`free_port`]: a loopback TCP port that was free a moment ago.
 //! - [`wait_until`]: polls a condition with a deadline, so that no test waits forever.
+//! - [`privileged`], [`sh`]: for tests that need root (network namespaces, XDP, nftables).
 //!
 //! ```
 //! let ring = mld_test_utils::key_ring(7, 1);
@@ -52,4 +53,25 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether a test that needs root (`what` it needs it for) can run: true as root; otherwise
+/// it fails, unless `MLD_SKIP_PRIVILEGED=1` says to skip it (then false).
+pub fn privileged(what: &str) -> bool {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if root {
+        return true;
+    }
+    assert!(
+        std::env::var("MLD_SKIP_PRIVILEGED").as_deref() == Ok("1"),
+        "this test needs root ({what}); set MLD_SKIP_PRIVILEGED=1 to skip it"
+    );
+    eprintln!("skipped: not root and MLD_SKIP_PRIVILEGED=1");
+    false
+}
+
+/// Runs `args` (program first) and panics with its stderr unless it succeeds.
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("the program runs");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }

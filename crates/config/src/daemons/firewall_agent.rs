@@ -1,5 +1,6 @@
 //! `firewall-agent`: blocking policy, allowlist, caps and nftables behaviour.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -38,6 +39,16 @@ pub struct FirewallAgentConfig {
     /// What happens to table `inet mldefender` when the agent stops.
     #[serde(default)]
     pub on_exit: OnExit,
+    /// Also allowlist this host's own addresses and its default gateways, read at start.
+    #[serde(default = "default_true")]
+    pub allowlist_local_addresses: bool,
+    /// Where the append-only audit log (`audit.jsonl`, rotated) is kept; blocks are rebuilt
+    /// from it at start.
+    #[serde(default = "default_audit_dir")]
+    pub audit_dir: PathBuf,
+    /// The `nft` program.
+    #[serde(default = "default_nft")]
+    pub nft: PathBuf,
     #[serde(default = "default_metrics")]
     pub metrics: MetricsConfig,
     #[serde(default)]
@@ -57,6 +68,9 @@ impl Default for FirewallAgentConfig {
             caps: CapsConfig::default(),
             batch_window_ms: default_batch_window(),
             on_exit: OnExit::default(),
+            allowlist_local_addresses: true,
+            audit_dir: default_audit_dir(),
+            nft: default_nft(),
             metrics: default_metrics(),
             etcd: EtcdConfig::default(),
             transport: TransportConfig::default(),
@@ -70,6 +84,18 @@ fn default_subscribe() -> SubscribeConfig {
 
 fn default_metrics() -> MetricsConfig {
     MetricsConfig::on(9103)
+}
+
+const fn default_true() -> bool {
+    true
+}
+
+fn default_audit_dir() -> PathBuf {
+    PathBuf::from("/var/lib/mldefender/firewall-agent")
+}
+
+fn default_nft() -> PathBuf {
+    PathBuf::from("/usr/sbin/nft")
 }
 
 fn default_monitor_only() -> Vec<String> {
@@ -163,6 +189,9 @@ pub struct FirewallAgent {
     pub max_set_elements: u32,
     pub batch_window: Duration,
     pub on_exit: OnExit,
+    pub allowlist_local_addresses: bool,
+    pub audit_dir: PathBuf,
+    pub nft: PathBuf,
     pub metrics: ValidMetrics,
     pub etcd: ValidEtcd,
     pub transport: ValidTransport,
@@ -197,6 +226,14 @@ impl DaemonConfig for FirewallAgentConfig {
             v.range("caps.max_new_blocks_per_minute", c.max_new_blocks_per_minute, 1, 1_000_000);
         let size = v.range("caps.max_set_elements", c.max_set_elements, 1, 16_777_216);
         let batch = v.range("batch_window_ms", self.batch_window_ms, 0, 1_000);
+        for (field, path) in [("audit_dir", &self.audit_dir), ("nft", &self.nft)] {
+            v.check(
+                !path.as_os_str().is_empty(),
+                field,
+                format!("{:?}", path.display().to_string()),
+                "must name a path",
+            );
+        }
         let metrics = self.metrics.validate(&mut v, "metrics");
         let etcd = self.etcd.validate(&mut v, "etcd");
         let transport = self.transport.validate(&mut v, "transport");
@@ -215,6 +252,9 @@ impl DaemonConfig for FirewallAgentConfig {
                 max_set_elements: size?,
                 batch_window: Duration::from_millis(batch?),
                 on_exit: self.on_exit,
+                allowlist_local_addresses: self.allowlist_local_addresses,
+                audit_dir: self.audit_dir.clone(),
+                nft: self.nft.clone(),
                 metrics: metrics?,
                 etcd: etcd?,
                 transport: transport?,

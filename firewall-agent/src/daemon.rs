@@ -1,0 +1,351 @@
+//! The daemon (`firewall-agent run`): Detections from `detection.v1` in, nftables blocks out.
+//!
+//! At start it reads its own addresses and gateways (allowlisted), rebuilds its blocks from the
+//! audit log and replaces table `inet mldefender` with a fresh one holding them, in one
+//! transaction. Then one thread receives Detections, decides ([`crate::policy`]), and applies
+//! the blocks of each batch window in one `nft` transaction (retried, and undone in its state
+//! and audited when nft refuses). Every second it audits the blocks that have ended (nftables
+//! drops the elements itself). On shutdown it reads what is queued (up to 1 s), applies it, and
+//! keeps or removes its table as configured.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use mld_bus::{Subscriber, SubscriberOptions};
+use mld_config::daemons::firewall_agent::{FirewallAgent as Valid, OnExit};
+use mld_daemon::{Daemon, DaemonError, RunContext};
+use mld_proto::Detection;
+use mld_telemetry::prometheus_client::metrics::counter::Counter;
+use mld_telemetry::prometheus_client::metrics::family::Family;
+use mld_telemetry::prometheus_client::metrics::gauge::Gauge;
+use mld_telemetry::prometheus_client::registry::Registry;
+
+use crate::audit::{Action, AuditLog, Record, now_ns};
+use crate::nft::{self, Nft};
+use crate::policy::{Block, Outcome, Rules, State};
+
+/// How long a shutdown keeps reading queued Detections.
+const DRAIN: Duration = Duration::from_secs(1);
+/// Attempts per nft transaction.
+const NFT_TRIES: u32 = 3;
+
+/// Flags of `firewall-agent run` (none yet: everything is in the config).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// `mld_firewall_agent_*` metrics.
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    outcomes: Family<Labels, Counter>,
+    nft_transactions: Counter,
+    nft_errors: Counter,
+    blocked: Gauge,
+}
+
+impl Metrics {
+    fn register(r: &mut Registry) -> Self {
+        let m = Self::default();
+        r.register(
+            "decisions",
+            "Detections by outcome: block, below_threshold, no_address, monitor_only, allowlisted, special, already_blocked, rate_capped, set_full",
+            m.outcomes.clone(),
+        );
+        r.register("nft_transactions", "nft transactions applied", m.nft_transactions.clone());
+        r.register("nft_errors", "nft transactions that failed (each try)", m.nft_errors.clone());
+        r.register("blocked_addresses", "Addresses blocked now", m.blocked.clone());
+        m
+    }
+
+    fn outcome(&self, name: &str) {
+        self.outcomes.get_or_create(&vec![("outcome", name.to_owned())]).inc();
+    }
+}
+
+/// The daemon.
+pub struct FirewallDaemon {
+    config: Valid,
+    rules: Rules,
+    state: State,
+    audit: AuditLog,
+    nft: Nft,
+    subscriber: Subscriber<Detection>,
+    metrics: Metrics,
+    pending: Vec<Block>,
+    first_pending: Option<Instant>,
+}
+
+impl Daemon for FirewallDaemon {
+    const NAME: &'static str = crate::NAME;
+    const ABOUT: &'static str = crate::ABOUT;
+    type Config = crate::Config;
+    type Flags = Flags;
+
+    fn metrics_listen(config: &Valid) -> Option<SocketAddr> {
+        config.metrics.listen
+    }
+
+    fn setup(config: Valid, _flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
+        let ring = mld_daemon::key_ring(&config.transport)?;
+        let local = if config.allowlist_local_addresses {
+            crate::local::detect()
+                .context("reading this host's addresses (allowlist_local_addresses)")
+                .map_err(DaemonError::unavailable)?
+        } else {
+            Vec::new()
+        };
+        let rules = Rules::new(&config, &local);
+        let dir = &config.audit_dir;
+        let (records, unreadable) = crate::audit::read_all(dir)
+            .with_context(|| format!("reading the audit log in {} (audit_dir)", dir.display()))
+            .map_err(DaemonError::unavailable)?;
+        if unreadable > 0 {
+            tracing::warn!(lines = unreadable, dir = %dir.display(), "audit lines that do not parse were skipped");
+        }
+        let now = now_ns();
+        let state = crate::audit::replay(&records, now);
+        let audit = AuditLog::open(dir)
+            .with_context(|| format!("opening the audit log in {} (audit_dir)", dir.display()))
+            .map_err(DaemonError::unavailable)?;
+        let nft = Nft::new(&config.nft);
+        if config.dry_run {
+            tracing::warn!("dry_run: decisions are audited, nftables is not touched");
+        } else {
+            let restored: Vec<_> = state
+                .active()
+                .map(|b| (b.addr, Duration::from_nanos(b.until_ns.saturating_sub(now))))
+                .collect();
+            let script = nft::render_table(&rules.allowlist, config.max_set_elements)
+                + &nft::render_blocks(&restored);
+            nft.apply(&script)
+                .context("creating table inet mldefender (the agent needs CAP_NET_ADMIN)")
+                .map_err(DaemonError::unavailable)?;
+        }
+        let mut sub = SubscriberOptions::new(
+            config.subscribe.connect.iter().map(mld_config::common::Endpoint::as_str),
+        );
+        sub.recv_hwm = config.subscribe.recv_hwm;
+        let subscriber = Subscriber::connect(&zmq::Context::new(), ring, &sub, registry)
+            .context("connecting the detection.v1 subscriber")
+            .map_err(DaemonError::unavailable)?;
+        let metrics = Metrics::register(registry);
+        metrics.blocked.set(i64::try_from(state.len()).unwrap_or(i64::MAX));
+        tracing::info!(
+            restored = state.len(),
+            allowlisted_nets = rules.allowlist.len(),
+            local_addresses = local.len(),
+            "table inet mldefender ready"
+        );
+        Ok(Self {
+            config,
+            rules,
+            state,
+            audit,
+            nft,
+            subscriber,
+            metrics,
+            pending: Vec::new(),
+            first_pending: None,
+        })
+    }
+
+    async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
+        mld_daemon::run_blocking(ctx, "firewall", move |stop, readiness| self.work(stop, readiness))
+            .await
+    }
+}
+
+impl FirewallDaemon {
+    fn work(
+        mut self,
+        stop: &AtomicBool,
+        readiness: &mld_telemetry::Readiness,
+    ) -> Result<(), DaemonError> {
+        readiness.set(true);
+        let mut last_expire = Instant::now();
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            if drain_until.is_none() && stop.load(Ordering::Relaxed) {
+                drain_until = Some(Instant::now() + DRAIN);
+            }
+            let wait = match (drain_until, self.first_pending) {
+                (Some(_), _) => Duration::from_millis(20),
+                (None, Some(t0)) => self.config.batch_window.saturating_sub(t0.elapsed()),
+                (None, None) => Duration::from_millis(100),
+            };
+            match self.subscriber.recv(wait).map_err(DaemonError::failure)? {
+                Some(r) => self.handle(&r.message),
+                None if drain_until.is_some() => break,
+                None => {}
+            }
+            if self.first_pending.is_some_and(|t0| t0.elapsed() >= self.config.batch_window) {
+                self.apply_batch();
+            }
+            if last_expire.elapsed() >= Duration::from_secs(1) {
+                last_expire = Instant::now();
+                self.expire();
+            }
+            if drain_until.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
+        self.apply_batch();
+        self.expire();
+        if self.config.on_exit == OnExit::Remove && !self.config.dry_run {
+            match self.nft.apply(&nft::render_remove()) {
+                Ok(()) => self.audit(&Record::new(Action::TableRemoved, now_ns())),
+                Err(e) => tracing::error!(error = %e, "removing table inet mldefender failed"),
+            }
+        }
+        if let Err(e) = self.audit.flush() {
+            tracing::error!(error = %e, "syncing the audit log failed");
+        }
+        tracing::info!(blocked = self.state.len(), on_exit = ?self.config.on_exit, "stopped");
+        Ok(())
+    }
+
+    fn audit(&mut self, r: &Record) {
+        if let Err(e) = self.audit.write(r) {
+            tracing::error!(error = %e, "writing the audit log failed");
+        }
+    }
+
+    fn handle(&mut self, d: &Detection) {
+        let now = now_ns();
+        let outcome = self.state.consider(&self.rules, d, now);
+        let skip = |action, addr, reason: String| Record {
+            addr: Some(addr),
+            detection_id: d.detection_id.clone(),
+            detector: crate::policy::decider(d).to_owned(),
+            reason,
+            dry_run: self.config.dry_run,
+            ..Record::new(action, now)
+        };
+        let (name, record) = match outcome {
+            Outcome::Block(b) => {
+                self.pending.push(b);
+                self.first_pending.get_or_insert_with(Instant::now);
+                ("block", None)
+            }
+            Outcome::BelowThreshold => ("below_threshold", None),
+            Outcome::NoAddress => ("no_address", None),
+            Outcome::AlreadyBlocked { .. } => ("already_blocked", None),
+            Outcome::MonitorOnly { addr, detector } => (
+                "monitor_only",
+                Some(skip(Action::MonitorOnly, addr, format!("{detector} is monitor-only"))),
+            ),
+            Outcome::Allowlisted { addr, net } => (
+                "allowlisted",
+                Some(skip(Action::SkipAllowlisted, addr, format!("allowlisted by {net}"))),
+            ),
+            Outcome::Special { addr, kind } => {
+                ("special", Some(skip(Action::SkipSpecial, addr, format!("{kind} address"))))
+            }
+            Outcome::RateCapped { addr } => (
+                "rate_capped",
+                Some(skip(
+                    Action::RateCapped,
+                    addr,
+                    format!(
+                        "{} new blocks in the last minute (caps.max_new_blocks_per_minute)",
+                        self.rules.max_new_blocks_per_minute
+                    ),
+                )),
+            ),
+            Outcome::SetFull { addr } => (
+                "set_full",
+                Some(skip(
+                    Action::SetFull,
+                    addr,
+                    format!(
+                        "{} addresses blocked (caps.max_set_elements)",
+                        self.rules.max_set_elements
+                    ),
+                )),
+            ),
+        };
+        self.metrics.outcome(name);
+        if let Some(r) = record {
+            tracing::info!(action = ?r.action, addr = ?r.addr, reason = %r.reason, "not blocked");
+            self.audit(&r);
+        }
+    }
+
+    fn apply_batch(&mut self) {
+        self.first_pending = None;
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let now = now_ns();
+        let mut applied = self.config.dry_run;
+        if !applied {
+            let elements: Vec<_> = batch
+                .iter()
+                .map(|b| (b.addr, Duration::from_nanos(b.until_ns.saturating_sub(now))))
+                .collect();
+            let script = nft::render_blocks(&elements);
+            let mut last_error = None;
+            for attempt in 0..NFT_TRIES {
+                match self.nft.apply(&script) {
+                    Ok(()) => {
+                        applied = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.metrics.nft_errors.inc();
+                        tracing::warn!(error = %e, attempt = attempt + 1, "nft transaction failed");
+                        last_error = Some(e);
+                        std::thread::sleep(Duration::from_millis(50 << attempt));
+                    }
+                }
+            }
+            if let Some(e) = last_error.filter(|_| !applied) {
+                tracing::error!(error = %e, addresses = batch.len(), "blocks not applied");
+                for b in &batch {
+                    self.state.undo(b.addr);
+                    let r = Record {
+                        reason: e.to_string(),
+                        ..Record::of_block(Action::NftFailed, b, now)
+                    };
+                    self.audit(&r);
+                }
+            }
+        }
+        if applied {
+            self.metrics.nft_transactions.inc();
+            for b in &batch {
+                tracing::warn!(addr = %b.addr, until = %mld_logfile::time::timestamp(b.until_ns), offence = b.offence, reason = %b.reason, "blocked");
+                let r = Record {
+                    dry_run: self.config.dry_run,
+                    ..Record::of_block(Action::Block, b, now)
+                };
+                self.audit(&r);
+            }
+        }
+        self.metrics.blocked.set(i64::try_from(self.state.len()).unwrap_or(i64::MAX));
+        if let Err(e) = self.audit.flush() {
+            tracing::error!(error = %e, "syncing the audit log failed");
+        }
+    }
+
+    fn expire(&mut self) {
+        let now = now_ns();
+        let ended = self.state.expire(&self.rules, now);
+        for b in &ended {
+            tracing::info!(addr = %b.addr, "block ended");
+            let r =
+                Record { dry_run: self.config.dry_run, ..Record::of_block(Action::Expire, b, now) };
+            self.audit(&r);
+        }
+        if !ended.is_empty() {
+            self.metrics.blocked.set(i64::try_from(self.state.len()).unwrap_or(i64::MAX));
+            if let Err(e) = self.audit.flush() {
+                tracing::error!(error = %e, "syncing the audit log failed");
+            }
+        }
+    }
+}

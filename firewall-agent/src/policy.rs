@@ -1,0 +1,439 @@
+//! What to do about a Detection: the block policy from the config, the allowlist, the caps, and
+//! the agent's memory of what is blocked and who offended before. Pure logic, no I/O: the
+//! daemon applies the outcomes to nftables and the audit log.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use mld_config::daemons::firewall_agent::{FirewallAgent, MinVerdict};
+use mld_proto::{Detection, ScoreSource, Verdict, ip_from_bytes};
+
+const MINUTE_NS: u64 = 60_000_000_000;
+
+/// The block policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub min_verdict: MinVerdict,
+    pub min_score: f64,
+    pub duration: Duration,
+    pub repeat_multiplier: f64,
+    pub max_duration: Duration,
+    pub monitor_only: Vec<String>,
+    /// Configured nets plus, when enabled, the host's own and gateway addresses.
+    pub allowlist: Vec<IpNet>,
+    pub max_new_blocks_per_minute: u32,
+    pub max_set_elements: u32,
+}
+
+impl Rules {
+    /// The rules of a validated config, with `local` addresses allowlisted too.
+    pub fn new(c: &FirewallAgent, local: &[IpAddr]) -> Self {
+        let mut allowlist = c.allowlist.clone();
+        allowlist.extend(local.iter().map(|&a| IpNet::from(a)));
+        Self {
+            min_verdict: c.min_verdict,
+            min_score: c.min_score,
+            duration: c.block_duration,
+            repeat_multiplier: c.repeat_multiplier,
+            max_duration: c.max_block_duration,
+            monitor_only: c.monitor_only.clone(),
+            allowlist,
+            max_new_blocks_per_minute: c.max_new_blocks_per_minute,
+            max_set_elements: c.max_set_elements,
+        }
+    }
+
+    /// Block duration for the `offence`-th block (1 = first): escalated, capped.
+    pub fn duration_for(&self, offence: u32) -> Duration {
+        let factor =
+            self.repeat_multiplier.powi(i32::try_from(offence.max(1) - 1).unwrap_or(i32::MAX));
+        let secs = self.duration.as_secs_f64() * factor;
+        if !secs.is_finite() || secs >= self.max_duration.as_secs_f64() {
+            self.max_duration
+        } else {
+            Duration::from_secs_f64(secs)
+        }
+    }
+}
+
+/// What the agent decided about one Detection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Below the verdict or score threshold: nothing to do (counted, not audited).
+    BelowThreshold,
+    /// The Detection names no usable source address.
+    NoAddress,
+    /// The deciding detector is monitor-only.
+    MonitorOnly { addr: IpAddr, detector: String },
+    /// The address is allowlisted.
+    Allowlisted { addr: IpAddr, net: IpNet },
+    /// Loopback, multicast, broadcast, unspecified or link-local: never blocked.
+    Special { addr: IpAddr, kind: &'static str },
+    /// Blocked already, until `until_ns`.
+    AlreadyBlocked { addr: IpAddr, until_ns: u64 },
+    /// Over the new-blocks-per-minute cap.
+    RateCapped { addr: IpAddr },
+    /// The block set is at its size cap.
+    SetFull { addr: IpAddr },
+    /// Block it.
+    Block(Block),
+}
+
+/// A block decided or in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub addr: IpAddr,
+    pub until_ns: u64,
+    pub duration: Duration,
+    /// 1 for a first block, 2 for the second...
+    pub offence: u32,
+    pub detector: String,
+    pub detection_id: String,
+    pub reason: String,
+}
+
+/// The Detection's source: the flow's initiator.
+pub fn source(d: &Detection) -> Option<IpAddr> {
+    let flow = d.flow.as_ref()?;
+    let (src, _) = mld_flow::key::oriented(flow.key.as_ref());
+    src.and_then(|e| ip_from_bytes(&e.ip))
+}
+
+/// The detector that set the final score: `fast`, or the forest with the highest score.
+pub fn decider(d: &Detection) -> &'static str {
+    if d.authoritative_source() == ScoreSource::Fast {
+        return "fast";
+    }
+    let s = d.scores.unwrap_or_default();
+    let all = [
+        ("ddos", s.ddos),
+        ("ransomware", s.ransomware),
+        ("traffic", s.traffic),
+        ("internal", s.internal),
+    ];
+    all.iter().fold(all[0], |best, &c| if c.1 > best.1 { c } else { best }).0
+}
+
+/// Why an address must never be blocked, if it must not.
+pub fn special(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V4(a) if a.is_unspecified() => Some("unspecified"),
+        IpAddr::V4(a) if a.is_multicast() => Some("multicast"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("broadcast"),
+        IpAddr::V4(a) if a.is_link_local() => Some("link-local"),
+        IpAddr::V6(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("unspecified"),
+        IpAddr::V6(a) if a.is_multicast() => Some("multicast"),
+        IpAddr::V6(a) if a.is_unicast_link_local() => Some("link-local"),
+        _ => None,
+    }
+}
+
+/// Blocks in force, offence counts and the recent-blocks window.
+#[derive(Debug, Default, Clone)]
+pub struct State {
+    active: HashMap<IpAddr, Block>,
+    /// Blocks so far per address, and when the last one ends (forgotten a `max_duration`
+    /// after that).
+    offences: HashMap<IpAddr, (u32, u64)>,
+    /// When each block of the last minute was decided.
+    recent: VecDeque<u64>,
+}
+
+impl State {
+    /// Blocks in force.
+    pub fn active(&self) -> impl Iterator<Item = &Block> {
+        self.active.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// Restores a block from the audit log (at start): in force if it has not ended.
+    pub fn restore(&mut self, b: Block, now_ns: u64) {
+        let e = self.offences.entry(b.addr).or_insert((0, 0));
+        e.0 = e.0.max(b.offence);
+        e.1 = e.1.max(b.until_ns);
+        if b.until_ns > now_ns {
+            self.active.insert(b.addr, b);
+        }
+    }
+
+    /// Forgets a block that was never applied (nftables refused it).
+    pub fn undo(&mut self, addr: IpAddr) {
+        self.active.remove(&addr);
+        if let Some(e) = self.offences.get_mut(&addr) {
+            e.0 = e.0.saturating_sub(1);
+        }
+    }
+
+    /// Decides about `d` at `now_ns`; a `Block` outcome is recorded as in force.
+    pub fn consider(&mut self, rules: &Rules, d: &Detection, now_ns: u64) -> Outcome {
+        let verdict_ok = match rules.min_verdict {
+            MinVerdict::Suspicious => {
+                matches!(d.verdict(), Verdict::Suspicious | Verdict::Malicious)
+            }
+            MinVerdict::Malicious => d.verdict() == Verdict::Malicious,
+        };
+        if !verdict_ok || d.final_score < rules.min_score {
+            return Outcome::BelowThreshold;
+        }
+        let Some(addr) = source(d) else { return Outcome::NoAddress };
+        let detector = decider(d);
+        if rules.monitor_only.iter().any(|m| m == detector) {
+            return Outcome::MonitorOnly { addr, detector: detector.to_owned() };
+        }
+        if let Some(kind) = special(addr) {
+            return Outcome::Special { addr, kind };
+        }
+        if let Some(net) = rules.allowlist.iter().find(|n| n.contains(&addr)) {
+            return Outcome::Allowlisted { addr, net: *net };
+        }
+        if let Some(b) = self.active.get(&addr) {
+            return Outcome::AlreadyBlocked { addr, until_ns: b.until_ns };
+        }
+        while self.recent.front().is_some_and(|&t| t + MINUTE_NS <= now_ns) {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= rules.max_new_blocks_per_minute as usize {
+            return Outcome::RateCapped { addr };
+        }
+        if self.active.len() >= rules.max_set_elements as usize {
+            return Outcome::SetFull { addr };
+        }
+        let offence = self.offences.get(&addr).map_or(0, |o| o.0) + 1;
+        let duration = rules.duration_for(offence);
+        let until_ns =
+            now_ns.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        self.offences.insert(addr, (offence, until_ns));
+        self.recent.push_back(now_ns);
+        let s = d.scores.unwrap_or_default();
+        let fast = d.flow.as_ref().and_then(|f| f.fast.as_ref());
+        let rules_fired = fast.map(|f| f.rule_ids.join(",")).unwrap_or_default();
+        let reason = format!(
+            "{} final {:.2} by {detector} (ddos {:.2}, ransomware {:.2}, traffic {:.2}, internal {:.2}, fast {:.2}{}{})",
+            d.verdict().as_str_name(),
+            d.final_score,
+            s.ddos,
+            s.ransomware,
+            s.traffic,
+            s.internal,
+            fast.map_or(0.0, |f| f.score),
+            if rules_fired.is_empty() { "" } else { ": " },
+            rules_fired,
+        );
+        let b = Block {
+            addr,
+            until_ns,
+            duration,
+            offence,
+            detector: detector.to_owned(),
+            detection_id: d.detection_id.clone(),
+            reason,
+        };
+        self.active.insert(addr, b.clone());
+        Outcome::Block(b)
+    }
+
+    /// Removes and returns the blocks that have ended by `now_ns`; forgets offences that ended
+    /// more than `rules.max_duration` ago.
+    pub fn expire(&mut self, rules: &Rules, now_ns: u64) -> Vec<Block> {
+        let ended: Vec<IpAddr> =
+            self.active.values().filter(|b| b.until_ns <= now_ns).map(|b| b.addr).collect();
+        let out = ended.iter().filter_map(|a| self.active.remove(a)).collect();
+        let keep = u64::try_from(rules.max_duration.as_nanos()).unwrap_or(u64::MAX);
+        self.offences.retain(|_, (_, until)| until.saturating_add(keep) > now_ns);
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use mld_proto::{DetectorScores, Endpoint, FastDetection, FlowEvent, FlowKey};
+
+    fn rules() -> Rules {
+        Rules {
+            min_verdict: MinVerdict::Malicious,
+            min_score: 0.8,
+            duration: Duration::from_mins(10),
+            repeat_multiplier: 2.0,
+            max_duration: Duration::from_mins(50),
+            monitor_only: vec!["traffic".into()],
+            allowlist: vec!["192.168.1.0/24".parse().unwrap()],
+            max_new_blocks_per_minute: 3,
+            max_set_elements: 4,
+        }
+    }
+
+    fn det(src: [u8; 4], verdict: Verdict, scores: DetectorScores, fast: f64) -> Detection {
+        let ml = scores.ddos.max(scores.ransomware).max(scores.traffic).max(scores.internal);
+        Detection {
+            detection_id: format!("d-{src:?}"),
+            flow: Some(FlowEvent {
+                key: Some(FlowKey {
+                    // The initiator is b: the source must follow the initiator, not the order.
+                    a: Some(Endpoint { ip: vec![10, 0, 0, 1], port: 80 }),
+                    b: Some(Endpoint { ip: src.to_vec(), port: 40_000 }),
+                    ip_proto: 6,
+                    initiator: mld_proto::Direction::BToA.into(),
+                }),
+                fast: Some(FastDetection {
+                    score: fast,
+                    rule_ids: vec!["scan.ports".into()],
+                    reasons: vec![],
+                }),
+                ..FlowEvent::default()
+            }),
+            scores: Some(scores),
+            ml_score: ml,
+            final_score: ml.max(fast),
+            authoritative_source: if ml > fast { ScoreSource::Ml } else { ScoreSource::Fast }
+                .into(),
+            verdict: verdict.into(),
+            ..Detection::default()
+        }
+    }
+
+    fn ddos(score: f64) -> DetectorScores {
+        DetectorScores { ddos: score, ..DetectorScores::default() }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn thresholds_allowlist_special_and_monitor_only_come_before_blocking() {
+        let (r, mut st) = (rules(), State::default());
+        let m = Verdict::Malicious;
+        assert_eq!(
+            st.consider(&r, &det([203, 0, 113, 1], Verdict::Suspicious, ddos(0.9), 0.0), 0),
+            Outcome::BelowThreshold
+        );
+        assert_eq!(
+            st.consider(&r, &det([203, 0, 113, 1], m, ddos(0.7), 0.0), 0),
+            Outcome::BelowThreshold
+        );
+        let traffic = DetectorScores { traffic: 0.95, ..DetectorScores::default() };
+        assert!(
+            matches!(st.consider(&r, &det([203, 0, 113, 1], m, traffic, 0.0), 0), Outcome::MonitorOnly { ref detector, .. } if detector == "traffic")
+        );
+        assert!(matches!(
+            st.consider(&r, &det([192, 168, 1, 7], m, ddos(0.9), 0.0), 0),
+            Outcome::Allowlisted { .. }
+        ));
+        for (ip, kind) in [
+            ([127, 0, 0, 1], "loopback"),
+            ([224, 0, 0, 5], "multicast"),
+            ([255, 255, 255, 255], "broadcast"),
+            ([0, 0, 0, 0], "unspecified"),
+        ] {
+            assert_eq!(
+                st.consider(&r, &det(ip, m, ddos(0.9), 0.0), 0),
+                Outcome::Special { addr: IpAddr::from(ip), kind }
+            );
+        }
+        assert!(st.is_empty());
+        let Outcome::Block(b) = st.consider(&r, &det([203, 0, 113, 1], m, ddos(0.9), 0.0), 5 * S)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (b.addr, b.offence, b.duration, b.until_ns),
+            ("203.0.113.1".parse().unwrap(), 1, Duration::from_mins(10), 605 * S)
+        );
+        assert_eq!(b.detector, "ddos");
+        assert!(b.reason.contains("VERDICT_MALICIOUS final 0.90 by ddos"), "{}", b.reason);
+        assert!(
+            matches!(st.consider(&r, &det([203, 0, 113, 1], m, ddos(0.9), 0.0), 6 * S), Outcome::AlreadyBlocked { until_ns, .. } if until_ns == 605 * S)
+        );
+        // A fast decision is filed under `fast`.
+        let Outcome::Block(b) = st.consider(&r, &det([203, 0, 113, 2], m, ddos(0.1), 0.95), 6 * S)
+        else {
+            panic!()
+        };
+        assert_eq!(b.detector, "fast");
+        assert!(b.reason.ends_with(": scan.ports)"), "{}", b.reason);
+    }
+
+    #[test]
+    fn repeat_offenders_get_longer_blocks_up_to_the_cap() {
+        let (r, mut st) = (rules(), State::default());
+        let mut now = 0;
+        let mut durations = Vec::new();
+        for _ in 0..4 {
+            let Outcome::Block(b) =
+                st.consider(&r, &det([198, 51, 100, 9], Verdict::Malicious, ddos(0.99), 0.0), now)
+            else {
+                panic!()
+            };
+            durations.push(b.duration.as_secs());
+            now = b.until_ns;
+            assert_eq!(st.expire(&r, now).len(), 1);
+            now += MINUTE_NS;
+        }
+        assert_eq!(durations, [600, 1200, 2400, 3000]);
+        // Forgotten a max_duration after the last block ended: a first offence again.
+        st.expire(&r, now + 3001 * S);
+        let Outcome::Block(b) = st.consider(
+            &r,
+            &det([198, 51, 100, 9], Verdict::Malicious, ddos(0.99), 0.0),
+            now + 3001 * S,
+        ) else {
+            panic!()
+        };
+        assert_eq!(b.offence, 1);
+    }
+
+    #[test]
+    fn caps_on_new_blocks_per_minute_and_on_set_size() {
+        let (r, mut st) = (rules(), State::default());
+        let m = Verdict::Malicious;
+        let outcomes: Vec<Outcome> = (1..=5u8)
+            .map(|i| st.consider(&r, &det([203, 0, 113, i], m, ddos(0.9), 0.0), S))
+            .collect();
+        assert_eq!(outcomes.iter().filter(|o| matches!(o, Outcome::Block(_))).count(), 3);
+        assert!(
+            matches!(outcomes[3], Outcome::RateCapped { .. })
+                && matches!(outcomes[4], Outcome::RateCapped { .. })
+        );
+        // A minute later the window has room again, but the set holds at most 4.
+        let later = S + MINUTE_NS;
+        assert!(matches!(
+            st.consider(&r, &det([203, 0, 113, 4], m, ddos(0.9), 0.0), later),
+            Outcome::Block(_)
+        ));
+        assert!(matches!(
+            st.consider(&r, &det([203, 0, 113, 5], m, ddos(0.9), 0.0), later),
+            Outcome::SetFull { .. }
+        ));
+        // Restored blocks count; ended ones do not come back.
+        let mut fresh = State::default();
+        let b = |ip: [u8; 4], until_ns| Block {
+            addr: IpAddr::from(ip),
+            until_ns,
+            duration: Duration::from_mins(10),
+            offence: 2,
+            detector: "ddos".into(),
+            detection_id: "x".into(),
+            reason: String::new(),
+        };
+        fresh.restore(b([203, 0, 113, 7], 10 * S), 5 * S);
+        fresh.restore(b([203, 0, 113, 8], 4 * S), 5 * S);
+        assert_eq!(fresh.len(), 1);
+        let Outcome::Block(again) =
+            fresh.consider(&r, &det([203, 0, 113, 8], m, ddos(0.9), 0.0), 5 * S)
+        else {
+            panic!()
+        };
+        assert_eq!(again.offence, 3, "offences survive a restart");
+    }
+}

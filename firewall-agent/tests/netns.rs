@@ -1,0 +1,341 @@
+//! The agent against a real nftables, with real packets: a server namespace running
+//! `firewall-agent run` and a client namespace whose addresses the test names in sealed
+//! Detections published on a real ZeroMQ socket (`ipc://`, reachable from inside the
+//! namespace). Checked: a blocked source can no longer ping the server while the others still
+//! can; allowlisted, own, monitor-only sources are skipped and audited; expiry and escalation
+//! for a repeat offender; the per-minute cap; `status`; the table removed on exit and rebuilt
+//! from the audit log on restart.
+//!
+//! Needs root (namespaces, nftables); as another user it fails unless `MLD_SKIP_PRIVILEGED=1`.
+#![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::print_stderr, reason = "test")]
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mld_bus::{Publisher, PublisherOptions, Topic};
+use mld_crypto_transport::{KeyRing, RootSecret};
+use mld_proto::{
+    Detection, DetectorScores, Direction, Endpoint, FlowEvent, FlowKey, ScoreSource, Verdict,
+};
+use mld_test_utils::sh;
+use serde_json::Value;
+
+struct Lab {
+    server: String,
+    client: String,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let id = std::process::id();
+        let lab = Self { server: format!("mldfw{id}s"), client: format!("mldfw{id}c") };
+        for ns in [&lab.server, &lab.client] {
+            sh(&["ip", "netns", "add", ns]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            "mldfwa",
+            "netns",
+            &lab.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "mldfwb",
+            "netns",
+            &lab.client,
+        ]);
+        sh(&["ip", "-n", &lab.server, "addr", "add", "10.77.0.1/24", "dev", "mldfwa"]);
+        for a in ["10.77.0.2/24", "10.77.0.3/24", "10.77.0.4/24"] {
+            sh(&["ip", "-n", &lab.client, "addr", "add", a, "dev", "mldfwb"]);
+        }
+        sh(&["ip", "-n", &lab.server, "link", "set", "mldfwa", "up"]);
+        sh(&["ip", "-n", &lab.client, "link", "set", "mldfwb", "up"]);
+        lab
+    }
+
+    /// Whether a ping from `src` (a client address) reaches the server.
+    fn reaches(&self, src: &str) -> bool {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.client,
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                "-I",
+                src,
+                "10.77.0.1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// The addresses in the server's block4 set.
+    fn blocked(&self) -> Vec<IpAddr> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.server,
+                "nft",
+                "-j",
+                "list",
+                "set",
+                "inet",
+                "mldefender",
+                "block4",
+            ])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["set"]["elem"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["elem"]["val"].as_str().and_then(|s| s.parse().ok()))
+            .collect()
+    }
+
+    fn has_table(&self) -> bool {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.server, "nft", "list", "tables"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("inet mldefender")
+    }
+
+    fn agent(&self, config: &Path) -> Child {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.server,
+                env!("CARGO_BIN_EXE_firewall-agent"),
+                "run",
+                "--config",
+            ])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.server, &self.client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn detection(id: &str, src: [u8; 4], scores: DetectorScores) -> Detection {
+    let ml = scores.ddos.max(scores.ransomware).max(scores.traffic).max(scores.internal);
+    Detection {
+        detection_id: id.to_owned(),
+        flow: Some(FlowEvent {
+            key: Some(FlowKey {
+                a: Some(Endpoint { ip: vec![10, 77, 0, 1], port: 22 }),
+                b: Some(Endpoint { ip: src.to_vec(), port: 40_000 }),
+                ip_proto: 6,
+                initiator: Direction::BToA.into(),
+            }),
+            ..FlowEvent::default()
+        }),
+        scores: Some(scores),
+        ml_score: ml,
+        final_score: ml,
+        authoritative_source: ScoreSource::Ml.into(),
+        verdict: Verdict::Malicious.into(),
+        ..Detection::default()
+    }
+}
+
+fn send(p: &mut Publisher, d: &Detection) {
+    assert_eq!(p.publish(d).unwrap(), mld_bus::Publish::Sent);
+}
+
+fn ddos() -> DetectorScores {
+    DetectorScores { ddos: 0.95, ..DetectorScores::default() }
+}
+
+fn audit(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn actions(dir: &Path, addr: &str) -> Vec<String> {
+    audit(dir)
+        .iter()
+        .filter(|r| r["addr"] == addr)
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    mld_test_utils::wait_until(Duration::from_secs(secs), what, &mut f);
+}
+
+fn stop(child: &mut Child) -> String {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "firewall-agent: {status}\n{err}");
+    err
+}
+
+#[test]
+fn blocks_with_real_nftables_and_real_packets() {
+    if !mld_test_utils::privileged("network namespaces, nftables") {
+        return;
+    }
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("root.secret");
+    RootSecret::from_bytes([5; 32]).write_new(&secret).unwrap();
+    let endpoint = format!("ipc://{}", dir.path().join("detections.ipc").display());
+    let audit_dir: PathBuf = dir.path().join("audit");
+    let config = dir.path().join("firewall-agent.json");
+    let text = std::fs::read_to_string(
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
+            .join("../config/firewall-agent.json"),
+    )
+    .unwrap();
+    let mut c: Value = serde_json::from_str(&text).unwrap();
+    c["subscribe"]["connect"] = serde_json::json!([endpoint]);
+    c["block"]["duration_secs"] = 4.into();
+    c["block"]["max_duration_secs"] = 20.into();
+    c["caps"]["max_new_blocks_per_minute"] = 5.into();
+    c["allowlist"] = serde_json::json!(["127.0.0.0/8", "::1/128", "10.77.0.4/32"]);
+    c["on_exit"] = "remove".into();
+    c["audit_dir"] = audit_dir.display().to_string().into();
+    c["metrics"]["listen"] = Value::Null;
+    c["transport"]["root_secret_file"] = secret.display().to_string().into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+
+    let ring = Arc::new(KeyRing::new(RootSecret::from_bytes([5; 32]), 1));
+    let mut registry = mld_telemetry::component_registry("test");
+    let mut publisher = Publisher::bind(
+        &zmq::Context::new(),
+        ring,
+        &PublisherOptions::new(endpoint.as_str()),
+        &mut registry,
+    )
+    .unwrap();
+    for src in ["10.77.0.2", "10.77.0.3", "10.77.0.4"] {
+        assert!(lab.reaches(src), "{src} cannot reach the server before any block");
+    }
+    let mut agent = lab.agent(&config);
+    assert!(
+        publisher.wait_for_subscriber(Topic::Detection, Duration::from_secs(20)).unwrap(),
+        "the agent never subscribed"
+    );
+    assert!(lab.has_table() && lab.blocked().is_empty());
+
+    // A malicious source is blocked within milliseconds; its neighbour is not.
+    let t0 = Instant::now();
+    send(&mut publisher, &detection("d-2", [10, 77, 0, 2], ddos()));
+    wait("10.77.0.2 in block4", 5, || lab.blocked().contains(&"10.77.0.2".parse().unwrap()));
+    eprintln!("detection published -> element in the set: {:?}", t0.elapsed());
+    assert!(!lab.reaches("10.77.0.2"), "a blocked source still reaches the server");
+    assert!(lab.reaches("10.77.0.3"));
+
+    // Allowlisted, the server's own address, monitor-only: skipped and audited.
+    send(&mut publisher, &detection("d-4", [10, 77, 0, 4], ddos()));
+    send(&mut publisher, &detection("d-1", [10, 77, 0, 1], ddos()));
+    let traffic = DetectorScores { traffic: 0.99, ..DetectorScores::default() };
+    send(&mut publisher, &detection("d-3", [10, 77, 0, 3], traffic));
+    wait("three skips audited", 5, || {
+        actions(&audit_dir, "10.77.0.4") == ["skip_allowlisted"]
+            && actions(&audit_dir, "10.77.0.1") == ["skip_allowlisted"]
+            && actions(&audit_dir, "10.77.0.3") == ["monitor_only"]
+    });
+    assert!(lab.reaches("10.77.0.4") && lab.reaches("10.77.0.3"));
+    let skipped: [IpAddr; 3] = ["10.77.0.1", "10.77.0.3", "10.77.0.4"].map(|a| a.parse().unwrap());
+    assert!(lab.blocked().iter().all(|a| !skipped.contains(a)), "{:?}", lab.blocked());
+
+    // The 4 s block ends: nftables drops the element, the agent audits the expiry, the source
+    // reaches the server again; its second offence is blocked twice as long.
+    wait("10.77.0.2 expired", 10, || actions(&audit_dir, "10.77.0.2") == ["block", "expire"]);
+    assert!(!lab.blocked().contains(&"10.77.0.2".parse().unwrap()));
+    assert!(lab.reaches("10.77.0.2"));
+    send(&mut publisher, &detection("d-2b", [10, 77, 0, 2], ddos()));
+    wait("10.77.0.2 blocked again", 5, || lab.blocked().contains(&"10.77.0.2".parse().unwrap()));
+    let second = audit(&audit_dir).into_iter().find(|r| r["detection_id"] == "d-2b").unwrap();
+    assert_eq!((second["action"].as_str(), second["offence"].as_u64()), (Some("block"), Some(2)));
+    assert!((second["duration_secs"].as_f64().unwrap() - 8.0).abs() < 1e-9, "{second}");
+
+    // The cap: 5 new blocks a minute, two used; six more sources make 3 blocks and 3 cap hits.
+    for i in 1..=6u8 {
+        send(&mut publisher, &detection(&format!("d-cap{i}"), [203, 0, 113, i], ddos()));
+    }
+    wait("cap hits audited", 5, || {
+        audit(&audit_dir).iter().filter(|r| r["action"] == "rate_capped").count() == 3
+    });
+    assert_eq!(lab.blocked().len(), 4, "{:?}", lab.blocked());
+
+    // status lists the blocks in force, each in the kernel's set.
+    let status = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server,
+            env!("CARGO_BIN_EXE_firewall-agent"),
+            "status",
+            "--json",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let listed: Vec<Value> = String::from_utf8_lossy(&status.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), lab.blocked().len());
+    assert!(
+        listed
+            .iter()
+            .all(|b| b["in_kernel"] == true && b["reason"].as_str().unwrap().contains("by ddos"))
+    );
+
+    // on_exit remove: the table goes; a restart rebuilds it with the blocks still in force.
+    let log = stop(&mut agent);
+    assert!(!lab.has_table(), "{log}");
+    assert!(audit(&audit_dir).iter().any(|r| r["action"] == "table_removed"));
+    let mut agent = lab.agent(&config);
+    wait("table rebuilt", 10, || lab.has_table());
+    let rebuilt = lab.blocked();
+    let in_force: Vec<IpAddr> =
+        listed.iter().map(|b| b["addr"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(rebuilt.iter().all(|a| in_force.contains(a)), "{rebuilt:?} vs {in_force:?}");
+    assert!(
+        rebuilt.contains(&"10.77.0.2".parse().unwrap()),
+        "the 8 s block is still in force: {rebuilt:?}"
+    );
+    stop(&mut agent);
+}
