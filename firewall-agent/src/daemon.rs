@@ -6,17 +6,19 @@
 //! the blocks of each batch window in one `nft` transaction (retried, and undone in its state
 //! and audited when nft refuses). Every second it audits the blocks that have ended (nftables
 //! drops the elements itself). On shutdown it reads what is queued (up to 1 s), applies it, and
-//! keeps or removes its table as configured.
+//! keeps or removes its table as configured. Each block, expiry, skip and cap hit is also
+//! published as a sealed `FirewallAction` on `control.v1` (ADR 0003) for the RAG layer.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mld_bus::{Subscriber, SubscriberOptions};
+use mld_bus::{Publish, Publisher, PublisherOptions, Subscriber, SubscriberOptions};
 use mld_config::daemons::firewall_agent::{FirewallAgent as Valid, OnExit};
 use mld_daemon::{Daemon, DaemonError, RunContext};
-use mld_proto::Detection;
+use mld_flow::id::EventIds;
+use mld_proto::{Detection, FirewallAction, FirewallActionKind};
 use mld_telemetry::prometheus_client::metrics::counter::Counter;
 use mld_telemetry::prometheus_client::metrics::family::Family;
 use mld_telemetry::prometheus_client::metrics::gauge::Gauge;
@@ -73,6 +75,9 @@ pub struct FirewallDaemon {
     audit: AuditLog,
     nft: Nft,
     subscriber: Subscriber<Detection>,
+    /// `control.v1`: what the agent did.
+    publisher: Publisher,
+    action_ids: EventIds,
     metrics: Metrics,
     pending: Vec<Block>,
     first_pending: Option<Instant>,
@@ -128,7 +133,15 @@ impl Daemon for FirewallDaemon {
             config.subscribe.connect.iter().map(mld_config::common::Endpoint::as_str),
         );
         sub.recv_hwm = config.subscribe.recv_hwm;
-        let subscriber = Subscriber::connect(&zmq::Context::new(), ring, &sub, registry)
+        let ctx = zmq::Context::new();
+        let mut options = PublisherOptions::new(config.publish.bind.as_str());
+        options.send_hwm = config.publish.send_hwm;
+        let publisher = Publisher::bind(&ctx, std::sync::Arc::clone(&ring), &options, registry)
+            .with_context(|| {
+                format!("binding the control.v1 publisher on {}", config.publish.bind.as_str())
+            })
+            .map_err(DaemonError::unavailable)?;
+        let subscriber = Subscriber::connect(&ctx, ring, &sub, registry)
             .context("connecting the detection.v1 subscriber")
             .map_err(DaemonError::unavailable)?;
         let metrics = Metrics::register(registry);
@@ -146,6 +159,8 @@ impl Daemon for FirewallDaemon {
             audit,
             nft,
             subscriber,
+            publisher,
+            action_ids: EventIds::new(),
             metrics,
             pending: Vec::new(),
             first_pending: None,
@@ -207,9 +222,37 @@ impl FirewallDaemon {
         Ok(())
     }
 
+    /// Writes `r` to the audit log and publishes it on `control.v1` when it is an action on an
+    /// address that `FirewallAction` has a kind for.
     fn audit(&mut self, r: &Record) {
         if let Err(e) = self.audit.write(r) {
             tracing::error!(error = %e, "writing the audit log failed");
+        }
+        let kind = match r.action {
+            Action::Block => FirewallActionKind::Block,
+            Action::Expire => FirewallActionKind::Expired,
+            Action::SkipAllowlisted | Action::SkipSpecial => FirewallActionKind::SkippedAllowlisted,
+            Action::RateCapped => FirewallActionKind::RateCapped,
+            Action::SetFull => FirewallActionKind::SetFull,
+            Action::MonitorOnly | Action::NftFailed | Action::TableRemoved => return,
+        };
+        let Some(addr) = r.addr else { return };
+        let action = FirewallAction {
+            action_id: self.action_ids.next_id(),
+            at_ns: r.at_ns,
+            kind: kind.into(),
+            address: match addr {
+                std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                std::net::IpAddr::V6(a) => a.octets().to_vec(),
+            },
+            reason: r.reason.clone(),
+            detection_id: r.detection_id.clone(),
+            until_ns: if r.action == Action::Block { r.until_ns.unwrap_or(0) } else { 0 },
+            dry_run: r.dry_run,
+        };
+        match self.publisher.publish(&action) {
+            Ok(Publish::Sent | Publish::Dropped) => {} // drops are counted by the bus
+            Err(e) => tracing::error!(error = %e, "publishing a FirewallAction failed"),
         }
     }
 

@@ -15,10 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mld_bus::{Publisher, PublisherOptions, Topic};
+use mld_bus::{Publisher, PublisherOptions, Subscriber, SubscriberOptions, Topic};
 use mld_crypto_transport::{KeyRing, RootSecret};
 use mld_proto::{
-    Detection, DetectorScores, Direction, Endpoint, FlowEvent, FlowKey, ScoreSource, Verdict,
+    Detection, DetectorScores, Direction, Endpoint, FirewallAction, FirewallActionKind, FlowEvent,
+    FlowKey, ScoreSource, Verdict,
 };
 use mld_test_utils::sh;
 use serde_json::Value;
@@ -226,6 +227,8 @@ fn blocks_with_real_nftables_and_real_packets() {
     .unwrap();
     let mut c: Value = serde_json::from_str(&text).unwrap();
     c["subscribe"]["connect"] = serde_json::json!([endpoint]);
+    let control = format!("ipc://{}", dir.path().join("control.ipc").display());
+    c["publish"]["bind"] = control.clone().into();
     c["block"]["duration_secs"] = 4.into();
     c["block"]["max_duration_secs"] = 20.into();
     c["caps"]["max_new_blocks_per_minute"] = 5.into();
@@ -238,10 +241,18 @@ fn blocks_with_real_nftables_and_real_packets() {
 
     let ring = Arc::new(KeyRing::new(RootSecret::from_bytes([5; 32]), 1));
     let mut registry = mld_telemetry::component_registry("test");
+    let ctx = zmq::Context::new();
     let mut publisher = Publisher::bind(
-        &zmq::Context::new(),
-        ring,
+        &ctx,
+        Arc::clone(&ring),
         &PublisherOptions::new(endpoint.as_str()),
+        &mut registry,
+    )
+    .unwrap();
+    let mut actions_sub = Subscriber::<FirewallAction>::connect(
+        &ctx,
+        ring,
+        &SubscriberOptions::new([control]),
         &mut registry,
     )
     .unwrap();
@@ -254,6 +265,17 @@ fn blocks_with_real_nftables_and_real_packets() {
         "the agent never subscribed"
     );
     assert!(lab.has_table() && lab.blocked().is_empty());
+    // control.v1's subscriber joins a moment after the agent binds: probe with a loopback
+    // source (skipped, and published as such) until one arrives.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        send(&mut publisher, &detection("probe", [127, 0, 0, 9], ddos()));
+        if actions_sub.recv(Duration::from_millis(200)).unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no FirewallAction arrived on control.v1");
+    }
+    while actions_sub.recv(Duration::from_millis(100)).unwrap().is_some() {}
 
     // A malicious source is blocked within milliseconds; its neighbour is not.
     let t0 = Instant::now();
@@ -296,6 +318,23 @@ fn blocks_with_real_nftables_and_real_packets() {
         audit(&audit_dir).iter().filter(|r| r["action"] == "rate_capped").count() == 3
     });
     assert_eq!(lab.blocked().len(), 4, "{:?}", lab.blocked());
+
+    // What the agent did also went out on control.v1, sealed.
+    let mut seen: Vec<FirewallAction> = Vec::new();
+    while let Some(r) = actions_sub.recv(Duration::from_millis(300)).unwrap() {
+        seen.push(r.message);
+    }
+    let of = |ip: [u8; 4], kind: FirewallActionKind| {
+        seen.iter().filter(|a| a.address == ip && a.kind() == kind).count()
+    };
+    assert_eq!(of([10, 77, 0, 2], FirewallActionKind::Block), 2, "{seen:?}");
+    assert_eq!(of([10, 77, 0, 2], FirewallActionKind::Expired), 1);
+    assert_eq!(of([10, 77, 0, 4], FirewallActionKind::SkippedAllowlisted), 1);
+    assert_eq!(of([10, 77, 0, 1], FirewallActionKind::SkippedAllowlisted), 1);
+    assert_eq!(seen.iter().filter(|a| a.kind() == FirewallActionKind::RateCapped).count(), 3);
+    let first = seen.iter().find(|a| a.detection_id == "d-2").unwrap();
+    assert!(first.until_ns > first.at_ns && first.reason.contains("by ddos"), "{first:?}");
+    assert_eq!(actions_sub.stats().lost, 0);
 
     // status lists the blocks in force, each in the kernel's set.
     let status = Command::new("ip")

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    EtcdConfig, MetricsConfig, SubscribeConfig, TransportConfig, ValidEtcd, ValidMetrics,
-    ValidSubscribe, ValidTransport, parse_nets,
+    EtcdConfig, MetricsConfig, PublishConfig, SubscribeConfig, TransportConfig, ValidEtcd,
+    ValidMetrics, ValidPublish, ValidSubscribe, ValidTransport, parse_nets,
 };
 use crate::{DaemonConfig, FieldError, Validator};
 
@@ -18,6 +18,9 @@ use crate::{DaemonConfig, FieldError, Validator};
 pub struct FirewallAgentConfig {
     #[serde(default = "default_subscribe")]
     pub subscribe: SubscribeConfig,
+    /// Where the agent publishes what it did (`FirewallAction`s on `control.v1`, ADR 0003).
+    #[serde(default = "default_publish")]
+    pub publish: PublishConfig,
     /// Decide and audit, but change nothing in nftables.
     #[serde(default)]
     pub dry_run: bool,
@@ -61,6 +64,7 @@ impl Default for FirewallAgentConfig {
     fn default() -> Self {
         Self {
             subscribe: default_subscribe(),
+            publish: default_publish(),
             dry_run: false,
             block: BlockConfig::default(),
             monitor_only: default_monitor_only(),
@@ -84,6 +88,10 @@ fn default_subscribe() -> SubscribeConfig {
 
 fn default_metrics() -> MetricsConfig {
     MetricsConfig::on(9103)
+}
+
+fn default_publish() -> PublishConfig {
+    PublishConfig::on(5573)
 }
 
 const fn default_true() -> bool {
@@ -177,6 +185,7 @@ pub enum OnExit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FirewallAgent {
     pub subscribe: ValidSubscribe,
+    pub publish: ValidPublish,
     pub dry_run: bool,
     pub min_verdict: MinVerdict,
     pub min_score: f64,
@@ -204,6 +213,7 @@ impl DaemonConfig for FirewallAgentConfig {
     fn validate(&self) -> Result<FirewallAgent, Vec<FieldError>> {
         let mut v = Validator::new();
         let subscribe = self.subscribe.validate(&mut v, "subscribe");
+        let publish = self.publish.validate(&mut v, "publish");
         let b = &self.block;
         let min_score = v.range("block.min_score", b.min_score, 0.0, 1.0);
         let duration = v.range("block.duration_secs", b.duration_secs, 1, 30 * 86_400);
@@ -240,6 +250,7 @@ impl DaemonConfig for FirewallAgentConfig {
         v.finish(|| {
             Some(FirewallAgent {
                 subscribe: subscribe?,
+                publish: publish?,
                 dry_run: self.dry_run,
                 min_verdict: b.min_verdict,
                 min_score: min_score?,
