@@ -359,7 +359,9 @@ impl FirewallDaemon {
             }
         }
         if applied {
-            self.metrics.nft_transactions.inc();
+            if !self.config.dry_run {
+                self.metrics.nft_transactions.inc();
+            }
             for b in &batch {
                 tracing::warn!(addr = %b.addr, until = %mld_logfile::time::timestamp(b.until_ns), offence = b.offence, reason = %b.reason, "blocked");
                 let r = Record {
