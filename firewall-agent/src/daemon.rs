@@ -241,10 +241,7 @@ impl FirewallDaemon {
             action_id: self.action_ids.next_id(),
             at_ns: r.at_ns,
             kind: kind.into(),
-            address: match addr {
-                std::net::IpAddr::V4(a) => a.octets().to_vec(),
-                std::net::IpAddr::V6(a) => a.octets().to_vec(),
-            },
+            address: mld_proto::ip_to_bytes(addr),
             reason: r.reason.clone(),
             detection_id: r.detection_id.clone(),
             until_ns: if r.action == Action::Block { r.until_ns.unwrap_or(0) } else { 0 },

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use mld_config::daemons::firewall_agent::{FirewallAgent, MinVerdict};
-use mld_proto::{Detection, ScoreSource, Verdict, ip_from_bytes};
+use mld_proto::{Detection, DetectorScores, ScoreSource, Verdict, ip_from_bytes};
 
 const MINUTE_NS: u64 = 60_000_000_000;
 
@@ -106,14 +106,7 @@ pub fn decider(d: &Detection) -> &'static str {
     if d.authoritative_source() == ScoreSource::Fast {
         return "fast";
     }
-    let s = d.scores.unwrap_or_default();
-    let all = [
-        ("ddos", s.ddos),
-        ("ransomware", s.ransomware),
-        ("traffic", s.traffic),
-        ("internal", s.internal),
-    ];
-    all.iter().fold(all[0], |best, &c| if c.1 > best.1 { c } else { best }).0
+    DetectorScores::NAMES[d.scores.unwrap_or_default().top()]
 }
 
 /// Why an address must never be blocked, if it must not.
@@ -259,7 +252,7 @@ impl State {
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
-    use mld_proto::{DetectorScores, Endpoint, FastDetection, FlowEvent, FlowKey};
+    use mld_proto::{Endpoint, FastDetection, FlowEvent, FlowKey};
 
     fn rules() -> Rules {
         Rules {

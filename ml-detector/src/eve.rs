@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use mld_flow::json::flow_event;
-use mld_proto::{Detection, FlowEvent, ScoreSource, Verdict};
+use mld_proto::{Detection, DetectorScores, FlowEvent, ScoreSource, Verdict};
 use serde::Serialize;
 
 use crate::record::{MlScores, timestamp};
@@ -169,15 +169,7 @@ fn signature(d: &Detection) -> (u32, &'static str, &'static str) {
     let key: &str = if d.authoritative_source() == ScoreSource::Fast {
         fast.and_then(|f| f.rule_ids.first()).map_or("", String::as_str)
     } else {
-        let s = d.scores.unwrap_or_default();
-        let ml = [
-            ("ddos", s.ddos),
-            ("ransomware", s.ransomware),
-            ("traffic", s.traffic),
-            ("internal", s.internal),
-        ];
-        // The first of equal scores, as `Scored::top_detector`.
-        ml.iter().fold(ml[0], |best, &c| if c.1 > best.1 { c } else { best }).0
+        DetectorScores::NAMES[d.scores.unwrap_or_default().top()]
     };
     SIGNATURES.iter().find(|s| s.0 == key).map_or(
         (SID_OTHER, "MLD fast detector score", "Potentially Bad Traffic"),

@@ -72,15 +72,9 @@ pub struct Scored {
 }
 
 impl Scored {
-    /// The forest with the highest score.
+    /// The forest with the highest score (the first of equal scores).
     pub fn top_detector(&self) -> usize {
-        let mut best = 0;
-        for (i, s) in self.ml.iter().enumerate() {
-            if *s > self.ml[best] {
-                best = i;
-            }
-        }
-        best
+        self.scores().top()
     }
 
     pub fn scores(&self) -> DetectorScores {

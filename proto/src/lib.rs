@@ -29,6 +29,22 @@ mod generated {
 
 pub use generated::*;
 
+impl DetectorScores {
+    /// The detectors, in field order.
+    pub const NAMES: [&'static str; 4] = ["ddos", "ransomware", "traffic", "internal"];
+
+    /// The scores in [`NAMES`](Self::NAMES) order.
+    pub const fn as_array(&self) -> [f64; 4] {
+        [self.ddos, self.ransomware, self.traffic, self.internal]
+    }
+
+    /// Index into [`NAMES`](Self::NAMES) of the highest score (the first of equal scores).
+    pub fn top(&self) -> usize {
+        let s = self.as_array();
+        (1..s.len()).fold(0, |best, i| if s[i] > s[best] { i } else { best })
+    }
+}
+
 /// Encodes an address as the 4 or 16 network-order bytes the messages carry.
 pub fn ip_to_bytes(ip: IpAddr) -> Vec<u8> {
     match ip {
@@ -50,6 +66,21 @@ pub fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
 mod tests {
     use super::*;
     use prost::Message;
+
+    #[test]
+    fn the_top_detector_is_the_highest_and_the_first_of_equals() {
+        let s = |ddos, ransomware, traffic, internal| DetectorScores {
+            ddos,
+            ransomware,
+            traffic,
+            internal,
+        };
+        assert_eq!(s(0.1, 0.2, 0.9, 0.3).top(), 2);
+        assert_eq!(s(0.0, 0.0, 0.0, 0.4).top(), 3);
+        assert_eq!(s(0.5, 0.5, 0.5, 0.5).top(), 0);
+        assert_eq!(s(0.1, 0.7, 0.2, 0.7).top(), 1);
+        assert_eq!(DetectorScores::NAMES[s(0.0, 0.0, 1.0, 0.0).top()], "traffic");
+    }
 
     #[test]
     fn ip_bytes_round_trip_and_reject_bad_lengths() {
