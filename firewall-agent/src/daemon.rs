@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mld_bus::{Publish, Publisher, PublisherOptions, Subscriber, SubscriberOptions};
+use mld_bus::{Publish, Publisher, Subscriber};
 use mld_config::daemons::firewall_agent::{FirewallAgent as Valid, OnExit};
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_flow::id::EventIds;
@@ -129,21 +129,15 @@ impl Daemon for FirewallDaemon {
                 .context("creating table inet mldefender (the agent needs CAP_NET_ADMIN)")
                 .map_err(DaemonError::unavailable)?;
         }
-        let mut sub = SubscriberOptions::new(
-            config.subscribe.connect.iter().map(mld_config::common::Endpoint::as_str),
-        );
-        sub.recv_hwm = config.subscribe.recv_hwm;
         let ctx = zmq::Context::new();
-        let mut options = PublisherOptions::new(config.publish.bind.as_str());
-        options.send_hwm = config.publish.send_hwm;
-        let publisher = Publisher::bind(&ctx, std::sync::Arc::clone(&ring), &options, registry)
-            .with_context(|| {
-                format!("binding the control.v1 publisher on {}", config.publish.bind.as_str())
-            })
-            .map_err(DaemonError::unavailable)?;
-        let subscriber = Subscriber::connect(&ctx, ring, &sub, registry)
-            .context("connecting the detection.v1 subscriber")
-            .map_err(DaemonError::unavailable)?;
+        let publisher = mld_daemon::bus_publisher(
+            &ctx,
+            std::sync::Arc::clone(&ring),
+            &config.publish,
+            mld_bus::Topic::Control,
+            registry,
+        )?;
+        let subscriber = mld_daemon::bus_subscriber(&ctx, ring, &config.subscribe, registry)?;
         let metrics = Metrics::register(registry);
         metrics.blocked.set(i64::try_from(state.len()).unwrap_or(i64::MAX));
         tracing::info!(

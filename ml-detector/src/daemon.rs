@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use mld_bus::{Publish, Publisher, PublisherOptions, Subscriber, SubscriberOptions, Topic};
+use mld_bus::{Publish, Publisher, Subscriber, Topic};
 use mld_config::daemons::ml_detector::MlDetector as Valid;
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_proto::{FlowEvent, Verdict};
@@ -127,20 +127,14 @@ impl Daemon for MlDetectorDaemon {
             .context("opening the event log (event_log.dir)")
             .map_err(DaemonError::unavailable)?;
         let ctx = zmq::Context::new();
-        let mut options = PublisherOptions::new(config.publish.bind.as_str());
-        options.send_hwm = config.publish.send_hwm;
-        let publisher = Publisher::bind(&ctx, Arc::clone(&ring), &options, registry)
-            .with_context(|| {
-                format!("binding the detection.v1 publisher on {}", config.publish.bind.as_str())
-            })
-            .map_err(DaemonError::unavailable)?;
-        let mut sub = SubscriberOptions::new(
-            config.subscribe.connect.iter().map(mld_config::common::Endpoint::as_str),
-        );
-        sub.recv_hwm = config.subscribe.recv_hwm;
-        let subscriber = Subscriber::connect(&ctx, ring, &sub, registry)
-            .context("connecting the flow.v1 subscriber")
-            .map_err(DaemonError::unavailable)?;
+        let publisher = mld_daemon::bus_publisher(
+            &ctx,
+            Arc::clone(&ring),
+            &config.publish,
+            Topic::Detection,
+            registry,
+        )?;
+        let subscriber = mld_daemon::bus_subscriber(&ctx, ring, &config.subscribe, registry)?;
         tracing::info!(
             dir = %config.event_log.dir.display(),
             eve = config.event_log.eve,

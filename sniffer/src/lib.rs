@@ -20,8 +20,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use mld_bus::{Publisher, PublisherOptions};
+use mld_bus::Publisher;
 use mld_config::daemons::sniffer::Sniffer as Valid;
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
@@ -84,13 +83,13 @@ impl SnifferDaemon {
 /// Loads the root secret and opens the `flow.v1` publisher.
 fn publisher(config: &Valid, registry: &mut Registry) -> Result<Publisher, DaemonError> {
     let ring = mld_daemon::key_ring(&config.transport)?;
-    let mut options = PublisherOptions::new(config.publish.bind.as_str());
-    options.send_hwm = config.publish.send_hwm;
-    Publisher::bind(&zmq::Context::new(), ring, &options, registry)
-        .with_context(|| {
-            format!("binding the flow.v1 publisher on {}", config.publish.bind.as_str())
-        })
-        .map_err(DaemonError::unavailable)
+    mld_daemon::bus_publisher(
+        &zmq::Context::new(),
+        ring,
+        &config.publish,
+        mld_bus::Topic::Flow,
+        registry,
+    )
 }
 
 impl Daemon for SnifferDaemon {

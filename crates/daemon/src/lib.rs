@@ -57,6 +57,40 @@ where
     result
 }
 
+/// Binds the publisher a daemon's `publish` section describes, for messages of `topic` (named
+/// in the error when the endpoint cannot be bound).
+pub fn bus_publisher(
+    ctx: &mld_bus::Context,
+    ring: std::sync::Arc<mld_crypto_transport::KeyRing>,
+    publish: &mld_config::common::ValidPublish,
+    topic: mld_bus::Topic,
+    registry: &mut mld_telemetry::prometheus_client::registry::Registry,
+) -> Result<mld_bus::Publisher, DaemonError> {
+    use anyhow::Context as _;
+    let mut options = mld_bus::PublisherOptions::new(publish.bind.as_str());
+    options.send_hwm = publish.send_hwm;
+    mld_bus::Publisher::bind(ctx, ring, &options, registry)
+        .with_context(|| format!("binding the {topic} publisher on {}", publish.bind))
+        .map_err(DaemonError::unavailable)
+}
+
+/// Connects the subscriber a daemon's `subscribe` section describes, for messages `M`.
+pub fn bus_subscriber<M: mld_bus::BusMessage>(
+    ctx: &mld_bus::Context,
+    ring: std::sync::Arc<mld_crypto_transport::KeyRing>,
+    subscribe: &mld_config::common::ValidSubscribe,
+    registry: &mut mld_telemetry::prometheus_client::registry::Registry,
+) -> Result<mld_bus::Subscriber<M>, DaemonError> {
+    use anyhow::Context as _;
+    let mut options = mld_bus::SubscriberOptions::new(
+        subscribe.connect.iter().map(mld_config::common::Endpoint::as_str),
+    );
+    options.recv_hwm = subscribe.recv_hwm;
+    mld_bus::Subscriber::connect(ctx, ring, &options, registry)
+        .with_context(|| format!("connecting the {} subscriber", M::TOPIC))
+        .map_err(DaemonError::unavailable)
+}
+
 /// Loads the root secret named by `transport.root_secret_file` into a key ring at the
 /// configured epoch and grace window. A missing or unreadable secret is "unavailable" (the
 /// operator has not provisioned the host yet), with the file and field in the message.
