@@ -11,7 +11,7 @@ use mld_flow::json::flow_event;
 use mld_proto::{Detection, DetectorScores, FlowEvent, ScoreSource, Verdict};
 use serde::Serialize;
 
-use crate::record::{MlScores, timestamp};
+use crate::record::timestamp;
 
 /// Suricata's generator id for rule alerts.
 const GID: u32 = 1;
@@ -102,7 +102,7 @@ struct Ours<'a> {
     authoritative: &'static str,
     fast_score: f64,
     fast_rules: &'a [String],
-    ml_scores: MlScores,
+    ml_scores: DetectorScores,
 }
 
 #[derive(Debug, Serialize)]
@@ -263,12 +263,7 @@ fn record<'a>(d: &'a Detection, flow: &'a FlowEvent, alert: bool) -> Record<'a> 
             authoritative: d.authoritative_source().as_str_name(),
             fast_score: fast.map_or(0.0, |f| f.score.clamp(0.0, 1.0)),
             fast_rules: fast.map_or(&[], |f| &f.rule_ids),
-            ml_scores: MlScores {
-                ddos: s.ddos,
-                ransomware: s.ransomware,
-                traffic: s.traffic,
-                internal: s.internal,
-            },
+            ml_scores: s,
         },
     }
 }

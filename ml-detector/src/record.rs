@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use mld_flow::json::{FlowEventJson, flow_event};
-use mld_proto::Detection;
+use mld_proto::{Detection, DetectorScores};
 use serde::Serialize;
 
 pub use mld_logfile::time::{compact_timestamp, timestamp, unix_ns};
@@ -13,15 +13,6 @@ pub use mld_logfile::time::{compact_timestamp, timestamp, unix_ns};
 /// The schema version written in every line (`schema_version`). Bump it when a field changes
 /// meaning or goes away; adding a field is not a new version.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Per-detector forest scores.
-#[derive(Debug, Serialize)]
-pub struct MlScores {
-    pub ddos: f64,
-    pub ransomware: f64,
-    pub traffic: f64,
-    pub internal: f64,
-}
 
 /// One contributing feature.
 #[derive(Debug, Serialize)]
@@ -48,7 +39,8 @@ pub struct EventLine<'a> {
     pub fast_score: f64,
     pub fast_rules: &'a [String],
     pub ml_score: f64,
-    pub ml_scores: MlScores,
+    /// Per-detector forest scores (`ddos`, `ransomware`, `traffic`, `internal`).
+    pub ml_scores: DetectorScores,
     pub divergence: f64,
     pub model_versions: BTreeMap<&'a str, &'a str>,
     pub top_features: Vec<TopFeature<'a>>,
@@ -79,12 +71,7 @@ pub fn event_line<'a>(d: &'a Detection, file: Option<&'a str>) -> EventLine<'a> 
         fast_score: fast.map_or(0.0, |f| f.score.clamp(0.0, 1.0)),
         fast_rules: fast.map_or(&[], |f| &f.rule_ids),
         ml_score: d.ml_score,
-        ml_scores: MlScores {
-            ddos: s.ddos,
-            ransomware: s.ransomware,
-            traffic: s.traffic,
-            internal: s.internal,
-        },
+        ml_scores: s,
         divergence: d.divergence,
         model_versions: d
             .model_versions
