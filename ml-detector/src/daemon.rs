@@ -46,6 +46,8 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug, Clone, Default)]
 struct Metrics {
     detections: Family<Labels, Counter>,
+    /// The BENIGN, SUSPICIOUS and MALICIOUS counters of `detections`, resolved once.
+    by_verdict: [Counter; 3],
     lines: Family<Labels, Counter>,
     dropped_lines: Family<Labels, Counter>,
     write_errors: Family<Labels, Counter>,
@@ -55,7 +57,7 @@ struct Metrics {
 
 impl Metrics {
     fn register(r: &mut Registry) -> Self {
-        let m = Self::default();
+        let mut m = Self::default();
         r.register("detections", "Detections made, by verdict", m.detections.clone());
         r.register(
             "log_records",
@@ -75,10 +77,19 @@ impl Metrics {
                 let _ = f.get_or_create(&label);
             }
         }
-        for v in [Verdict::Benign, Verdict::Suspicious, Verdict::Malicious] {
-            let _ = m.detections.get_or_create(&vec![("verdict", v.as_str_name().to_owned())]);
-        }
+        m.by_verdict = [Verdict::Benign, Verdict::Suspicious, Verdict::Malicious].map(|v| {
+            m.detections.get_or_create(&vec![("verdict", v.as_str_name().to_owned())]).clone()
+        });
         m
+    }
+
+    fn detection(&self, v: Verdict) {
+        let i = match v {
+            Verdict::Unspecified | Verdict::Benign => 0,
+            Verdict::Suspicious => 1,
+            Verdict::Malicious => 2,
+        };
+        self.by_verdict[i].inc();
     }
 
     fn sync(&mut self, s: &OutputStats) {
@@ -225,10 +236,7 @@ impl MlDetectorDaemon {
     fn handle(&mut self, flow: FlowEvent) {
         let now = SystemTime::now();
         let d = self.detector.detect(flow, unix_ns(now));
-        self.metrics
-            .detections
-            .get_or_create(&vec![("verdict", d.verdict().as_str_name().to_owned())])
-            .inc();
+        self.metrics.detection(d.verdict());
         match self.publisher.publish(&d) {
             Ok(Publish::Sent | Publish::Dropped) => {} // drops are counted by the bus
             Err(e) => tracing::error!(error = %e, "publishing a Detection failed"),
