@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer run-lab
+.PHONY: help setup build test e2e train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block run-lab status-lab kill-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -15,8 +15,13 @@ setup: ## Install every system package and model the suite needs (Debian 12, as 
 build: ## Build the whole workspace (debug)
 	$(CARGO) build --workspace --all-targets --locked
 
-test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target
+test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab
 	$(CARGO) test --workspace --locked
+	$(MAKE) --no-print-directory e2e
+
+e2e: ## The lab scenario as a test (root): attackers blocked, benign hosts not, every packet accounted for
+	$(CARGO) build --workspace --locked --bins
+	MLD_LAB_BIN="$${CARGO_TARGET_DIR:-target}/debug" MLD_LAB_PREFIX=mlde2e MLD_LAB_DIR=/tmp/mld-e2e scripts/lab.sh e2e
 
 lint: check-fmt clippy ## Formatting and clippy (warnings are errors)
 
@@ -66,5 +71,14 @@ bench-detector-soak: ## sniffer -> ml-detector over the bus for SOAK_SECS (defau
 bench-sniffer: ## pcap frames/s per core, live XDP on veth (root), RSS (about 1 minute)
 	bench/sniffer.sh
 
-run-lab: ## Until the daemons exist: the transport demo (sealed envelopes over ZeroMQ on loopback)
-	$(CARGO) run --release --locked -p mld-bus --example transport_demo
+run-lab: ## The lab (root): namespaces, services, the suite on a gateway, real attacks; left running
+	$(CARGO) build --release --workspace --locked --bins
+	MLD_LAB_BIN="$${CARGO_TARGET_DIR:-target}/release" scripts/lab.sh up
+	MLD_LAB_BIN="$${CARGO_TARGET_DIR:-target}/release" scripts/lab.sh scenario
+	@echo "[lab] left running: make status-lab, make kill-lab (state in /tmp/mldlab)"
+
+status-lab: ## Components, counters and blocks of the running lab
+	@MLD_LAB_BIN="$${CARGO_TARGET_DIR:-target}/release" scripts/lab.sh status
+
+kill-lab: ## Stop the lab and remove its namespaces
+	@MLD_LAB_BIN="$${CARGO_TARGET_DIR:-target}/release" scripts/lab.sh down

@@ -458,7 +458,8 @@ impl Context {
         self.host(rec.dst).sources.insert(ip_value(rec.src), now);
     }
 
-    /// Packets sent and received per second: the flood rules.
+    /// Packets sent and received per second: the flood rules, evaluated as the count of the
+    /// current second steps through the threshold and on up to twice it (see [`fast::rate_step`]).
     fn on_rates(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
         let now = self.now_ns;
         let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
@@ -475,7 +476,7 @@ impl Context {
                 h.counters.add(now, counter::RST_SENT, 1);
             }
         }
-        if sent == flood_thr {
+        if fast::rate_step(sent, flood_thr) {
             let hit = check(rule::FLOOD_SOURCE, f64::from(sent), f64::from(flood_thr), || {
                 format!("{} sent {sent} packets within one second (threshold {flood_thr})", rec.src)
             });
@@ -483,7 +484,7 @@ impl Context {
         }
         let v = self.host(rec.dst);
         let received = v.received.tick(now);
-        if received == victim_thr {
+        if fast::rate_step(received, victim_thr) {
             let sources = v.sources.count(now, window);
             if sources >= min_sources {
                 let hit = check(

@@ -44,6 +44,15 @@ impl Hit {
     }
 }
 
+/// Whether a per-second count that has just grown to `count` should be evaluated against
+/// `threshold`: at the threshold and at every further quarter of it up to twice the threshold,
+/// so that a rate rule's score climbs with the rate (0.6, 0.7, … 1.0) instead of staying at the
+/// 0.6 of the crossing, while a flood costs at most five evaluations per host and second.
+pub fn rate_step(count: u32, threshold: u32) -> bool {
+    let step = (threshold / 4).max(1);
+    count >= threshold && count <= threshold.saturating_mul(2) && (count - threshold) % step == 0
+}
+
 /// Reported once per host, rule and episode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FastAlert {
@@ -146,6 +155,18 @@ mod tests {
 
     fn hit(rule: &'static str, value: f64) -> Hit {
         check(rule, value, 10.0, || format!("{rule} {value}")).unwrap()
+    }
+
+    #[test]
+    fn rate_rules_are_evaluated_in_quarter_steps_up_to_twice_the_threshold() {
+        let steps: Vec<u32> = (0..=12_000).filter(|&c| rate_step(c, 5_000)).collect();
+        assert_eq!(steps, [5_000, 6_250, 7_500, 8_750, 10_000]);
+        for (c, want) in steps.iter().zip([0.6, 0.7, 0.8, 0.9, 1.0]) {
+            let got =
+                check(rule::FLOOD_SOURCE, f64::from(*c), 5_000.0, String::new).unwrap().score();
+            assert!((got - want).abs() < 1e-12, "{c}: {got} != {want}");
+        }
+        assert_eq!((0..10).filter(|&c| rate_step(c, 2)).collect::<Vec<_>>(), [2, 3, 4]);
     }
 
     #[test]
