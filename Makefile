@@ -57,7 +57,7 @@ train: ## Retrain the four forests from ../shared/data + synthetic traffic (writ
 evaluate: ## Detection quality on the held-out shared captures (per class and overall)
 	$(CARGO) run --release --locked -p mld-ml-detector -- evaluate --data ../shared/data
 
-bench: bench-crypto bench-sniffer bench-detector bench-detector-soak ## Run every benchmark and print the tables
+bench: bench-crypto bench-sniffer bench-detector bench-detector-soak bench-block ## Run every benchmark and print the tables
 
 bench-crypto: ## Seal+open per payload size, portable vs x86-64-v3 (about 5 minutes)
 	bench/crypto.sh
@@ -67,6 +67,9 @@ bench-detector: ## The four forests per event and in batch (criterion)
 
 bench-detector-soak: ## sniffer -> ml-detector over the bus for SOAK_SECS (default 600): detections/s, RSS, rotation
 	bench/detector.sh
+
+bench-block: ## Block latency in the lab (p50/p99 over RUNS=50 scans) and block throughput (root, about 2 minutes)
+	bench/block.sh
 
 bench-sniffer: ## pcap frames/s per core, live XDP on veth (root), RSS (about 1 minute)
 	bench/sniffer.sh

@@ -26,7 +26,7 @@ PACKAGES=(
   nftables iproute2 iputils-ping ethtool
   etcd-server etcd-client
   tcpreplay tcpdump nmap hping3 hydra nginx-light openssh-server openssh-client curl dnsutils
-  jq procps psmisc
+  jq procps psmisc dnsmasq-base
 )
 
 if [ "${MLD_SKIP_APT:-0}" != 1 ]; then

@@ -3,14 +3,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The crate's root directory (holding `proto/` and `src/gen/`).
-pub fn crate_dir() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-}
-
-/// Path of the committed generated file.
-pub fn committed_file() -> PathBuf {
-    crate_dir().join("src/gen/mldefender.v1.rs")
+/// Path of the committed generated file, in the proto crate's directory `crate_dir` (the one
+/// holding `proto/` and `src/gen/`; the caller names it, because only cargo knows where the
+/// checkout is when the caller runs).
+pub fn committed_file(crate_dir: &Path) -> PathBuf {
+    crate_dir.join("src/gen/mldefender.v1.rs")
 }
 
 /// Messages made only of numbers and strings, which derive serde.
@@ -18,8 +15,8 @@ pub const SERDE_MESSAGES: [&str; 4] =
     ["FlowFeatures", "HostContext", "FastDetection", "DetectorScores"];
 
 /// Generates the code into `out_dir` and returns the path of the generated file.
-pub fn generate(out_dir: &Path) -> io::Result<PathBuf> {
-    let proto_dir = crate_dir().join("proto");
+pub fn generate(crate_dir: &Path, out_dir: &Path) -> io::Result<PathBuf> {
+    let proto_dir = crate_dir.join("proto");
     let mut config = prost_build::Config::new();
     // Plain numeric messages also serialise to JSON under their field names (the sniffer's
     // JSONL output, training data); addresses and enums get hand-written JSON where needed.
@@ -39,8 +36,10 @@ mod tests {
     #[test]
     fn committed_code_matches_regeneration() {
         let dir = tempfile::tempdir().unwrap();
-        let fresh = std::fs::read_to_string(super::generate(dir.path()).unwrap()).unwrap();
-        let committed = std::fs::read_to_string(super::committed_file()).unwrap();
+        let crate_dir = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+        let fresh =
+            std::fs::read_to_string(super::generate(&crate_dir, dir.path()).unwrap()).unwrap();
+        let committed = std::fs::read_to_string(super::committed_file(&crate_dir)).unwrap();
         assert!(
             fresh == committed,
             "src/gen/mldefender.v1.rs is stale: run `cargo xtask proto` and commit the result"

@@ -12,7 +12,7 @@ use mld_config::daemons::sniffer::{FastDetectorConfig, Sniffer};
 use mld_proto::{CaptureMode, Direction, FastDetection, FlowEvent, InterfaceRole};
 
 use crate::dns;
-use crate::fast::{self, FastAlert, Hit, check, rule};
+use crate::fast::{self, FastAlert, Fired, Hit, check, rule};
 use crate::features::FlowStats;
 use crate::host::{HostState, counter, ip_value};
 use crate::id::EventIds;
@@ -254,10 +254,11 @@ impl Engine {
             }
         }
 
-        let mut alerts = ctx.on_packet(rec, started);
-        if alerts.is_empty() {
+        let fired = ctx.on_packet(rec, started);
+        if fired.alerts.is_empty() && !fired.escalated {
             return;
         }
+        let mut alerts = fired.alerts;
         if let Some(f) = shard.flows.peek(&key) {
             ctx.counters.snapshots += 1;
             let ev = ctx.event(key, f, true);
@@ -388,22 +389,23 @@ impl Context {
         !self.cfg.internal_nets.iter().any(|n| n.contains(&ip))
     }
 
-    /// Host bookkeeping for one packet; returns the alerts it raised.
-    fn on_packet(&mut self, rec: &PacketRecord<'_>, new_flow: bool) -> Vec<FastAlert> {
-        let mut alerts = Vec::new();
+    /// Host bookkeeping for one packet; returns the alerts it raised and whether a score
+    /// escalated.
+    fn on_packet(&mut self, rec: &PacketRecord<'_>, new_flow: bool) -> Fired {
+        let mut fired = Fired::default();
         if new_flow {
-            self.on_new_flow(rec, &mut alerts);
+            self.on_new_flow(rec, &mut fired);
         }
-        self.on_rates(rec, &mut alerts);
+        self.on_rates(rec, &mut fired);
         if rec.proto == proto::UDP && rec.dst_port == 53 && !rec.payload_head.is_empty() {
-            self.on_dns_query(rec, &mut alerts);
+            self.on_dns_query(rec, &mut fired);
         }
-        self.counters.alerts += alerts.len() as u64;
-        alerts
+        self.counters.alerts += fired.alerts.len() as u64;
+        fired
     }
 
     /// A flow opened by `rec.src`: destinations, ports, SMB, login-service bursts.
-    fn on_new_flow(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
+    fn on_new_flow(&mut self, rec: &PacketRecord<'_>, fired: &mut Fired) {
         let now = self.now_ns;
         let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
         let external = self.is_external(rec.dst);
@@ -454,13 +456,13 @@ impl Context {
                 )
             }));
         }
-        alerts.extend(fast::fire(&mut h.episode, hits, rec.src, now, cooldown));
+        fast::fire(&mut h.episode, hits, rec.src, now, cooldown, fired);
         self.host(rec.dst).sources.insert(ip_value(rec.src), now);
     }
 
     /// Packets sent and received per second: the flood rules, evaluated as the count of the
     /// current second steps through the threshold and on up to twice it (see [`fast::rate_step`]).
-    fn on_rates(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
+    fn on_rates(&mut self, rec: &PacketRecord<'_>, fired: &mut Fired) {
         let now = self.now_ns;
         let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
         let (flood_thr, victim_thr, min_sources) = (
@@ -480,7 +482,7 @@ impl Context {
             let hit = check(rule::FLOOD_SOURCE, f64::from(sent), f64::from(flood_thr), || {
                 format!("{} sent {sent} packets within one second (threshold {flood_thr})", rec.src)
             });
-            alerts.extend(fast::fire(&mut h.episode, hit, rec.src, now, cooldown));
+            fast::fire(&mut h.episode, hit, rec.src, now, cooldown, fired);
         }
         let v = self.host(rec.dst);
         let received = v.received.tick(now);
@@ -498,13 +500,13 @@ impl Context {
                         )
                     },
                 );
-                alerts.extend(fast::fire(&mut v.episode, hit, rec.dst, now, cooldown));
+                fast::fire(&mut v.episode, hit, rec.dst, now, cooldown, fired);
             }
         }
     }
 
     /// A DNS query from `rec.src`: name entropy.
-    fn on_dns_query(&mut self, rec: &PacketRecord<'_>, alerts: &mut Vec<FastAlert>) {
+    fn on_dns_query(&mut self, rec: &PacketRecord<'_>, fired: &mut Fired) {
         let now = self.now_ns;
         let cooldown = self.cfg.cooldown_ns;
         let mut name = std::mem::take(&mut self.name);
@@ -532,7 +534,7 @@ impl Context {
                         rec.src
                     )
                 });
-                alerts.extend(fast::fire(&mut h.episode, hit, rec.src, now, cooldown));
+                fast::fire(&mut h.episode, hit, rec.src, now, cooldown, fired);
             }
         }
         self.name = name;

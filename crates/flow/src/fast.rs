@@ -50,7 +50,9 @@ impl Hit {
 /// 0.6 of the crossing, while a flood costs at most five evaluations per host and second.
 pub fn rate_step(count: u32, threshold: u32) -> bool {
     let step = (threshold / 4).max(1);
-    count >= threshold && count <= threshold.saturating_mul(2) && (count - threshold) % step == 0
+    count >= threshold
+        && count <= threshold.saturating_mul(2)
+        && (count - threshold).is_multiple_of(step)
 }
 
 /// Reported once per host, rule and episode.
@@ -69,6 +71,9 @@ pub struct Episode {
     pub opened_ns: u64,
     pub last_fired_ns: u64,
     pub hits: Vec<(Hit, f64)>,
+    /// The episode's score in whole tenths when a flow of the host was last exported early
+    /// for it (0: never).
+    pub exported_tenths: u32,
 }
 
 impl Episode {
@@ -110,24 +115,52 @@ impl Episode {
     }
 }
 
-/// Adds `hits` to the host's episode, opening a new one when none is open, and returns the
-/// alerts to report (rules new in the episode).
+/// What the rules evaluated for one packet raised.
+#[derive(Debug, Default)]
+pub struct Fired {
+    /// Rules new in their host's episode, to report.
+    pub alerts: Vec<FastAlert>,
+    /// An episode's score reached a higher tenth than its host's flows were last exported
+    /// early with (the first alert of an episode always does): the flow at hand is exported
+    /// early, so that a score that climbs past a block threshold reaches the firewall now, not
+    /// when the attack's flows end.
+    pub escalated: bool,
+}
+
+/// Adds `hits` to the host's episode, opening a new one when none is open; records in `out`
+/// the alerts to report (rules new in the episode) and whether the score escalated.
 pub fn fire(
     episode: &mut Option<Episode>,
     hits: impl IntoIterator<Item = Hit>,
     host: IpAddr,
     now_ns: u64,
     cooldown_ns: u64,
-) -> Vec<FastAlert> {
+    out: &mut Fired,
+) {
     let mut hits = hits.into_iter().peekable();
     if hits.peek().is_none() {
-        return Vec::new();
+        return;
     }
     let ep = match episode {
         Some(ep) if ep.is_open(now_ns, cooldown_ns) => ep,
-        _ => episode.insert(Episode { opened_ns: now_ns, last_fired_ns: now_ns, hits: vec![] }),
+        _ => episode.insert(Episode {
+            opened_ns: now_ns,
+            last_fired_ns: now_ns,
+            hits: vec![],
+            exported_tenths: 0,
+        }),
     };
-    hits.filter_map(|h| ep.record(h, now_ns, host)).collect()
+    out.alerts.extend(hits.filter_map(|h| ep.record(h, now_ns, host)));
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a score in [0, 1] times 10"
+    )]
+    let tenths = (ep.score() * 10.0 + 1e-9).floor() as u32;
+    if tenths > ep.exported_tenths {
+        ep.exported_tenths = tenths;
+        out.escalated = true;
+    }
 }
 
 /// `value ≥ threshold` as a [`Hit`].
@@ -180,24 +213,39 @@ mod tests {
     #[test]
     fn one_alert_per_rule_and_episode_then_a_new_episode_after_the_cooldown() {
         let host = "10.0.0.7".parse().unwrap();
+        let fire_at = |ep: &mut Option<Episode>, h: Hit, t: u64| {
+            let mut out = Fired::default();
+            fire(ep, vec![h], host, t * S, 300 * S, &mut out);
+            out
+        };
         let mut ep = None;
-        let a = fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 0, 300 * S);
-        assert_eq!(a.len(), 1);
+        let a = fire_at(&mut ep, hit(rule::SCAN_PORTS, 10.0), 0);
+        assert_eq!((a.alerts.len(), a.escalated), (1, true), "the first alert escalates");
+        let mut escalations = Vec::new();
         for t in 1..100 {
-            let again =
-                fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0 + t as f64)], host, t * S, 300 * S);
-            assert!(again.is_empty(), "still the same episode at {t} s");
+            let again = fire_at(&mut ep, hit(rule::SCAN_PORTS, 10.0 + t as f64), t);
+            assert!(again.alerts.is_empty(), "still the same episode at {t} s");
+            if again.escalated {
+                escalations.push(t);
+            }
         }
-        let b = fire(&mut ep, vec![hit(rule::SCAN_HOSTS, 12.0)], host, 100 * S, 300 * S);
-        assert_eq!(b[0].rule, rule::SCAN_HOSTS, "a new rule in the episode is reported once");
+        // 0.6 + 0.04 per extra port: a new tenth at 13, 15 (0.8 = 0.6 + 0.2), 18 and 20 ports.
+        assert_eq!(escalations, [3, 5, 8, 10], "once per tenth the score climbs");
+        let b = fire_at(&mut ep, hit(rule::SCAN_HOSTS, 12.0), 100);
+        assert_eq!(
+            b.alerts[0].rule,
+            rule::SCAN_HOSTS,
+            "a new rule in the episode is reported once"
+        );
+        assert!(!b.escalated, "the score was 1.0 already");
         let e = ep.as_ref().unwrap();
         assert_eq!(e.to_proto().rule_ids, vec!["scan.ports", "scan.hosts"]);
         assert!((e.score() - 1.0).abs() < 1e-12, "best 1.0 (value 109 ≥ 2×)");
-        assert!(
-            fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 399 * S, 300 * S).is_empty()
-        );
-        let c = fire(&mut ep, vec![hit(rule::SCAN_PORTS, 10.0)], host, 700 * S, 300 * S);
-        assert_eq!(c.len(), 1, "quiet for longer than the cool-down: a new episode");
+        let quiet = fire_at(&mut ep, hit(rule::SCAN_PORTS, 10.0), 399);
+        assert!(quiet.alerts.is_empty() && !quiet.escalated);
+        let c = fire_at(&mut ep, hit(rule::SCAN_PORTS, 10.0), 700);
+        assert_eq!(c.alerts.len(), 1, "quiet for longer than the cool-down: a new episode");
+        assert!(c.escalated, "a new episode starts from nothing exported");
         assert_eq!(ep.unwrap().hits.len(), 1);
     }
 }

@@ -47,9 +47,10 @@ fn run(task: &Task) -> Result<()> {
     match task {
         Task::Proto => {
             let tmp = tempfile::tempdir().context("creating a temporary directory")?;
-            let generated =
-                mld_proto::codegen::generate(tmp.path()).context("running prost-build")?;
-            let target = mld_proto::codegen::committed_file();
+            let crate_dir = repo_root().join("proto");
+            let generated = mld_proto::codegen::generate(&crate_dir, tmp.path())
+                .context("running prost-build")?;
+            let target = mld_proto::codegen::committed_file(&crate_dir);
             fs::create_dir_all(target.parent().context("generated file has a parent")?)?;
             fs::copy(&generated, &target)
                 .with_context(|| format!("writing {}", target.display()))?;

@@ -345,8 +345,9 @@ pub struct FlowEvent {
     pub source_context: ::core::option::Option<HostContext>,
     #[prost(message, optional, tag = "11")]
     pub fast: ::core::option::Option<FastDetection>,
-    /// True when the flow was still open: exported early (a fast rule fired for its host, or
-    /// the periodic export interval passed). A later event for the same flow carries the totals.
+    /// True when the flow was still open: exported early (a fast rule fired for its host, or its
+    /// host's episode score reached a new tenth). A later event for the same flow carries the
+    /// totals.
     #[prost(bool, tag = "12")]
     pub snapshot: bool,
     /// The responder's recent behaviour (who is hitting it, how hard): the victim side of a flood.
