@@ -19,9 +19,10 @@ test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config 
 	$(CARGO) test --workspace --locked
 	$(MAKE) --no-print-directory e2e
 
-e2e: ## The lab scenario as a test (root): attackers blocked, benign hosts not, every packet accounted for
+e2e: ## The lab scenario as a test (root): attackers blocked, benign hosts not, every packet accounted for; systemd units' capabilities
 	$(CARGO) build --workspace --locked --bins
 	MLD_LAB_BIN="$${CARGO_TARGET_DIR:-target}/debug" MLD_LAB_PREFIX=mlde2e MLD_LAB_DIR=/tmp/mld-e2e scripts/lab.sh e2e
+	MLD_LAB_BIN="$${CARGO_TARGET_DIR:-target}/debug" scripts/check-units.sh
 
 lint: check-fmt clippy ## Formatting and clippy (warnings are errors)
 

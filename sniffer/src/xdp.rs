@@ -31,7 +31,7 @@ pub const COUNTER_NAMES: [&str; 7] =
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
     #[error(
-        "loading the XDP program failed (is this root, or does it have CAP_BPF and CAP_NET_ADMIN?): {0}"
+        "loading the XDP program failed (is this root, or does it have CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN?): {0}"
     )]
     Load(String),
     #[error("interface {0:?} does not exist")]
