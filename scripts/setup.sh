@@ -6,6 +6,7 @@
 # Environment:
 #   MLD_MODELS_DIR   where the models go (default /opt/mldefender/models)
 #   MLD_SKIP_APT=1   skip the Debian packages (for machines managed otherwise)
+#   MLD_SETUP_ROLE=client  only the traffic tools, for the Vagrantfile's client VM
 set -euo pipefail
 
 MODELS_DIR="${MLD_MODELS_DIR:-/opt/mldefender/models}"
@@ -29,6 +30,10 @@ PACKAGES=(
   jq procps psmisc dnsmasq-base
 )
 
+if [ "${MLD_SETUP_ROLE:-}" = client ]; then
+  PACKAGES=(nmap hping3 hydra curl dnsutils openssh-client iproute2 tcpreplay)
+fi
+
 if [ "${MLD_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PACKAGES[@]}"; do
@@ -50,6 +55,11 @@ if [ "${MLD_SKIP_APT:-0}" != 1 ]; then
   else
     log "Debian packages: all ${#PACKAGES[@]} present"
   fi
+fi
+
+if [ "${MLD_SETUP_ROLE:-}" = client ]; then
+  log "client tools installed"
+  exit 0
 fi
 
 # Rust: the toolchain comes with the machine (rustup); check, do not install.

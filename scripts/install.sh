@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs ML Defender on a gateway as systemd services: the release binaries, the shipped
+# configs (never overwriting ones already in /etc/mldefender), the units from systemd/, a
+# system user `mldefender` and a fresh root secret (0600, owned by that user; never replaced).
+# Then enables and starts the units, unless told not to. Run as root after
+# `cargo build --release --workspace --bins`. Idempotent.
+#
+#   scripts/install.sh [--iface NAME[:ROLE]]... [--no-start]
+#
+#   --iface eth1          capture on eth1 as a host sensor (repeat for a gateway:
+#                         --iface eth1:lan --iface eth0:wan); replaces the shipped config's
+#                         interface list on a fresh install only
+#   --no-start            install and enable, do not start
+#
+# Environment: DESTDIR (install under another root, for packaging and tests; implies
+# --no-start), CARGO_TARGET_DIR (where the release binaries are).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
+DEST=${DESTDIR:-}
+START=1
+IFACES=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --iface) IFACES+=("$2"); shift 2 ;;
+    --no-start) START=0; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 64 ;;
+  esac
+done
+[ -n "$DEST" ] && START=0
+
+log() { printf '[install] %s\n' "$*"; }
+die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || [ -n "$DEST" ] || die "run as root: sudo scripts/install.sh"
+
+DAEMONS=(sniffer ml-detector firewall-agent)
+for d in "${DAEMONS[@]}"; do
+  [ -x "$TARGET/$d" ] || die "$TARGET/$d not found: cargo build --release --workspace --bins first"
+done
+
+if [ -z "$DEST" ] && ! id mldefender >/dev/null 2>&1; then
+  useradd --system --home-dir /var/lib/mldefender --no-create-home --shell /usr/sbin/nologin mldefender
+  log "created system user mldefender"
+fi
+
+install -d -m 0755 "$DEST/usr/local/bin" "$DEST/etc/systemd/system"
+install -d -m 0750 "$DEST/etc/mldefender"
+for d in "${DAEMONS[@]}"; do
+  install -m 0755 "$TARGET/$d" "$DEST/usr/local/bin/$d"
+  install -m 0644 "$ROOT/systemd/mldefender-$d.service" "$DEST/etc/systemd/system/"
+  conf="$DEST/etc/mldefender/$d.json"
+  if [ -e "$conf" ]; then
+    log "$conf exists: kept"
+  else
+    install -m 0640 "$ROOT/config/$d.json" "$conf"
+    if [ "$d" = sniffer ] && [ ${#IFACES[@]} -gt 0 ]; then
+      list=$(printf '%s\n' "${IFACES[@]}" | jq -R 'split(":") | {name: .[0], role: (.[1] // "host")}' | jq -s .)
+      jq --argjson l "$list" '.interfaces = $l' "$conf" >"$conf.new" && mv "$conf.new" "$conf"
+      chmod 0640 "$conf"
+    fi
+    log "installed $conf"
+  fi
+  "$DEST/usr/local/bin/$d" validate --config "$conf" >/dev/null || die "$conf is invalid"
+done
+
+secret="$DEST/etc/mldefender/root.secret"
+if [ ! -e "$secret" ]; then
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret")
+  log "wrote a new root secret $secret (0600)"
+fi
+if [ -z "$DEST" ]; then
+  chown root:mldefender "$DEST/etc/mldefender" "$DEST"/etc/mldefender/*.json
+  chown mldefender:mldefender "$secret"
+  systemctl daemon-reload
+  systemctl enable "${DAEMONS[@]/#/mldefender-}" >/dev/null
+  log "enabled mldefender-sniffer, mldefender-ml-detector, mldefender-firewall-agent"
+  if [ "$START" = 1 ]; then
+    systemctl restart "${DAEMONS[@]/#/mldefender-}"
+    log "started; journalctl -u 'mldefender-*' -f to follow, firewall-agent status --config /etc/mldefender/firewall-agent.json for blocks"
+  fi
+fi
