@@ -235,6 +235,30 @@ counters() {
     "$(metric "$a" 'mld_firewall_agent_blocked_addresses')"
 }
 
+# Flow events the sniffer published that ml-detector has not received yet, plus Detections
+# ml-detector published that firewall-agent has not: the pipeline's backlog.
+backlog() {
+  local s d a
+  s=$(scrape "$SNIFFER_METRICS"); d=$(scrape "$DETECTOR_METRICS"); a=$(scrape "$AGENT_METRICS")
+  echo $(( $(metric "$s" 'mld_sniffer_bus_published_messages_total{topic="flow.v1"}')
+         - $(metric "$d" 'mld_ml_detector_bus_received_messages_total{topic="flow.v1"}')
+         + $(metric "$d" 'mld_ml_detector_bus_published_messages_total{topic="detection.v1"}')
+         - $(metric "$a" 'mld_firewall_agent_bus_received_messages_total{topic="detection.v1"}') ))
+}
+
+# Waits (up to 3 minutes) until the detector and the agent have caught up with the sniffer.
+drain() {
+  local i n
+  for i in $(seq 1 900); do
+    n=$(backlog)
+    [ "$n" -le 0 ] && return 0
+    [ $((i % 50)) -eq 1 ] && log "   waiting for the pipeline: $n events not yet scored or acted on"
+    sleep 0.2
+  done
+  log "   the pipeline did not catch up within 3 minutes ($n events behind)"
+  return 1
+}
+
 blocked() { in_ns "$GW" nft -j list set inet mldefender block4 2>/dev/null |
   jq -r '.nftables[] | select(.set) | .set.elem // [] | .[] | if type == "object" then .elem.val else . end'; }
 
@@ -244,7 +268,7 @@ wait_blocked() {
     blocked | grep -qx "$addr" && { log "   $addr blocked"; return 0; }
     sleep 0.1
   done
-  log "   $addr NOT blocked after ${secs} s"
+  log "   $addr not blocked after ${secs} s ($(backlog) events still queued in the pipeline)"
   return 1
 }
 
@@ -303,6 +327,7 @@ cmd_scenario() {
   counters
 
   step "after the attacks"
+  drain || true
   if in_ns "$ATTACKER" curl -sf --max-time 2 --interface "$SCAN_IP" -o /dev/null "http://$SERVER_IP/"; then
     log "   the scanner $SCAN_IP still reaches the web server"
   else
@@ -346,6 +371,8 @@ expect_eq() { if [ "$2" = "$3" ]; then pass "$1: $2"; else fail "$1: $2 != $3"; 
 cmd_check() {
   need_root
   ip netns list | grep -q "^$GW\b" || die "the lab is not up"
+  drain || fail "the detector and the agent did not catch up with the sniffer"
+  sleep 1  # the agent's last batch: a few ms of batching window and one nft transaction
   local set
   set=$(blocked)
   local a
