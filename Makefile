@@ -69,7 +69,7 @@ bench-detector: ## The four forests per event and in batch (criterion)
 bench-detector-soak: ## sniffer -> ml-detector over the bus for SOAK_SECS (default 600): detections/s, RSS, rotation
 	bench/detector.sh
 
-bench-block: ## Block latency in the lab (p50/p99 over RUNS=50 scans) and block throughput (root, about 2 minutes)
+bench-block: ## Block latency in the lab (p50/p99 over RUNS=99 scans) and block throughput (root, about 3 minutes)
 	bench/block.sh
 
 bench-sniffer: ## pcap frames/s per core, live XDP on veth (root), RSS (about 1 minute)
