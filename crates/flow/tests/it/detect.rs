@@ -204,3 +204,60 @@ fn benign_captures_stay_quiet() {
     // FIX feed at 1,000 packets/s, nDPI's bad-DNS sample).
     assert!(noisy.len() * 1000 <= benign.len() * 15, "{noisy:?}");
 }
+
+/// A SYN scan of 120 ports, one per millisecond: the first alert at 50 ports exports the
+/// flow at hand early (score 0.6), and so does every new tenth the episode's score reaches
+/// (0.7 … 1.0 at 100 ports), each snapshot carrying that score, so that a block threshold is
+/// acted on when the scan reaches it, not when its flows end. Nothing more after 1.0.
+#[test]
+fn a_climbing_scan_is_exported_early_at_each_new_tenth_of_its_score() {
+    let mut engine = Engine::new(
+        test_config(),
+        vec![SourceInfo {
+            interface: "test".into(),
+            role: InterfaceRole::Unspecified,
+            mode: CaptureMode::Pcap,
+        }],
+    );
+    let mut snapshots = Vec::new();
+    let mut finished = 0;
+    let mut sink = |o: Output| {
+        if let Output::Flow(ev) = o {
+            if ev.snapshot {
+                let key = ev.key.as_ref().unwrap();
+                let port = key.a.as_ref().unwrap().port.min(key.b.as_ref().unwrap().port);
+                snapshots.push((port, ev.fast.as_ref().unwrap().score));
+            } else {
+                finished += 1;
+            }
+        }
+    };
+    for port in 1..=120u16 {
+        let rec = PacketRecord {
+            ts_ns: 1_700_000_000 * S + u64::from(port) * 1_000_000,
+            src: "198.51.100.9".parse().unwrap(),
+            dst: "10.0.0.5".parse().unwrap(),
+            proto: 6,
+            src_port: 40_000,
+            dst_port: port,
+            ip_len: 44,
+            ip_header_len: 20,
+            l4_header_len: 24,
+            payload_len: 0,
+            tcp_flags: 0x02,
+            tcp_window: 1024,
+            payload_head: &[],
+            source: 0,
+        };
+        engine.process(&rec, &mut sink);
+    }
+    engine.flush(&mut sink);
+    let ports: Vec<u32> = snapshots.iter().map(|s| s.0).collect();
+    // scan.ports scores 0.6 + 0.4 × (ports / 50 − 1): 0.7 from 62.5 ports, 0.8 from 75, 0.9
+    // from 87.5, 1.0 from 100.
+    assert_eq!(ports, [50, 63, 75, 88, 100], "{snapshots:?}");
+    for ((_, got), tenth) in snapshots.iter().zip([0.6, 0.7, 0.8, 0.9, 1.0]) {
+        assert!(*got >= tenth - 1e-9 && *got < tenth + 0.1, "{snapshots:?}");
+    }
+    assert_eq!(finished, 120, "every flow still ends once");
+}
