@@ -152,7 +152,10 @@ EOF
 }
 
 write_configs() {
-  # The shipped configs (config/*.json) with the lab's interfaces, paths and secret.
+  # The shipped configs (config/*.json) with the lab's interfaces, paths and secret, and a
+  # flood threshold for a small site (2,000 packets/s from one source instead of 5,000): the
+  # flood then scores 0.8 from 3,000 packets/s, which hping3 reaches even on a loaded machine
+  # (at the default, 7,500/s in one second was needed and CI's runs came within a few percent).
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/root.secret"
   chmod 600 "$DIR/root.secret"
   local t='.transport.root_secret_file = $dir + "/root.secret"'
@@ -160,7 +163,8 @@ write_configs() {
       .sensor_id = "lab-gateway" |
       .interfaces = [ {name: "ext0", role: "wan"}, {name: "ext1", role: "wan"},
                       {name: "int0", role: "lan"} ] |
-      .flow_table.idle_timeout_secs = 15 | .flow_table.active_timeout_secs = 60' \
+      .flow_table.idle_timeout_secs = 15 | .flow_table.active_timeout_secs = 60 |
+      .fast_detector.flood_packets_per_sec = 2000' \
     "$ROOT/config/sniffer.json" >"$DIR/sniffer.json"
   jq --arg dir "$DIR" "$t"' | .event_log.dir = $dir + "/events" | .event_log.flush = "every_line"' \
     "$ROOT/config/ml-detector.json" >"$DIR/ml-detector.json"
@@ -306,8 +310,8 @@ cmd_scenario() {
   wait_blocked "$SCAN_IP" 10 || true
   counters
 
-  step "SYN flood: hping3, 20000 SYNs to port 80 at ~15 k/s from $FLOOD_IP"
-  in_ns "$ATTACKER" hping3 -q -S -p 80 -a "$FLOOD_IP" -i u20 -c 20000 "$SERVER_IP" \
+  step "SYN flood: hping3, 10000 SYNs to port 80 at ~15 k/s from $FLOOD_IP"
+  in_ns "$ATTACKER" hping3 -q -S -p 80 -a "$FLOOD_IP" -i u20 -c 10000 "$SERVER_IP" \
     >"$DIR/hping3.out" 2>&1 || true
   wait_blocked "$FLOOD_IP" 10 || true
   counters
