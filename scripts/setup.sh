@@ -22,7 +22,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # Run and test: nftables, iproute2, etcd (compatibility suite), tcpreplay and the lab's tools.
 PACKAGES=(
   build-essential pkg-config cmake clang llvm lld libbpf-dev linux-libc-dev libelf-dev zlib1g-dev
-  libzmq3-dev libpcap-dev libopenblas-dev protobuf-compiler libssl-dev
+  libzmq3-dev libpcap-dev libopenblas-dev protobuf-compiler libprotobuf-dev libssl-dev
   python3 python3-pip python3-venv
   nftables iproute2 iputils-ping ethtool
   etcd-server etcd-client
