@@ -82,18 +82,22 @@ impl KeyRange {
     }
 }
 
-/// One operation of a write: what `txn` applies atomically.
+/// One operation of a txn, applied in order and atomically by [`Store::write`]. A `Put`'s
+/// `value: None` keeps the key's value (`ignore_value`), `lease: None` its lease
+/// (`ignore_lease`). A `Range` at revision 0 sees the txn's earlier operations.
 #[derive(Debug, Clone)]
 pub enum Write {
     Put { key: Vec<u8>, value: Option<Vec<u8>>, lease: Option<i64> },
     Delete(KeyRange),
+    Range { range: KeyRange, revision: i64 },
 }
 
-/// What one applied write did.
+/// What one applied operation did.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
-    /// The key's state before (puts) or the deleted keys' states (deletes).
-    pub prev: Vec<KeyValue>,
+    /// The key's state before (puts), the deleted keys' states (deletes) or the keys read
+    /// (ranges).
+    pub kvs: Vec<KeyValue>,
     pub deleted: i64,
 }
 
@@ -213,12 +217,18 @@ impl Store {
         self.kvs.get(key)
     }
 
-    /// Applies `writes` atomically at the next revision (or at none, when nothing changes).
-    /// Returns the revision after and what each write did, plus the events for watchers.
-    pub fn write(&mut self, writes: &[Write]) -> Result<(i64, Vec<Applied>, Vec<Event>)> {
-        // Validate first: nothing is applied when any write would fail.
+    /// Refuses, before anything is applied, what etcd refuses in a txn.
+    fn validate(&self, writes: &[Write]) -> Result<()> {
         let mut put_keys = std::collections::HashSet::new();
         for w in writes {
+            if let Write::Range { revision, .. } = w {
+                if *revision > self.rev {
+                    return Err(StoreError::FutureRevision(*revision));
+                }
+                if *revision > 0 && *revision < self.compact_rev {
+                    return Err(StoreError::Compacted(*revision));
+                }
+            }
             if let Write::Put { key, value, lease } = w {
                 if !put_keys.insert(key.clone()) {
                     return Err(StoreError::DuplicateKey);
@@ -235,6 +245,21 @@ impl Store {
                 }
             }
         }
+        // etcd refuses a txn that puts a key and also deletes it.
+        for w in writes {
+            if let Write::Delete(range) = w
+                && put_keys.iter().any(|k| range.contains(k))
+            {
+                return Err(StoreError::DuplicateKey);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `writes` atomically at the next revision (or at none, when nothing changes).
+    /// Returns the revision after and what each write did, plus the events for watchers.
+    pub fn write(&mut self, writes: &[Write]) -> Result<(i64, Vec<Applied>, Vec<Event>)> {
+        self.validate(writes)?;
         let rev = self.rev + 1;
         let mut sub = 0i64;
         let mut applied = Vec::with_capacity(writes.len());
@@ -258,7 +283,7 @@ impl Store {
                     sub += 1;
                     events.push(Event { deleted: false, kv: kv.clone() });
                     self.kvs.insert(key.clone(), kv);
-                    applied.push(Applied { prev: prev.into_iter().collect(), deleted: 0 });
+                    applied.push(Applied { kvs: prev.into_iter().collect(), deleted: 0 });
                 }
                 Write::Delete(range) => {
                     let gone: Vec<KeyValue> = self.current(range).cloned().collect();
@@ -277,7 +302,15 @@ impl Store {
                         events.push(Event { deleted: true, kv: tomb });
                     }
                     let deleted = i64::try_from(gone.len()).unwrap_or(i64::MAX);
-                    applied.push(Applied { prev: gone, deleted });
+                    applied.push(Applied { kvs: gone, deleted });
+                }
+                Write::Range { range, revision } => {
+                    let kvs = if *revision <= 0 || *revision >= self.rev {
+                        self.current(range).cloned().collect()
+                    } else {
+                        self.range(range, *revision)?
+                    };
+                    applied.push(Applied { kvs, deleted: 0 });
                 }
             }
         }
@@ -444,7 +477,14 @@ mod tests {
         assert_eq!(rev, 6);
         assert_eq!(events.len(), 3);
         assert!(matches!(s.write(&[put("b", "1"), put("b", "2")]), Err(StoreError::DuplicateKey)));
+        assert!(matches!(s.write(&[put("b", "1"), del("a", "c")]), Err(StoreError::DuplicateKey)));
         assert_eq!(s.revision(), 6, "a refused txn applies nothing");
+        assert_eq!(s.get(b"b").unwrap().value, b"1");
+        // A range in a txn sees the txn's earlier operations; reads alone take no revision.
+        let read = Write::Range { range: KeyRange::new("b", ""), revision: 0 };
+        let (rev, applied, _) = s.write(&[put("b", "9"), read.clone()]).unwrap();
+        assert_eq!((rev, applied[1].kvs[0].value.as_slice()), (7, &b"9"[..]));
+        assert_eq!(s.write(&[read]).unwrap().0, 7);
     }
 
     #[test]
