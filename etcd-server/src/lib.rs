@@ -2,13 +2,19 @@
 //!
 //! What it will do (issue #5): a compatible subset of the etcd v3 gRPC API (KV, Watch, Lease, Maintenance, Cluster) on an embedded MVCC store, plus `init` (root secret) and `keys rotate`.
 //!
-//! What it does today: `etcd-server validate --config FILE` checks a config against
-//! [`Config`] and reports every problem at once (exit 0 when valid, 64 when not); the MVCC
-//! store the services will stand on ([`store`]: SQLite, etcd's revision rules, leases,
-//! compaction, history for watch replay) is built and unit-tested. The gRPC services are not:
-//! the binary has no `run` command yet, so it never pretends to work.
+//! What it does today: `etcd-server run --config FILE [--data-dir DIR]` serves the etcd v3
+//! **KV** service (Range with prefix/range end, limit, sort, keys/count only, revision and
+//! revision filters; Put with prev_kv, lease, ignore_value/ignore_lease; DeleteRange with
+//! prev_kv; Txn with compares on version, create/mod revision, value and lease; Compact) on
+//! the MVCC [`store`] (SQLite), with errors mapped to etcd's codes and messages in [`status`].
+//! A test runs the same client-level scenario against it and a real etcd 3.4 and requires
+//! equal results. Not yet: Watch, Lease, Maintenance, Cluster, TLS, metrics of its own, and
+//! the control-plane library.
 #![forbid(unsafe_code)]
 
+pub mod daemon;
+pub mod kv;
+pub mod status;
 pub mod store;
 
 /// This daemon's config (raw form); its validated form is `<Config as DaemonConfig>::Valid`.
@@ -18,4 +24,4 @@ pub use mld_config::daemons::etcd_server::EtcdServerConfig as Config;
 pub const NAME: &str = "etcd-server";
 
 /// One line for `--help`.
-pub const ABOUT: &str = "Serves the etcd v3 API subset every daemon registers, heartbeats and takes its config from (this build: config validation only; the daemon arrives with issue #5)";
+pub const ABOUT: &str = "Serves the etcd v3 API subset every daemon registers, heartbeats and takes its config from (this build: the KV service only; Watch, Lease, Maintenance and Cluster arrive with issue #5)";

@@ -1,0 +1,81 @@
+//! `etcd-server run`: the gRPC server on the store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use etcd_client::proto::PbKvServer;
+use mld_config::DaemonConfig;
+use mld_daemon::{Daemon, DaemonError, RunContext};
+use mld_telemetry::prometheus_client::registry::Registry;
+
+use crate::kv::{Identity, Kv, Shared};
+use crate::store::Store;
+
+type Valid = <crate::Config as DaemonConfig>::Valid;
+
+/// Flags of `etcd-server run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    /// Directory of the store (`mvcc.db`, SQLite in WAL mode); created when missing.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/mldefender/etcd-server")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct EtcdServer {
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    listen: SocketAddr,
+}
+
+impl Daemon for EtcdServer {
+    const NAME: &'static str = crate::NAME;
+    const ABOUT: &'static str = crate::ABOUT;
+    type Config = crate::Config;
+    type Flags = Flags;
+
+    fn metrics_listen(config: &Valid) -> Option<SocketAddr> {
+        config.metrics.listen
+    }
+
+    fn setup(config: Valid, flags: Flags, _registry: &mut Registry) -> Result<Self, DaemonError> {
+        std::fs::create_dir_all(&flags.data_dir)
+            .with_context(|| format!("creating the data directory {}", flags.data_dir.display()))
+            .map_err(DaemonError::unavailable)?;
+        let path = flags.data_dir.join("mvcc.db");
+        let store = Store::open(&path)
+            .with_context(|| format!("opening the store {}", path.display()))
+            .map_err(DaemonError::unavailable)?;
+        let listener = std::net::TcpListener::bind(config.listen)
+            .with_context(|| format!("binding the client address {} (listen)", config.listen))
+            .map_err(DaemonError::unavailable)?;
+        listener.set_nonblocking(true).map_err(DaemonError::unavailable)?;
+        tracing::info!(revision = store.revision(), path = %path.display(), "store opened");
+        // One member of a one-member cluster: fixed, non-zero ids, as etcd's are.
+        let id = Identity { cluster_id: 0x6d6c_6465_6665_6e64, member_id: 0x6d6c_6431 };
+        Ok(Self {
+            shared: Arc::new(Shared { store: Mutex::new(store), id }),
+            listener,
+            listen: config.listen,
+        })
+    }
+
+    async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
+        let listener =
+            tokio::net::TcpListener::from_std(self.listener).map_err(DaemonError::failure)?;
+        tracing::info!(addr = %self.listen, "serving the etcd v3 API");
+        ctx.readiness.set(true);
+        let shutdown = ctx.shutdown.clone();
+        tonic::transport::Server::builder()
+            .add_service(PbKvServer::new(Kv(Arc::clone(&self.shared))))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async move { shutdown.cancelled().await },
+            )
+            .await
+            .context("serving gRPC")
+            .map_err(DaemonError::failure)
+    }
+}

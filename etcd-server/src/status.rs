@@ -1,0 +1,51 @@
+//! Every error etcd-server returns, mapped in this one place to the gRPC code and message etcd
+//! itself returns (clients, `etcd-client` and `etcdctl` among them, match on the messages).
+
+use tonic::{Code, Status};
+
+use crate::store::StoreError;
+
+/// A request etcd refuses before it reaches the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    EmptyKey,
+    TooManyOps,
+}
+
+fn etcd(code: Code, message: &str) -> Status {
+    Status::new(code, format!("etcdserver: {message}"))
+}
+
+impl From<Refused> for Status {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::EmptyKey => etcd(Code::InvalidArgument, "key is not provided"),
+            Refused::TooManyOps => {
+                etcd(Code::InvalidArgument, "too many operations in txn request")
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::FutureRevision(_) => {
+                etcd(Code::OutOfRange, "mvcc: required revision is a future revision")
+            }
+            StoreError::Compacted(_) => {
+                etcd(Code::OutOfRange, "mvcc: required revision has been compacted")
+            }
+            StoreError::KeyNotFound => etcd(Code::InvalidArgument, "key not found"),
+            StoreError::LeaseNotFound(_) => etcd(Code::NotFound, "requested lease not found"),
+            StoreError::LeaseExists(_) => etcd(Code::FailedPrecondition, "lease already exists"),
+            StoreError::DuplicateKey => {
+                etcd(Code::InvalidArgument, "duplicate key given in txn request")
+            }
+            StoreError::Sqlite(e) => {
+                tracing::error!(error = %e, "store failure");
+                etcd(Code::Unavailable, "storage failure")
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, PutOptions, SortOrder,
+    SortTarget, Txn, TxnOp, TxnOpResponse,
+};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn real_etcd(dir: &Path) -> (Running, String) {
+    let (client, peer) = (mld_test_utils::free_port(), mld_test_utils::free_port());
+    let c = format!("http://127.0.0.1:{client}");
+    let p = format!("http://127.0.0.1:{peer}");
+    let child = Command::new("etcd")
+        .args(["--name", "compat", "--data-dir"])
+        .arg(dir.join("etcd"))
+        .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+        .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+        .args(["--initial-cluster", &format!("compat={p}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("etcd.log")).unwrap())
+        .spawn()
+        .expect("etcd (Debian package etcd-server) must be installed: make setup");
+    (Running(child), format!("127.0.0.1:{client}"))
+}
+
+fn ours(dir: &Path) -> (Running, String) {
+    let port = mld_test_utils::free_port();
+    let config = dir.join("etcd-server.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{ "listen": "127.0.0.1:{port}", "metrics": {{ "listen": null }} }}"#),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_etcd-server"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("ours"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("ours.log")).unwrap())
+        .spawn()
+        .unwrap();
+    (Running(child), format!("127.0.0.1:{port}"))
+}
+
+async fn connect(endpoint: &str) -> Client {
+    for _ in 0..100 {
+        if let Ok(mut c) = Client::connect([endpoint], None).await
+            && c.get("probe", None).await.is_ok()
+        {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no server answered on {endpoint}");
+}
+
+fn kvs(kvs: &[KeyValue]) -> String {
+    kvs.iter()
+        .map(|kv| {
+            format!(
+                "{}={} c{} m{} v{} l{}",
+                String::from_utf8_lossy(kv.key()),
+                String::from_utf8_lossy(kv.value()),
+                kv.create_revision(),
+                kv.mod_revision(),
+                kv.version(),
+                kv.lease()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn err(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => format!("error {:?}: {}", s.code(), s.message()),
+        other => format!("error {other}"),
+    }
+}
+
+/// The scenario; one line per observation.
+async fn scenario(c: &mut Client) -> Vec<String> {
+    let mut t = Vec::new();
+    macro_rules! get {
+        ($key:expr, $opts:expr) => {
+            match c.get($key, $opts).await {
+                Ok(r) => t.push(format!(
+                    "get rev {} count {} more {} [{}]",
+                    r.header().unwrap().revision(),
+                    r.count(),
+                    r.more(),
+                    kvs(r.kvs())
+                )),
+                Err(e) => t.push(err(&e)),
+            }
+        };
+    }
+    // Revisions, versions, create revisions; puts with prev_kv.
+    for (k, v) in [("k1", "a"), ("k2", "b"), ("k1", "c"), ("k3", "d"), ("x", "e")] {
+        let r = c.put(k, v, Some(PutOptions::new().with_prev_key())).await.unwrap();
+        t.push(format!(
+            "put {k} rev {} prev [{}]",
+            r.header().unwrap().revision(),
+            r.prev_key().map(|kv| kvs(std::slice::from_ref(kv))).unwrap_or_default()
+        ));
+    }
+    get!("k1", None);
+    get!("k", Some(GetOptions::new().with_prefix()));
+    get!("k", Some(GetOptions::new().with_prefix().with_limit(2)));
+    get!("k", Some(GetOptions::new().with_prefix().with_count_only()));
+    get!("k", Some(GetOptions::new().with_prefix().with_keys_only()));
+    get!("k", Some(GetOptions::new().with_prefix().with_sort(SortTarget::Mod, SortOrder::Descend)));
+    get!("k", Some(GetOptions::new().with_prefix().with_sort(SortTarget::Value, SortOrder::None)));
+    get!("k1", Some(GetOptions::new().with_range("k3")));
+    get!("k2", Some(GetOptions::new().with_from_key()));
+    get!("", Some(GetOptions::new().with_all_keys().with_min_mod_revision(4)));
+    get!("k", Some(GetOptions::new().with_prefix().with_revision(3)));
+    get!("k1", Some(GetOptions::new().with_revision(100)));
+    get!("nothing", None);
+    get!("", None);
+    // Deletes.
+    match c.delete("k2", Some(DeleteOptions::new().with_prev_key())).await {
+        Ok(r) => t.push(format!(
+            "delete rev {} deleted {} [{}]",
+            r.header().unwrap().revision(),
+            r.deleted(),
+            kvs(r.prev_kvs())
+        )),
+        Err(e) => t.push(err(&e)),
+    }
+    let r = c.delete("nothing", None).await.unwrap();
+    t.push(format!(
+        "delete nothing rev {} deleted {}",
+        r.header().unwrap().revision(),
+        r.deleted()
+    ));
+    c.put("k2", "again", None).await.unwrap();
+    get!("k2", None);
+    // Put options.
+    match c.put("absent", "", Some(PutOptions::new().with_ignore_value())).await {
+        Ok(_) => t.push("ignore_value on a missing key accepted".into()),
+        Err(e) => t.push(err(&e)),
+    }
+    match c.put("k1", "z", Some(PutOptions::new().with_lease(12_345))).await {
+        Ok(_) => t.push("unknown lease accepted".into()),
+        Err(e) => t.push(err(&e)),
+    }
+    c.put("k1", "", Some(PutOptions::new().with_ignore_value())).await.unwrap();
+    get!("k1", None);
+    match c.put("", "v", None).await {
+        Ok(_) => t.push("empty key accepted".into()),
+        Err(e) => t.push(err(&e)),
+    }
+    // Transactions: compares on version, create and mod revision, value; both branches.
+    let txns = [
+        Txn::new()
+            .when([Compare::version("k1", CompareOp::Equal, 3)])
+            .and_then([
+                TxnOp::put("t1", "yes", None),
+                TxnOp::get("k", Some(GetOptions::new().with_prefix())),
+            ])
+            .or_else([TxnOp::put("t1", "no", None)]),
+        Txn::new()
+            .when([Compare::value("k3", CompareOp::Equal, "nope")])
+            .and_then([TxnOp::put("t2", "yes", None)])
+            .or_else([
+                TxnOp::delete("x", Some(DeleteOptions::new().with_prev_key())),
+                TxnOp::put("t2", "no", None),
+            ]),
+        Txn::new()
+            .when([
+                Compare::create_revision("k3", CompareOp::Less, 6),
+                Compare::mod_revision("k3", CompareOp::Greater, 1),
+                Compare::version("missing", CompareOp::Equal, 0),
+            ])
+            .and_then([TxnOp::get("t", Some(GetOptions::new().with_prefix().with_count_only()))]),
+        Txn::new().and_then([TxnOp::put("d", "1", None), TxnOp::put("d", "2", None)]),
+        Txn::new().and_then([
+            TxnOp::put("dk", "1", None),
+            TxnOp::delete("d", Some(DeleteOptions::new().with_prefix())),
+        ]),
+    ];
+    for txn in txns {
+        match c.txn(txn).await {
+            Ok(r) => {
+                let ops: Vec<String> = r
+                    .op_responses()
+                    .into_iter()
+                    .map(|op| match op {
+                        TxnOpResponse::Put(p) => {
+                            format!("put rev {}", p.header().unwrap().revision())
+                        }
+                        TxnOpResponse::Get(g) => {
+                            format!("get count {} [{}]", g.count(), kvs(g.kvs()))
+                        }
+                        TxnOpResponse::Delete(d) => {
+                            format!("delete {} [{}]", d.deleted(), kvs(d.prev_kvs()))
+                        }
+                        TxnOpResponse::Txn(_) => "txn".into(),
+                    })
+                    .collect();
+                t.push(format!(
+                    "txn rev {} succeeded {} {:?}",
+                    r.header().unwrap().revision(),
+                    r.succeeded(),
+                    ops
+                ));
+            }
+            Err(e) => t.push(err(&e)),
+        }
+    }
+    // Compaction.
+    let rev = c.get("k1", None).await.unwrap().header().unwrap().revision();
+    c.compact(rev - 2, None).await.unwrap();
+    get!("k", Some(GetOptions::new().with_prefix().with_revision(rev - 3)));
+    get!("k", Some(GetOptions::new().with_prefix().with_revision(rev - 2)));
+    match c.compact(rev - 2, None).await {
+        Ok(_) => t.push("compacting twice accepted".into()),
+        Err(e) => t.push(err(&e)),
+    }
+    match c.compact(rev + 10, None).await {
+        Ok(_) => t.push("compacting the future accepted".into()),
+        Err(e) => t.push(err(&e)),
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_behaves_as_etcd_3_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_etcd, etcd_addr) = real_etcd(dir.path());
+    let (_ours, our_addr) = ours(dir.path());
+    let mut theirs = connect(&etcd_addr).await;
+    let mut mine = connect(&our_addr).await;
+    let expected = scenario(&mut theirs).await;
+    let got = scenario(&mut mine).await;
+    for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
+        assert_eq!(
+            g,
+            e,
+            "line {i} differs\nours:\n{}\netcd:\n{}",
+            got.join("\n"),
+            expected.join("\n")
+        );
+    }
+    assert_eq!(got.len(), expected.len());
+    assert!(expected.iter().any(|l| l.contains("compacted")), "{expected:#?}");
+}
