@@ -2,16 +2,19 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use etcd_client::proto::PbKvServer;
+use etcd_client::proto::{PbKvServer, PbLeaseServer, PbWatchServer};
 use mld_config::DaemonConfig;
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_telemetry::prometheus_client::registry::Registry;
 
 use crate::kv::{Identity, Kv, Shared};
+use crate::lease::Lease;
 use crate::store::Store;
+use crate::watch::Watch;
 
 type Valid = <crate::Config as DaemonConfig>::Valid;
 
@@ -55,11 +58,9 @@ impl Daemon for EtcdServer {
         tracing::info!(revision = store.revision(), path = %path.display(), "store opened");
         // One member of a one-member cluster: fixed, non-zero ids, as etcd's are.
         let id = Identity { cluster_id: 0x6d6c_6465_6665_6e64, member_id: 0x6d6c_6431 };
-        Ok(Self {
-            shared: Arc::new(Shared { store: Mutex::new(store), id }),
-            listener,
-            listen: config.listen,
-        })
+        let min_ttl = i64::try_from(config.min_lease_ttl.as_secs()).unwrap_or(i64::MAX);
+        let shared = Arc::new(Shared::new(store, id, min_ttl));
+        Ok(Self { shared, listener, listen: config.listen })
     }
 
     async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
@@ -68,14 +69,30 @@ impl Daemon for EtcdServer {
         tracing::info!(addr = %self.listen, "serving the etcd v3 API");
         ctx.readiness.set(true);
         let shutdown = ctx.shutdown.clone();
-        tonic::transport::Server::builder()
+        // Lease expiry: revoke what is due, ten times a second.
+        let expiry = {
+            let shared = Arc::clone(&self.shared);
+            let stop = ctx.shutdown.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                while !stop.is_cancelled() {
+                    tick.tick().await;
+                    crate::lease::expire(&shared);
+                }
+            })
+        };
+        let served = tonic::transport::Server::builder()
             .add_service(PbKvServer::new(Kv(Arc::clone(&self.shared))))
+            .add_service(PbLeaseServer::new(Lease(Arc::clone(&self.shared))))
+            .add_service(PbWatchServer::new(Watch(Arc::clone(&self.shared))))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
                 async move { shutdown.cancelled().await },
             )
             .await
             .context("serving gRPC")
-            .map_err(DaemonError::failure)
+            .map_err(DaemonError::failure);
+        expiry.abort();
+        served
     }
 }

@@ -11,7 +11,8 @@ use etcd_client::proto::{
 use tonic::{Request, Response, Status};
 
 use crate::status::Refused;
-use crate::store::{Applied, KeyRange, KeyValue, Store, Write};
+use crate::store::{Applied, Event, KeyRange, KeyValue, Store, Write};
+use crate::watch::Batch;
 
 /// The most operations one txn may hold (etcd's default `--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 128;
@@ -28,9 +29,37 @@ pub struct Identity {
 pub struct Shared {
     pub store: Mutex<Store>,
     pub id: Identity,
+    pub deadlines: crate::lease::Deadlines,
+    /// Shortest TTL granted (`min_lease_ttl_secs`).
+    pub min_ttl_secs: i64,
+    /// Live changes for watchers, one batch per revision, sent while the store is locked so
+    /// that batches go out in revision order.
+    pub changes: tokio::sync::broadcast::Sender<Arc<Batch>>,
 }
 
 impl Shared {
+    pub fn new(store: Store, id: Identity, min_ttl_secs: i64) -> Self {
+        let deadlines = crate::lease::Deadlines::default();
+        for (lease, ttl) in store.leases() {
+            deadlines.set(lease, ttl);
+        }
+        let (changes, _) = tokio::sync::broadcast::channel(4096);
+        Self { store: Mutex::new(store), id, deadlines, min_ttl_secs, changes }
+    }
+
+    /// Publishes the events of one write to live watchers (call it with the store locked).
+    pub fn publish(&self, events: &[Event]) {
+        if let Some(first) = events.first() {
+            let batch = Batch { revision: first.kv.mod_revision, events: events.to_vec() };
+            // No watcher: nothing to do.
+            let _ = self.changes.send(Arc::new(batch));
+        }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Batch>> {
+        self.changes.subscribe()
+    }
+
     pub fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock leaves the store as the last committed write left it.
         self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -204,7 +233,10 @@ impl PbKvService for Kv {
     async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
         let req = req.into_inner();
         need_key(&req.key)?;
-        let (rev, applied, _) = self.0.store().write(&[put_write(&req)])?;
+        let mut store = self.0.store();
+        let (rev, applied, events) = store.write(&[put_write(&req)])?;
+        self.0.publish(&events);
+        drop(store);
         let prev = applied.into_iter().next().and_then(|a| a.kvs.into_iter().next());
         Ok(Response::new(PbPutResponse {
             header: self.0.header(rev),
@@ -219,7 +251,10 @@ impl PbKvService for Kv {
         let req = req.into_inner();
         need_key(&req.key)?;
         let range = KeyRange::new(req.key, req.range_end);
-        let (rev, applied, _) = self.0.store().write(&[Write::Delete(range)])?;
+        let mut store = self.0.store();
+        let (rev, applied, events) = store.write(&[Write::Delete(range)])?;
+        self.0.publish(&events);
+        drop(store);
         let Applied { kvs, deleted } = applied.into_iter().next().unwrap_or_default();
         Ok(Response::new(PbDeleteResponse {
             header: self.0.header(rev),
@@ -270,7 +305,8 @@ impl PbKvService for Kv {
                 None => return Err(Status::invalid_argument("etcdserver: empty request op")),
             });
         }
-        let (rev, applied, _) = store.write(&writes)?;
+        let (rev, applied, events) = store.write(&writes)?;
+        self.0.publish(&events);
         drop(store);
         let mut responses = Vec::with_capacity(ops.len());
         for (op, Applied { kvs, deleted }) in ops.iter().zip(applied) {

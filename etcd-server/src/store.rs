@@ -54,6 +54,8 @@ pub struct Event {
     /// `true` for a delete; `kv` then holds the key and the deletion's revision.
     pub deleted: bool,
     pub kv: KeyValue,
+    /// The key's state before the change, when history still holds it.
+    pub prev: Option<KeyValue>,
 }
 
 /// A key range in etcd's form: `end` empty is the single key `key`; `end == [0]` is every key
@@ -281,7 +283,7 @@ impl Store {
                     };
                     rows.push((sub, kv.clone(), false));
                     sub += 1;
-                    events.push(Event { deleted: false, kv: kv.clone() });
+                    events.push(Event { deleted: false, kv: kv.clone(), prev: prev.clone() });
                     self.kvs.insert(key.clone(), kv);
                     applied.push(Applied { kvs: prev.into_iter().collect(), deleted: 0 });
                 }
@@ -299,7 +301,7 @@ impl Store {
                         };
                         rows.push((sub, tomb.clone(), true));
                         sub += 1;
-                        events.push(Event { deleted: true, kv: tomb });
+                        events.push(Event { deleted: true, kv: tomb, prev: Some(kv.clone()) });
                     }
                     let deleted = i64::try_from(gone.len()).unwrap_or(i64::MAX);
                     applied.push(Applied { kvs: gone, deleted });
@@ -352,14 +354,33 @@ impl Store {
              WHERE rev >= ?1 ORDER BY rev, sub",
         )?;
         let rows = q.query_map([from], |r| Ok((row_kv(r)?, r.get::<_, bool>(6)?)))?;
+        let mut last: HashMap<Vec<u8>, Option<KeyValue>> = HashMap::new();
         let mut out = Vec::new();
         for row in rows {
             let (kv, deleted) = row?;
-            if range.contains(&kv.key) {
-                out.push(Event { deleted, kv });
+            if !range.contains(&kv.key) {
+                continue;
             }
+            let prev = match last.get(&kv.key) {
+                Some(p) => p.clone(),
+                None => self.state_before(&kv.key, from)?,
+            };
+            last.insert(kv.key.clone(), (!deleted).then(|| kv.clone()));
+            out.push(Event { deleted, kv, prev });
         }
         Ok(out)
+    }
+
+    /// The state of `key` just before revision `rev`, from history.
+    fn state_before(&self, key: &[u8], rev: i64) -> Result<Option<KeyValue>> {
+        let mut q = self.db.prepare_cached(
+            "SELECT key, value, create_rev, rev, version, lease, deleted FROM history
+             WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC, sub DESC LIMIT 1",
+        )?;
+        let row = q
+            .query_row(params![key, rev], |r| Ok((row_kv(r)?, r.get::<_, bool>(6)?)))
+            .optional()?;
+        Ok(row.and_then(|(kv, deleted)| (!deleted).then_some(kv)))
     }
 
     /// Forgets the history before `revision`, keeping each key's state at it.

@@ -257,3 +257,158 @@ async fn kv_behaves_as_etcd_3_4() {
     assert_eq!(got.len(), expected.len());
     assert!(expected.iter().any(|l| l.contains("compacted")), "{expected:#?}");
 }
+
+fn events(r: &etcd_client::WatchResponse) -> String {
+    r.events()
+        .iter()
+        .map(|e| {
+            let kv = e.kv().unwrap();
+            format!(
+                "{:?} {}={} m{} prev={}",
+                e.event_type(),
+                String::from_utf8_lossy(kv.key()),
+                String::from_utf8_lossy(kv.value()),
+                kv.mod_revision(),
+                e.prev_kv()
+                    .map(|p| String::from_utf8_lossy(p.value()).into_owned())
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Reads watch responses until `n` events have come (or a cancel); one line per response.
+async fn watch_lines(stream: &mut etcd_client::WatchStream, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = 0;
+    while seen < n {
+        let Ok(r) = tokio::time::timeout(Duration::from_secs(10), stream.message()).await else {
+            out.push("no watch response within 10 s".into());
+            break;
+        };
+        let Some(r) = r.unwrap() else {
+            out.push("the watch stream ended".into());
+            break;
+        };
+        if r.canceled() {
+            out.push(format!("canceled compact_revision {}", r.compact_revision()));
+            break;
+        }
+        if !r.events().is_empty() {
+            seen += r.events().len();
+            out.push(events(&r));
+        }
+    }
+    out
+}
+
+/// Leases and watches; one line per observation.
+async fn scenario_lease_watch(c: &mut Client) -> Vec<String> {
+    use etcd_client::{LeaseGrantOptions, LeaseTimeToLiveOptions, WatchOptions};
+    let mut t = Vec::new();
+    // Leases: grant with an id, attach a key, time to live with keys, list, revoke.
+    let g = c.lease_grant(30, Some(LeaseGrantOptions::new().with_id(1000))).await.unwrap();
+    t.push(format!("grant id {} ttl {}", g.id(), g.ttl()));
+    match c.lease_grant(30, Some(LeaseGrantOptions::new().with_id(1000))).await {
+        Ok(_) => t.push("granting an existing id accepted".into()),
+        Err(e) => t.push(err(&e)),
+    }
+    c.put("leased", "v", Some(PutOptions::new().with_lease(1000))).await.unwrap();
+    let ttl =
+        c.lease_time_to_live(1000, Some(LeaseTimeToLiveOptions::new().with_keys())).await.unwrap();
+    t.push(format!(
+        "ttl granted {} left in 25..=30 {} keys {:?}",
+        ttl.granted_ttl(),
+        (25..=30).contains(&ttl.ttl()),
+        ttl.keys().iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>()
+    ));
+    let unknown = c.lease_time_to_live(4242, None).await.unwrap();
+    t.push(format!("ttl of an unknown lease {}", unknown.ttl()));
+    let (mut keeper, mut kept) = c.lease_keep_alive(1000).await.unwrap();
+    keeper.keep_alive().await.unwrap();
+    let k = kept.message().await.unwrap().unwrap();
+    t.push(format!("keep alive id {} ttl {}", k.id(), k.ttl()));
+    let ids: Vec<i64> =
+        c.leases().await.unwrap().leases().iter().map(etcd_client::LeaseStatus::id).collect();
+    t.push(format!("leases {ids:?}"));
+    let r = c.lease_revoke(1000).await.unwrap();
+    t.push(format!("revoke rev {}", r.header().unwrap().revision()));
+    let g = c.get("leased", None).await.unwrap();
+    t.push(format!("after revoke count {}", g.count()));
+    match c.lease_revoke(1000).await {
+        Ok(_) => t.push("revoking twice accepted".into()),
+        Err(e) => t.push(err(&e)),
+    }
+    // Expiry deletes the key.
+    c.lease_grant(5, Some(LeaseGrantOptions::new().with_id(2000))).await.unwrap();
+    c.put("short", "v", Some(PutOptions::new().with_lease(2000))).await.unwrap();
+    let mut gone = false;
+    for _ in 0..150 {
+        if c.get("short", None).await.unwrap().count() == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.push(format!("key of a 5 s lease gone within 15 s: {gone}"));
+
+    // Watch from now on a prefix, with prev_kv: puts, an overwrite, a delete, a txn of two.
+    let start = c.get("w", None).await.unwrap().header().unwrap().revision() + 1;
+    let mut live =
+        c.watch("w", Some(WatchOptions::new().with_prefix().with_prev_key())).await.unwrap();
+    c.put("w1", "a", None).await.unwrap();
+    c.put("w1", "b", None).await.unwrap();
+    c.put("other", "x", None).await.unwrap();
+    c.delete("w1", None).await.unwrap();
+    c.txn(Txn::new().and_then([TxnOp::put("w2", "c", None), TxnOp::put("w3", "d", None)]))
+        .await
+        .unwrap();
+    for line in watch_lines(&mut live, 5).await {
+        t.push(format!("live: {line}"));
+    }
+    // The same history replayed from the first of those revisions.
+    let mut replay = c
+        .watch(
+            "w",
+            Some(WatchOptions::new().with_prefix().with_prev_key().with_start_revision(start)),
+        )
+        .await
+        .unwrap();
+    for line in watch_lines(&mut replay, 5).await {
+        t.push(format!("replay: {line}"));
+    }
+    // A watch from a compacted revision is cancelled with the compaction's revision.
+    let now = c.get("w", None).await.unwrap().header().unwrap().revision();
+    c.compact(now, None).await.unwrap();
+    let mut old = c
+        .watch("w", Some(WatchOptions::new().with_prefix().with_start_revision(start)))
+        .await
+        .unwrap();
+    for line in watch_lines(&mut old, 1).await {
+        t.push(format!("compacted: {line}"));
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_and_watches_behave_as_etcd_3_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_etcd, etcd_addr) = real_etcd(dir.path());
+    let (_ours, our_addr) = ours(dir.path());
+    let mut theirs = connect(&etcd_addr).await;
+    let mut mine = connect(&our_addr).await;
+    let (expected, got) =
+        tokio::join!(scenario_lease_watch(&mut theirs), scenario_lease_watch(&mut mine));
+    assert!(!expected.iter().any(|l| l.contains("within 10 s")), "etcd itself: {expected:#?}");
+    for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
+        assert_eq!(
+            g,
+            e,
+            "line {i} differs\nours:\n{}\netcd:\n{}",
+            got.join("\n"),
+            expected.join("\n")
+        );
+    }
+    assert_eq!(got.len(), expected.len());
+}

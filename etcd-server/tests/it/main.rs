@@ -2,6 +2,11 @@
 //! scenario, through the `etcd-client` crate, runs against both on free loopback ports, and
 //! the two traces (revisions, versions, values, counts, errors with their codes and messages)
 //! must be equal. Cluster and member ids and raft terms are left out of the traces.
-#![allow(clippy::unwrap_used, clippy::too_many_lines, reason = "test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    clippy::many_single_char_names,
+    reason = "test"
+)]
 
 mod compat;

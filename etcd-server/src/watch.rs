@@ -1,0 +1,235 @@
+//! The etcd v3 Watch service: a stream carries any number of watches; each replays history
+//! from its start revision and then follows live changes, with no gap and no duplicate
+//! between the two (it subscribes to live changes before reading history and skips what the
+//! replay already sent). The changes of one revision arrive in one response, in order.
+
+use std::sync::Arc;
+
+use etcd_client::proto::{
+    PbEvent, PbResponseHeader, PbWatchRequest, PbWatchRequestUnion, PbWatchResponse, PbWatchService,
+};
+use tokio::sync::{broadcast, mpsc};
+use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::kv::{Shared, to_pb};
+use crate::store::{Event, KeyRange};
+
+/// The changes of one revision, as published to live watchers.
+#[derive(Debug)]
+pub struct Batch {
+    pub revision: i64,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Watch(pub Arc<Shared>);
+
+type Out = mpsc::Sender<Result<PbWatchResponse, Status>>;
+
+struct Spec {
+    id: i64,
+    range: KeyRange,
+    start: i64,
+    prev_kv: bool,
+    no_put: bool,
+    no_delete: bool,
+}
+
+impl Spec {
+    fn response(
+        &self,
+        header: Option<PbResponseHeader>,
+        events: &[Event],
+    ) -> Option<PbWatchResponse> {
+        let events: Vec<PbEvent> = events
+            .iter()
+            .filter(|e| self.range.contains(&e.kv.key))
+            .filter(|e| !(e.deleted && self.no_delete || !e.deleted && self.no_put))
+            .map(|e| PbEvent {
+                r#type: i32::from(e.deleted),
+                kv: Some(to_pb(e.kv.clone(), false)),
+                prev_kv: if self.prev_kv {
+                    e.prev.clone().map(|kv| to_pb(kv, false))
+                } else {
+                    None
+                },
+            })
+            .collect();
+        (!events.is_empty()).then(|| PbWatchResponse {
+            header,
+            watch_id: self.id,
+            events,
+            ..Default::default()
+        })
+    }
+}
+
+/// Sends history from the watch's start revision, then live batches, until the client goes
+/// or the watch is cancelled. `created_at` is the revision when the watch was created (its
+/// live subscription was taken before): with no start revision it follows from there.
+async fn follow(
+    shared: Arc<Shared>,
+    spec: Spec,
+    out: Out,
+    mut live: broadcast::Receiver<Arc<Batch>>,
+    created_at: i64,
+) {
+    let mut sent_up_to = if spec.start > 0 && spec.start <= created_at {
+        let (now, compact, replay) = {
+            let store = shared.store();
+            (
+                store.revision(),
+                store.compact_revision(),
+                store.events_since(spec.start, &spec.range),
+            )
+        };
+        match replay {
+            Ok(events) => {
+                // History goes in one response, as etcd sends a catch-up.
+                if let Some(r) = spec.response(shared.header(now), &events)
+                    && out.send(Ok(r)).await.is_err()
+                {
+                    return;
+                }
+                now
+            }
+            Err(crate::store::StoreError::Compacted(_)) => {
+                let _ = out
+                    .send(Ok(PbWatchResponse {
+                        header: shared.header(now),
+                        watch_id: spec.id,
+                        canceled: true,
+                        compact_revision: compact,
+                        cancel_reason: "etcdserver: mvcc: required revision has been compacted"
+                            .into(),
+                        ..Default::default()
+                    }))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                let _ = out.send(Err(e.into())).await;
+                return;
+            }
+        }
+    } else {
+        // From now on, or from a future revision.
+        created_at.max(spec.start - 1)
+    };
+    loop {
+        match live.recv().await {
+            Ok(batch) => {
+                if batch.revision <= sent_up_to {
+                    continue;
+                }
+                sent_up_to = batch.revision;
+                if let Some(r) = spec.response(shared.header(batch.revision), &batch.events)
+                    && out.send(Ok(r)).await.is_err()
+                {
+                    return;
+                }
+            }
+            // Fell behind the live channel: catch up from history, then go on live.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let (now, caught_up) = {
+                    let store = shared.store();
+                    (store.revision(), store.events_since(sent_up_to + 1, &spec.range))
+                };
+                let events = match caught_up {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = out.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                if let Some(r) = spec.response(shared.header(now), &events)
+                    && out.send(Ok(r)).await.is_err()
+                {
+                    return;
+                }
+                sent_up_to = now;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl PbWatchService for Watch {
+    type WatchStream = ReceiverStream<Result<PbWatchResponse, Status>>;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<PbWatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(256);
+        let shared = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            let mut watches: std::collections::HashMap<i64, tokio::task::JoinHandle<()>> =
+                std::collections::HashMap::new();
+            let mut next_id = 0i64;
+            while let Ok(Some(r)) = inbound.message().await {
+                match r.request_union {
+                    Some(PbWatchRequestUnion::CreateRequest(c)) => {
+                        let id = if c.watch_id > 0 { c.watch_id } else { next_id };
+                        next_id = next_id.max(id + 1);
+                        let spec = Spec {
+                            id,
+                            range: KeyRange::new(c.key, c.range_end),
+                            start: c.start_revision,
+                            prev_kv: c.prev_kv,
+                            no_put: c.filters.contains(&0),
+                            no_delete: c.filters.contains(&1),
+                        };
+                        // Subscribe before answering, so nothing after the answer is missed.
+                        let live = shared.subscribe();
+                        let rev = shared.store().revision();
+                        let created = PbWatchResponse {
+                            header: shared.header(rev),
+                            watch_id: id,
+                            created: true,
+                            ..Default::default()
+                        };
+                        if tx.send(Ok(created)).await.is_err() {
+                            break;
+                        }
+                        let task =
+                            tokio::spawn(follow(Arc::clone(&shared), spec, tx.clone(), live, rev));
+                        watches.insert(id, task);
+                    }
+                    Some(PbWatchRequestUnion::CancelRequest(c)) => {
+                        if let Some(task) = watches.remove(&c.watch_id) {
+                            task.abort();
+                        }
+                        let rev = shared.store().revision();
+                        let _ = tx
+                            .send(Ok(PbWatchResponse {
+                                header: shared.header(rev),
+                                watch_id: c.watch_id,
+                                canceled: true,
+                                ..Default::default()
+                            }))
+                            .await;
+                    }
+                    Some(PbWatchRequestUnion::ProgressRequest(_)) => {
+                        let rev = shared.store().revision();
+                        let _ = tx
+                            .send(Ok(PbWatchResponse {
+                                header: shared.header(rev),
+                                watch_id: -1,
+                                ..Default::default()
+                            }))
+                            .await;
+                    }
+                    None => {}
+                }
+            }
+            for (_, task) in watches {
+                task.abort();
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
