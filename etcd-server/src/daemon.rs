@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use etcd_client::proto::{PbKvServer, PbLeaseServer, PbWatchServer};
+use etcd_client::proto::{
+    PbClusterServer, PbKvServer, PbLeaseServer, PbMaintenanceServer, PbWatchServer,
+};
 use mld_config::DaemonConfig;
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_telemetry::prometheus_client::registry::Registry;
 
+use crate::cluster::{Cluster, Maintenance};
 use crate::kv::{Identity, Kv, Shared};
 use crate::lease::Lease;
 use crate::store::Store;
@@ -85,6 +88,11 @@ impl Daemon for EtcdServer {
             .add_service(PbKvServer::new(Kv(Arc::clone(&self.shared))))
             .add_service(PbLeaseServer::new(Lease(Arc::clone(&self.shared))))
             .add_service(PbWatchServer::new(Watch(Arc::clone(&self.shared))))
+            .add_service(PbMaintenanceServer::new(Maintenance(Arc::clone(&self.shared))))
+            .add_service(PbClusterServer::new(Cluster {
+                shared: Arc::clone(&self.shared),
+                client_url: format!("http://{}", self.listen),
+            }))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
                 async move { shutdown.cancelled().await },

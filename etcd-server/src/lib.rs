@@ -12,10 +12,12 @@
 //! `prev_kv`, filters, cancel, the compacted cancel; history then live changes with no gap or
 //! duplicate, one response per revision). Errors map to etcd's codes and messages in
 //! [`status`]. Tests run the same client-level scenarios against it and a real etcd 3.4 and
-//! require equal results. Not yet: Maintenance, Cluster, TLS, progress notifications, nested
+//! require equal results. Maintenance answers `Status` and `Alarm`, Cluster `MemberList`, as
+//! a one-member cluster ([`cluster`]). Not yet: TLS, progress notifications, nested
 //! txns, metrics of its own, and the control-plane library.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod daemon;
 pub mod kv;
 pub mod lease;
@@ -30,4 +32,4 @@ pub use mld_config::daemons::etcd_server::EtcdServerConfig as Config;
 pub const NAME: &str = "etcd-server";
 
 /// One line for `--help`.
-pub const ABOUT: &str = "Serves the etcd v3 API subset every daemon registers, heartbeats and takes its config from (this build: KV, Lease and Watch; Maintenance, Cluster and TLS arrive with issue #5)";
+pub const ABOUT: &str = "Serves the etcd v3 API subset every daemon registers, heartbeats and takes its config from (this build: KV, Lease, Watch, Maintenance status and Cluster member list; TLS arrives with issue #5)";

@@ -410,6 +410,16 @@ impl Store {
         Ok(())
     }
 
+    /// The database's size and the part of it in use, in bytes.
+    pub fn db_size(&self) -> Result<(i64, i64)> {
+        let pragma = |name: &str| -> Result<i64> {
+            Ok(self.db.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
+        };
+        let (pages, free, size) =
+            (pragma("page_count")?, pragma("freelist_count")?, pragma("page_size")?);
+        Ok((pages * size, (pages - free) * size))
+    }
+
     pub fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<()> {
         if self.leases.contains_key(&id) {
             return Err(StoreError::LeaseExists(id));

@@ -220,6 +220,15 @@ async fn scenario(c: &mut Client) -> Vec<String> {
             Err(e) => t.push(err(&e)),
         }
     }
+    // Cluster and status: one member, which leads, at the store's revision.
+    let members = c.member_list().await.unwrap();
+    let status = c.status().await.unwrap();
+    t.push(format!(
+        "members {} leader is the member {} status revision {}",
+        members.members().len(),
+        members.members().first().map(etcd_client::Member::id) == Some(status.leader()),
+        status.header().unwrap().revision(),
+    ));
     // Compaction.
     let rev = c.get("k1", None).await.unwrap().header().unwrap().revision();
     c.compact(rev - 2, None).await.unwrap();
