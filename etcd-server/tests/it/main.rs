@@ -10,3 +10,5 @@
 )]
 
 mod compat;
+mod durability;
+mod etcdctl;
