@@ -17,12 +17,13 @@ use etcd_client::proto::{
 use tonic::{Request, Response, Status};
 
 use crate::kv::Shared;
+use crate::status::Refused;
 
 /// The etcd version this server answers as (the API level it implements).
 pub const VERSION: &str = "3.4.0";
 
-fn single_node(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not supported by this single-node server"))
+fn single_node(what: &'static str) -> Status {
+    Refused::Unsupported(what, "this server is a single node").into()
 }
 
 #[derive(Debug, Clone)]

@@ -227,7 +227,8 @@ impl PbKvService for Kv {
         &self,
         _req: Request<PbRangeRequest>,
     ) -> Result<Response<Self::RangeStreamStream>, Status> {
-        Err(Status::unimplemented("RangeStream is not part of the etcd 3.4 API this server speaks"))
+        Err(Refused::Unsupported("RangeStream", "not part of the etcd 3.4 API this server speaks")
+            .into())
     }
 
     async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
@@ -300,9 +301,9 @@ impl PbKvService for Kv {
                     Write::Delete(KeyRange::new(d.key.clone(), d.range_end.clone()))
                 }
                 Some(PbTxnOpRequest::RequestTxn(_)) => {
-                    return Err(Status::unimplemented("nested txn requests are not supported"));
+                    return Err(Refused::Unsupported("a nested txn", "not implemented yet").into());
                 }
-                None => return Err(Status::invalid_argument("etcdserver: empty request op")),
+                None => return Err(Refused::EmptyTxnOp.into()),
             });
         }
         let (rev, applied, events) = store.write(&writes)?;

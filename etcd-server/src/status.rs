@@ -5,11 +5,14 @@ use tonic::{Code, Status};
 
 use crate::store::StoreError;
 
-/// A request etcd refuses before it reaches the store.
+/// A request refused before it reaches the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     EmptyKey,
     TooManyOps,
+    EmptyTxnOp,
+    /// Part of the API this server does not serve (named), with why.
+    Unsupported(&'static str, &'static str),
 }
 
 fn etcd(code: Code, message: &str) -> Status {
@@ -22,6 +25,10 @@ impl From<Refused> for Status {
             Refused::EmptyKey => etcd(Code::InvalidArgument, "key is not provided"),
             Refused::TooManyOps => {
                 etcd(Code::InvalidArgument, "too many operations in txn request")
+            }
+            Refused::EmptyTxnOp => etcd(Code::InvalidArgument, "empty request op"),
+            Refused::Unsupported(what, why) => {
+                Status::new(Code::Unimplemented, format!("{what} is not supported: {why}"))
             }
         }
     }
