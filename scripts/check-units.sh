@@ -63,7 +63,8 @@ run() {
   return "$ok"
 }
 
-why() { jq -r 'select(.level == "ERROR") | .error' "$WORK/$name.log" 2>/dev/null | head -1 | cut -c1-110; }
+# why NAME: the first error NAME logged.
+why() { jq -r 'select(.level == "ERROR") | .error' "$WORK/$1.log" 2>/dev/null | head -1 | cut -c1-110; }
 
 # expect NAME UNIT CONFIG WHAT NEEDED READY-COMMAND...: works with the unit's capabilities, and
 # fails without each one of NEEDED (the unit's capabilities this config exercises).
@@ -74,14 +75,14 @@ expect() {
   if run "$name" "$caps" "$config" "$@"; then
     pass "$name with ${caps:-no capabilities}: $what"
   else
-    fail "$name with ${caps:-no capabilities}: $what did not happen ($(why))"
+    fail "$name with ${caps:-no capabilities}: $what did not happen ($(why "$name"))"
   fi
   for c in ${needed//,/ }; do
     without=$(tr ',' '\n' <<<"$caps" | grep -vx -- "$c" | paste -sd, || true)
     if run "$name" "$without" "$config" "$@"; then
       fail "$name without ${c#+}: $what still happened, so the unit grants more than it needs"
     else
-      pass "$name without ${c#+}: refused ($(why))"
+      pass "$name without ${c#+}: refused ($(why "$name"))"
     fi
   done
 }

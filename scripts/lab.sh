@@ -49,6 +49,7 @@ BRUTE_IP=203.0.113.68   # hydra (the attacker's primary address)
 REPLAY_PCAP=pcap/bruteforce/slips-ssh-bruteforce.pcap
 REPLAY_ATTACKER=147.32.80.40   # LABELS.tsv: the capture's malicious host
 REPLAY_VICTIM=147.32.80.37
+ATTACKERS=("$SCAN_IP" "$FLOOD_IP" "$BRUTE_IP" "$REPLAY_ATTACKER")
 SNIFFER_METRICS=127.0.0.1:9101 DETECTOR_METRICS=127.0.0.1:9102 AGENT_METRICS=127.0.0.1:9103
 
 log() { printf '[lab] %s\n' "$*"; }
@@ -380,7 +381,7 @@ cmd_check() {
   local set
   set=$(blocked)
   local a
-  for a in "$SCAN_IP" "$FLOOD_IP" "$BRUTE_IP" "$REPLAY_ATTACKER"; do
+  for a in "${ATTACKERS[@]}"; do
     if grep -qx "$a" <<<"$set"; then pass "attacker $a is in the kernel's block set"; else fail "attacker $a is not blocked"; fi
   done
   if in_ns "$ATTACKER" curl -sf --max-time 2 --interface "$SCAN_IP" -o /dev/null "http://$SERVER_IP/"; then
@@ -392,17 +393,17 @@ cmd_check() {
   local audited
   audited=$(cat "$DIR"/audit/audit*.jsonl 2>/dev/null | jq -r 'select(.action == "block") | .addr' | sort -u | paste -sd' ')
   expect_eq "addresses blocked in the audit log" "$audited" \
-    "$(printf '%s\n' "$SCAN_IP" "$FLOOD_IP" "$BRUTE_IP" "$REPLAY_ATTACKER" | sort -u | paste -sd' ')"
+    "$(printf '%s\n' "${ATTACKERS[@]}" | sort -u | paste -sd' ')"
   for a in "$CLIENT_IP" "$SERVER_IP" "$REPLAY_VICTIM"; do
     if grep -qx "$a" <<<"$set"; then fail "benign host $a is in the block set"; else pass "benign host $a never blocked"; fi
   done
   # The benign traffic went through the pipeline: 20 pages, 10 lookups and 3 ssh sessions.
-  local benign_flows
-  benign_flows=$(cat "$DIR"/events/events*.jsonl | jq -r --arg c "$CLIENT_IP" \
-    'select(.src_ip == $c and (.snapshot | not)) | .verdict' | sort | uniq -c |
+  local verdicts benign_flows n
+  verdicts=$(cat "$DIR"/events/events*.jsonl | jq -r --arg c "$CLIENT_IP" \
+    'select(.src_ip == $c and (.snapshot | not)) | .verdict')
+  n=$(grep -c . <<<"$verdicts" || true)
+  benign_flows=$(sort <<<"$verdicts" | uniq -c |
     awk '{ printf "%s%s %s", sep, $1, tolower(substr($2, 9)); sep = ", " }')
-  local n
-  n=$(cat "$DIR"/events/events*.jsonl | jq -r --arg c "$CLIENT_IP" 'select(.src_ip == $c and (.snapshot | not))' | jq -s length)
   if [ "$n" -ge 33 ]; then pass "the client's $n flows were scored ($benign_flows)"; else fail "only $n client flows scored, want >= 33"; fi
   if in_ns "$CLIENT" curl -sf --max-time 2 -o /dev/null "http://$SERVER_IP/"; then
     pass "the client still reaches the web server"
@@ -413,24 +414,21 @@ cmd_check() {
   # Packet accounting, interface by interface: what the kernel received on each gateway
   # interface = what the XDP program counted (into the ring or not, with the reason).
   sleep 1
-  local s links iface rx seen
+  local s links iface rx seen o count recorded=0 ring_full=0 skipped
   s=$(scrape "$SNIFFER_METRICS")
   links=$(ip -n "$GW" -s -j link show)
   for iface in ext0 ext1 int0; do
     rx=$(jq -r --arg i "$iface" '.[] | select(.ifname == $i) | .stats64.rx.packets' <<<"$links")
     seen=0
     for o in recorded ring_full not_ip truncated malformed unsupported; do
-      seen=$((seen + $(metric "$s" "mld_sniffer_xdp_packets{iface=\"$iface\",outcome=\"$o\"}")))
+      count=$(metric "$s" "mld_sniffer_xdp_packets{iface=\"$iface\",outcome=\"$o\"}")
+      seen=$((seen + count))
+      case $o in
+        recorded) recorded=$((recorded + count)) ;;
+        ring_full) ring_full=$((ring_full + count)) ;;
+      esac
     done
     expect_eq "$iface: frames received by the kernel = frames seen by XDP" "$rx" "$seen"
-  done
-  local recorded ring_full skipped
-  recorded=$(metric "$s" 'mld_sniffer_xdp_packets{iface="ext0",outcome="recorded"}')
-  recorded=$((recorded + $(metric "$s" 'mld_sniffer_xdp_packets{iface="ext1",outcome="recorded"}')))
-  recorded=$((recorded + $(metric "$s" 'mld_sniffer_xdp_packets{iface="int0",outcome="recorded"}')))
-  ring_full=0
-  for iface in ext0 ext1 int0; do
-    ring_full=$((ring_full + $(metric "$s" "mld_sniffer_xdp_packets{iface=\"$iface\",outcome=\"ring_full\"}")))
   done
   skipped=$(metric "$s" mld_sniffer_skipped_frames_total)
   log "XDP: $recorded records to the ring, $ring_full dropped because the ring was full"
@@ -446,7 +444,7 @@ cmd_check() {
     "$recorded" "$((packets + skipped))"
   snapshots=$(metric "$s" mld_sniffer_flow_snapshots_total)
   # The detector must have scored every event the sniffer published.
-  local events="$DIR/events/events.jsonl" i lines=0
+  local i lines=0
   for i in $(seq 1 100); do
     lines=$(cat "$DIR"/events/events*.jsonl 2>/dev/null | wc -l)
     [ "$lines" -ge "$((flows + snapshots))" ] && break
