@@ -47,6 +47,18 @@ impl Shared {
         Self { store: Mutex::new(store), id, deadlines, min_ttl_secs, changes }
     }
 
+    /// Applies `writes` to the locked `store` and publishes their events to live watchers
+    /// before the lock is released, so that watchers see revisions in order.
+    pub fn commit(
+        &self,
+        store: &mut Store,
+        writes: &[Write],
+    ) -> Result<(i64, Vec<Applied>), Status> {
+        let (rev, applied, events) = store.write(writes)?;
+        self.publish(&events);
+        Ok((rev, applied))
+    }
+
     /// Publishes the events of one write to live watchers (call it with the store locked).
     pub fn publish(&self, events: &[Event]) {
         if let Some(first) = events.first() {
@@ -144,6 +156,39 @@ fn range_response(
     }
 }
 
+fn put_response(
+    shared: &Shared,
+    req: &PbPutRequest,
+    prev: Vec<KeyValue>,
+    rev: i64,
+) -> PbPutResponse {
+    PbPutResponse {
+        header: shared.header(rev),
+        prev_kv: if req.prev_kv {
+            prev.into_iter().next().map(|kv| to_pb(kv, false))
+        } else {
+            None
+        },
+    }
+}
+
+fn delete_response(
+    shared: &Shared,
+    req: &PbDeleteRequest,
+    done: Applied,
+    rev: i64,
+) -> PbDeleteResponse {
+    PbDeleteResponse {
+        header: shared.header(rev),
+        deleted: done.deleted,
+        prev_kvs: if req.prev_kv {
+            done.kvs.into_iter().map(|kv| to_pb(kv, false)).collect()
+        } else {
+            vec![]
+        },
+    }
+}
+
 fn need_key(key: &[u8]) -> Result<(), Status> {
     if key.is_empty() { Err(Refused::EmptyKey.into()) } else { Ok(()) }
 }
@@ -234,15 +279,9 @@ impl PbKvService for Kv {
     async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
         let req = req.into_inner();
         need_key(&req.key)?;
-        let mut store = self.0.store();
-        let (rev, applied, events) = store.write(&[put_write(&req)])?;
-        self.0.publish(&events);
-        drop(store);
-        let prev = applied.into_iter().next().and_then(|a| a.kvs.into_iter().next());
-        Ok(Response::new(PbPutResponse {
-            header: self.0.header(rev),
-            prev_kv: if req.prev_kv { prev.map(|kv| to_pb(kv, false)) } else { None },
-        }))
+        let (rev, applied) = self.0.commit(&mut self.0.store(), &[put_write(&req)])?;
+        let prev = applied.into_iter().next().unwrap_or_default().kvs;
+        Ok(Response::new(put_response(&self.0, &req, prev, rev)))
     }
 
     async fn delete_range(
@@ -251,21 +290,10 @@ impl PbKvService for Kv {
     ) -> Result<Response<PbDeleteResponse>, Status> {
         let req = req.into_inner();
         need_key(&req.key)?;
-        let range = KeyRange::new(req.key, req.range_end);
-        let mut store = self.0.store();
-        let (rev, applied, events) = store.write(&[Write::Delete(range)])?;
-        self.0.publish(&events);
-        drop(store);
-        let Applied { kvs, deleted } = applied.into_iter().next().unwrap_or_default();
-        Ok(Response::new(PbDeleteResponse {
-            header: self.0.header(rev),
-            deleted,
-            prev_kvs: if req.prev_kv {
-                kvs.into_iter().map(|kv| to_pb(kv, false)).collect()
-            } else {
-                vec![]
-            },
-        }))
+        let range = KeyRange::new(req.key.clone(), req.range_end.clone());
+        let (rev, applied) = self.0.commit(&mut self.0.store(), &[Write::Delete(range)])?;
+        let done = applied.into_iter().next().unwrap_or_default();
+        Ok(Response::new(delete_response(&self.0, &req, done, rev)))
     }
 
     async fn txn(&self, req: Request<PbTxnRequest>) -> Result<Response<PbTxnResponse>, Status> {
@@ -306,35 +334,19 @@ impl PbKvService for Kv {
                 None => return Err(Refused::EmptyTxnOp.into()),
             });
         }
-        let (rev, applied, events) = store.write(&writes)?;
-        self.0.publish(&events);
+        let (rev, applied) = self.0.commit(&mut store, &writes)?;
         drop(store);
         let mut responses = Vec::with_capacity(ops.len());
-        for (op, Applied { kvs, deleted }) in ops.iter().zip(applied) {
+        for (op, done) in ops.iter().zip(applied) {
             let response = match &op.request {
                 Some(PbTxnOpRequest::RequestRange(r)) => {
-                    PbTxnOpResponse::ResponseRange(range_response(&self.0, r, kvs, rev))
+                    PbTxnOpResponse::ResponseRange(range_response(&self.0, r, done.kvs, rev))
                 }
                 Some(PbTxnOpRequest::RequestPut(p)) => {
-                    PbTxnOpResponse::ResponsePut(PbPutResponse {
-                        header: self.0.header(rev),
-                        prev_kv: if p.prev_kv {
-                            kvs.into_iter().next().map(|kv| to_pb(kv, false))
-                        } else {
-                            None
-                        },
-                    })
+                    PbTxnOpResponse::ResponsePut(put_response(&self.0, p, done.kvs, rev))
                 }
                 Some(PbTxnOpRequest::RequestDeleteRange(d)) => {
-                    PbTxnOpResponse::ResponseDeleteRange(PbDeleteResponse {
-                        header: self.0.header(rev),
-                        deleted,
-                        prev_kvs: if d.prev_kv {
-                            kvs.into_iter().map(|kv| to_pb(kv, false)).collect()
-                        } else {
-                            vec![]
-                        },
-                    })
+                    PbTxnOpResponse::ResponseDeleteRange(delete_response(&self.0, d, done, rev))
                 }
                 _ => continue,
             };
