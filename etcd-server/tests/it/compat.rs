@@ -1,20 +1,12 @@
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::server::{Running, connect};
 use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, PutOptions, SortOrder,
     SortTarget, Txn, TxnOp, TxnOpResponse,
 };
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn real_etcd(dir: &Path) -> (Running, String) {
     let (client, peer) = (mld_test_utils::free_port(), mld_test_utils::free_port());
@@ -33,36 +25,18 @@ fn real_etcd(dir: &Path) -> (Running, String) {
     (Running(child), format!("127.0.0.1:{client}"))
 }
 
-fn ours(dir: &Path) -> (Running, String) {
-    let port = mld_test_utils::free_port();
-    let config = dir.join("etcd-server.json");
-    std::fs::write(
-        &config,
-        format!(r#"{{ "listen": "127.0.0.1:{port}", "metrics": {{ "listen": null }} }}"#),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_etcd-server"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("ours"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("ours.log")).unwrap())
-        .spawn()
-        .unwrap();
-    (Running(child), format!("127.0.0.1:{port}"))
-}
-
-async fn connect(endpoint: &str) -> Client {
-    for _ in 0..100 {
-        if let Ok(mut c) = Client::connect([endpoint], None).await
-            && c.get("probe", None).await.is_ok()
-        {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// The scenarios' traces from our server and from etcd must be equal, line by line.
+fn assert_same(got: &[String], expected: &[String]) {
+    for (i, (e, g)) in expected.iter().zip(got).enumerate() {
+        assert_eq!(
+            g,
+            e,
+            "line {i} differs\nours:\n{}\netcd:\n{}",
+            got.join("\n"),
+            expected.join("\n")
+        );
     }
-    panic!("no server answered on {endpoint}");
+    assert_eq!(got.len(), expected.len());
 }
 
 fn kvs(kvs: &[KeyValue]) -> String {
@@ -249,21 +223,14 @@ async fn scenario(c: &mut Client) -> Vec<String> {
 async fn kv_behaves_as_etcd_3_4() {
     let dir = tempfile::tempdir().unwrap();
     let (_etcd, etcd_addr) = real_etcd(dir.path());
-    let (_ours, our_addr) = ours(dir.path());
+    let port = mld_test_utils::free_port();
+    let _ours = crate::server::start(dir.path(), port);
+    let our_addr = format!("127.0.0.1:{port}");
     let mut theirs = connect(&etcd_addr).await;
     let mut mine = connect(&our_addr).await;
     let expected = scenario(&mut theirs).await;
     let got = scenario(&mut mine).await;
-    for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
-        assert_eq!(
-            g,
-            e,
-            "line {i} differs\nours:\n{}\netcd:\n{}",
-            got.join("\n"),
-            expected.join("\n")
-        );
-    }
-    assert_eq!(got.len(), expected.len());
+    assert_same(&got, &expected);
     assert!(expected.iter().any(|l| l.contains("compacted")), "{expected:#?}");
 }
 
@@ -404,20 +371,13 @@ async fn scenario_lease_watch(c: &mut Client) -> Vec<String> {
 async fn leases_and_watches_behave_as_etcd_3_4() {
     let dir = tempfile::tempdir().unwrap();
     let (_etcd, etcd_addr) = real_etcd(dir.path());
-    let (_ours, our_addr) = ours(dir.path());
+    let port = mld_test_utils::free_port();
+    let _ours = crate::server::start(dir.path(), port);
+    let our_addr = format!("127.0.0.1:{port}");
     let mut theirs = connect(&etcd_addr).await;
     let mut mine = connect(&our_addr).await;
     let (expected, got) =
         tokio::join!(scenario_lease_watch(&mut theirs), scenario_lease_watch(&mut mine));
     assert!(!expected.iter().any(|l| l.contains("within 10 s")), "etcd itself: {expected:#?}");
-    for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
-        assert_eq!(
-            g,
-            e,
-            "line {i} differs\nours:\n{}\netcd:\n{}",
-            got.join("\n"),
-            expected.join("\n")
-        );
-    }
-    assert_eq!(got.len(), expected.len());
+    assert_same(&got, &expected);
 }

@@ -2,40 +2,9 @@
 //! restart on the same data directory every acknowledged write is there, and the revision
 //! has not gone backwards.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use etcd_client::Client;
-
-fn start(dir: &std::path::Path, port: u16) -> Child {
-    let config = dir.join("etcd-server.json");
-    std::fs::write(
-        &config,
-        format!(r#"{{ "listen": "127.0.0.1:{port}", "metrics": {{ "listen": null }} }}"#),
-    )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_etcd-server"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn connect(endpoint: &str) -> Client {
-    for _ in 0..100 {
-        if let Ok(mut c) = Client::connect([endpoint], None).await
-            && c.get("probe", None).await.is_ok()
-        {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no server answered on {endpoint}");
-}
+use crate::server::{connect, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_write_is_lost_to_kill_9() {
@@ -61,8 +30,8 @@ async fn no_acknowledged_write_is_lost_to_kill_9() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
     let mut acked = Vec::new();
     for w in writers {
         acked.extend(w.await.unwrap());
@@ -70,7 +39,7 @@ async fn no_acknowledged_write_is_lost_to_kill_9() {
     assert!(acked.len() > 100, "the writers got going: {} acknowledged", acked.len());
     let last_rev = acked.iter().map(|(_, r)| *r).max().unwrap();
 
-    let mut server = start(dir.path(), port);
+    let _restarted = start(dir.path(), port);
     drop(c);
     c = connect(&endpoint).await;
     let all = c.get("w", Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
@@ -89,6 +58,4 @@ async fn no_acknowledged_write_is_lost_to_kill_9() {
     // And it goes on from there.
     let next = c.put("after", "restart", None).await.unwrap().header().unwrap().revision();
     assert!(next > rev);
-    server.kill().unwrap();
-    server.wait().unwrap();
 }

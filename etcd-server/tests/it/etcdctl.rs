@@ -19,20 +19,7 @@ fn etcdctl_put_get_watch_lease() {
     let dir = tempfile::tempdir().unwrap();
     let port = mld_test_utils::free_port();
     let endpoint = format!("127.0.0.1:{port}");
-    let config = dir.path().join("etcd-server.json");
-    std::fs::write(
-        &config,
-        format!(r#"{{ "listen": "{endpoint}", "metrics": {{ "listen": null }} }}"#),
-    )
-    .unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_etcd-server"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _server = crate::server::start(dir.path(), port);
     mld_test_utils::wait_until(Duration::from_secs(10), "etcd-server answers", || {
         Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
@@ -68,6 +55,4 @@ fn etcdctl_put_get_watch_lease() {
     assert!(ttl.contains("attached keys([/mldefender/v1/leased])"), "{ttl}");
     etcdctl(&endpoint, &["lease", "revoke", &id]);
     assert_eq!(etcdctl(&endpoint, &["get", "/mldefender/v1/leased"]), "");
-    let _ = server.kill();
-    let _ = server.wait();
 }

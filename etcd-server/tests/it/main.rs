@@ -12,3 +12,4 @@
 mod compat;
 mod durability;
 mod etcdctl;
+mod server;

@@ -1,0 +1,51 @@
+//! The etcd-server under test: started as its binary on a loopback port, stopped on drop.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use etcd_client::Client;
+
+/// A server process, killed (SIGKILL) when dropped so that none outlives its test.
+pub(crate) struct Running(pub(crate) Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts etcd-server on `127.0.0.1:port` with its store in `dir/data` (the same `dir` and
+/// `port` again restart it on the same data); its log goes to `dir/etcd-server.log`.
+pub(crate) fn start(dir: &Path, port: u16) -> Running {
+    let config = dir.join("etcd-server.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{ "listen": "127.0.0.1:{port}", "metrics": {{ "listen": null }} }}"#),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_etcd-server"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("etcd-server.log")).unwrap())
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
+/// A client of `endpoint` once the server there answers (up to 10 s).
+pub(crate) async fn connect(endpoint: &str) -> Client {
+    for _ in 0..100 {
+        if let Ok(mut c) = Client::connect([endpoint], None).await
+            && c.get("probe", None).await.is_ok()
+        {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no server answered on {endpoint}");
+}
