@@ -239,13 +239,13 @@ fn holds(cmp: &PbCompare, kv: Option<&KeyValue>) -> bool {
     }
 }
 
-/// A compare over a key range holds when it holds for every key in it (and, as in etcd, a
-/// range with no keys fails it unless the target is checked against a missing key).
+/// A compare over a key (or a key range) holds when it holds for every key in it; with no
+/// key, as in etcd, it is checked against a missing key (which no value matches).
 fn compare_holds(store: &Store, cmp: &PbCompare) -> Result<bool, Status> {
-    if cmp.range_end.is_empty() {
-        return Ok(holds(cmp, store.get(&cmp.key)));
-    }
     let kvs = store.range(&KeyRange::new(cmp.key.clone(), cmp.range_end.clone()), 0)?;
+    if kvs.is_empty() {
+        return Ok(holds(cmp, None));
+    }
     Ok(kvs.iter().all(|kv| holds(cmp, Some(kv))))
 }
 

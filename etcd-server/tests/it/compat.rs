@@ -159,6 +159,9 @@ async fn scenario(c: &mut Client) -> Vec<String> {
                 Compare::version("missing", CompareOp::Equal, 0),
             ])
             .and_then([TxnOp::get("t", Some(GetOptions::new().with_prefix().with_count_only()))]),
+        // Over a range with no keys: compared as one missing key (a value never matches).
+        Txn::new().when([Compare::version("nokey", CompareOp::Equal, 0).with_range("nokez")]),
+        Txn::new().when([Compare::value("nokey", CompareOp::NotEqual, "x").with_range("nokez")]),
         Txn::new().and_then([TxnOp::put("d", "1", None), TxnOp::put("d", "2", None)]),
         Txn::new().and_then([
             TxnOp::put("dk", "1", None),
