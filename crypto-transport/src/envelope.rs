@@ -288,6 +288,32 @@ impl Opener {
 
     /// Authenticates, decrypts, decompresses and replay-checks one envelope.
     pub fn open(&mut self, envelope: &[u8]) -> Result<Opened, OpenError> {
+        let (header, body) = self.authenticate(envelope, true)?;
+        // Authentic from here on: record the sequence number before anything else can fail,
+        // so that an authentic but undecodable message cannot be replayed either.
+        let seq = self
+            .window_for(header.sender_id)
+            .accept(header.seq)
+            .map_err(|e| seq_error(&header, e))?;
+        let payload = if header.compressed() { decompress(&body, seq.gap)? } else { body };
+        Ok(Opened { header, payload, seq })
+    }
+
+    /// Authenticates, decrypts and decompresses a *stored* envelope (a config value in etcd,
+    /// an artifact on disk), which is legitimately read more than once: channel, epoch and
+    /// tag are checked as in [`Opener::open`], but no replay window is consulted or updated.
+    pub fn open_stored(&mut self, envelope: &[u8]) -> Result<Opened, OpenError> {
+        let (header, body) = self.authenticate(envelope, false)?;
+        let payload = if header.compressed() { decompress(&body, 0)? } else { body };
+        Ok(Opened { header, payload, seq: SeqAccepted { gap: 0, late: false } })
+    }
+
+    /// Checks the header (and, when `replay`, the sender's window) and decrypts the body.
+    fn authenticate(
+        &mut self,
+        envelope: &[u8],
+        replay: bool,
+    ) -> Result<(Header, Vec<u8>), OpenError> {
         let header = Header::parse(envelope)?;
         if header.channel != self.channel {
             return Err(OpenError::WrongChannel { expected: self.channel, found: header.channel });
@@ -298,7 +324,7 @@ impl Opener {
                 current: self.ring.current_epoch(),
             });
         }
-        if let Some(state) = self.senders.get(&header.sender_id) {
+        if replay && let Some(state) = self.senders.get(&header.sender_id) {
             state.window.check(header.seq).map_err(|e| seq_error(&header, e))?;
         }
 
@@ -318,15 +344,7 @@ impl Opener {
                 epoch: header.key_epoch,
                 sender_id: header.sender_id,
             })?;
-
-        // Authentic from here on: record the sequence number before anything else can fail,
-        // so that an authentic but undecodable message cannot be replayed either.
-        let seq = self
-            .window_for(header.sender_id)
-            .accept(header.seq)
-            .map_err(|e| seq_error(&header, e))?;
-        let payload = if header.compressed() { decompress(&body, seq.gap)? } else { body };
-        Ok(Opened { header, payload, seq })
+        Ok((header, body))
     }
 
     fn cipher_for(&mut self, epoch: u32) -> &XChaCha20Poly1305 {

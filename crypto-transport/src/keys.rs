@@ -212,9 +212,14 @@ impl KeyRing {
         self.accepts_at(epoch, Instant::now())
     }
 
+    /// The current epoch, the previous one during its grace window, and the *next* one: after
+    /// a rotation the daemons learn the new epoch from etcd at slightly different moments, and
+    /// a sender that switched first must not have its messages dropped by a receiver that has
+    /// not switched yet (docs/adr/0007-next-epoch-accepted.md).
     fn accepts_at(&self, epoch: u32, now: Instant) -> bool {
         let epochs = self.epochs.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         epoch == epochs.current
+            || Some(epoch) == epochs.current.checked_add(1)
             || epochs.previous.is_some_and(|(prev, until)| epoch == prev && now < until)
     }
 
@@ -242,11 +247,15 @@ mod tests {
         let ring = KeyRing::with_grace(RootSecret::from_bytes([7; 32]), 3, Duration::from_secs(10));
         assert!(ring.accepts(3));
         assert!(!ring.accepts(2));
+        assert!(ring.accepts(4), "the next epoch: a sender may rotate before this receiver");
+        assert!(!ring.accepts(5));
         ring.rotate(4).unwrap();
         assert_eq!(ring.current_epoch(), 4);
         let now = Instant::now();
         assert!(ring.accepts_at(3, now));
         assert!(ring.accepts_at(4, now));
+        assert!(ring.accepts_at(5, now));
+        assert!(!ring.accepts_at(6, now));
         assert!(!ring.accepts_at(3, now + Duration::from_secs(11)));
         assert!(ring.accepts_at(4, now + Duration::from_secs(11)));
         assert_eq!(ring.rotate(4), Err(EpochNotNewer { current: 4, requested: 4 }));

@@ -7,14 +7,17 @@
 //! the daemon reads what is still queued (up to [`DRAIN`]), then flushes and syncs its files.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use mld_bus::{Publish, Publisher, Subscriber, Topic};
+use mld_config::common::ValidEtcd;
 use mld_config::daemons::ml_detector::MlDetector as Valid;
-use mld_daemon::{Daemon, DaemonError, RunContext};
+use mld_control::restart_only;
+use mld_crypto_transport::KeyRing;
+use mld_daemon::{Control, Daemon, DaemonError, RunContext};
 use mld_proto::{FlowEvent, Verdict};
 use mld_telemetry::prometheus_client::metrics::counter::Counter;
 use mld_telemetry::prometheus_client::metrics::family::Family;
@@ -114,7 +117,12 @@ impl Metrics {
 /// The daemon.
 pub struct MlDetectorDaemon {
     flags: Flags,
+    /// The config it started with: what a hot reload may not change is compared against it.
+    config: Valid,
+    ring: Arc<KeyRing>,
     detector: Detector,
+    /// New policies from the control plane, taken by the detection loop between two flows.
+    reloads: (mpsc::Sender<Policy>, mpsc::Receiver<Policy>),
     subscriber: Subscriber<FlowEvent>,
     publisher: Publisher,
     outputs: Outputs,
@@ -145,26 +153,25 @@ impl Daemon for MlDetectorDaemon {
             Topic::Detection,
             registry,
         )?;
-        let subscriber = mld_daemon::bus_subscriber(&ctx, ring, &config.subscribe, registry)?;
         tracing::info!(
             dir = %config.event_log.dir.display(),
             eve = config.event_log.eve,
             artifacts = config.event_log.artifacts,
             "event log open"
         );
+        let subscriber =
+            mld_daemon::bus_subscriber(&ctx, Arc::clone(&ring), &config.subscribe, registry)?;
+        let flush_interval = config.event_log.flush_interval;
         Ok(Self {
             flags,
-            detector: Detector::new(Policy {
-                thresholds: Thresholds {
-                    suspicious: config.suspicious_score,
-                    malicious: config.malicious_score,
-                },
-                internal_nets: config.internal_nets.clone(),
-            }),
+            detector: Detector::new(policy(&config)),
+            config,
+            ring,
+            reloads: mpsc::channel(),
             subscriber,
             publisher,
             outputs,
-            flush_interval: config.event_log.flush_interval,
+            flush_interval,
             metrics: Metrics::register(registry),
         })
     }
@@ -172,6 +179,38 @@ impl Daemon for MlDetectorDaemon {
     async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
         mld_daemon::run_blocking(ctx, "detector", move |stop, readiness| self.work(stop, readiness))
             .await
+    }
+
+    fn etcd(config: &Valid) -> Option<&ValidEtcd> {
+        Some(&config.etcd)
+    }
+
+    /// Verdict thresholds and internal networks change while running; the rest (endpoints,
+    /// event log, transport) only at restart.
+    fn control(&mut self) -> Option<Control<Valid>> {
+        let running = self.config.clone();
+        let to_loop = self.reloads.0.clone();
+        let apply = move |new: &Valid| {
+            restart_only("subscribe", &running.subscribe, &new.subscribe)?;
+            restart_only("publish", &running.publish, &new.publish)?;
+            restart_only("event_log", &running.event_log, &new.event_log)?;
+            restart_only("metrics", &running.metrics, &new.metrics)?;
+            restart_only("etcd", &running.etcd, &new.etcd)?;
+            restart_only("transport", &running.transport, &new.transport)?;
+            to_loop.send(policy(new)).map_err(|_| "the detection loop has stopped".to_owned())
+        };
+        Some(Control { ring: Arc::clone(&self.ring), apply: Box::new(apply) })
+    }
+}
+
+/// The scoring policy a config sets.
+fn policy(config: &Valid) -> Policy {
+    Policy {
+        thresholds: Thresholds {
+            suspicious: config.suspicious_score,
+            malicious: config.malicious_score,
+        },
+        internal_nets: config.internal_nets.clone(),
     }
 }
 
@@ -199,6 +238,15 @@ impl MlDetectorDaemon {
                 drain_until = Some(Instant::now() + DRAIN);
             }
             let wait = if drain_until.is_some() { Duration::from_millis(20) } else { POLL };
+            if let Ok(policy) = self.reloads.1.try_recv() {
+                tracing::info!(
+                    suspicious = policy.thresholds.suspicious,
+                    malicious = policy.thresholds.malicious,
+                    internal_nets = policy.internal_nets.len(),
+                    "scoring policy reloaded"
+                );
+                self.detector.set_policy(policy);
+            }
             match self.subscriber.recv(wait).map_err(DaemonError::failure)? {
                 Some(received) => self.handle(received.message),
                 None if drain_until.is_some() => break,

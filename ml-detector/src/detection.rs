@@ -26,6 +26,11 @@ impl Detector {
         &self.policy
     }
 
+    /// Replaces the policy (a hot reload); the next flow is scored with the new one.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
     /// Scores `flow` at `now_ns` (Unix ns). Top features are computed for SUSPICIOUS and
     /// MALICIOUS verdicts only (from the forest with the highest score); BENIGN detections
     /// carry none.

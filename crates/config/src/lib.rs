@@ -46,12 +46,12 @@ pub use error::{ConfigError, FieldError};
 pub use validate::Validator;
 
 /// A daemon's raw config as written in its JSON file.
-pub trait DaemonConfig: DeserializeOwned + Serialize + JsonSchema {
+pub trait DaemonConfig: DeserializeOwned + Serialize + JsonSchema + Send + Sync + 'static {
     /// Component name, as used in etcd keys and file names (`config/<name>.json`).
     const COMPONENT: &'static str;
 
     /// The validated, typed form.
-    type Valid;
+    type Valid: Send + Sync + 'static;
 
     /// Checks every field; returns all problems at once or the typed config.
     fn validate(&self) -> Result<Self::Valid, Vec<FieldError>>;
@@ -59,9 +59,17 @@ pub trait DaemonConfig: DeserializeOwned + Serialize + JsonSchema {
 
 /// Reads, parses and validates the config file at `path`.
 pub fn load<C: DaemonConfig>(path: &Path) -> Result<C::Valid, ConfigError> {
+    load_with_raw::<C>(path).map(|(_, valid)| valid)
+}
+
+/// As [`load`], also returning the parsed raw config (what the control plane publishes).
+pub fn load_with_raw<C: DaemonConfig>(path: &Path) -> Result<(C, C::Valid), ConfigError> {
     let text = fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    parse_str::<C>(&text, path)
+    let raw = parse_raw::<C>(&text, path)?;
+    let valid =
+        raw.validate().map_err(|errors| ConfigError::Invalid { path: path.to_owned(), errors })?;
+    Ok((raw, valid))
 }
 
 /// Parses and validates config text; `origin` names it in errors.

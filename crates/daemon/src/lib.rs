@@ -112,4 +112,6 @@ pub fn key_ring(
         transport.epoch_grace,
     )))
 }
-pub use runtime::{Daemon, DaemonError, RunContext, Valid, main, run_main, validate_only_main};
+pub use runtime::{
+    Control, Daemon, DaemonError, RunContext, Valid, main, run_main, validate_only_main,
+};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use mld_config::common::ValidEtcd;
 use mld_config::{ConfigError, DaemonConfig};
 use mld_telemetry::prometheus_client::registry::Registry;
 use mld_telemetry::{LogFormat, Readiness};
@@ -39,6 +40,30 @@ pub trait Daemon: Sized + Send + 'static {
 
     /// Works until `ctx.shutdown` is cancelled, then drains and returns.
     fn run(self, ctx: RunContext) -> impl Future<Output = Result<(), DaemonError>> + Send;
+
+    /// Where the daemon finds etcd; `None` (the default) or no endpoints: standalone.
+    fn etcd(_config: &Valid<Self>) -> Option<&ValidEtcd> {
+        None
+    }
+
+    /// Its instance name under `components/<name>/`; by default the host name.
+    fn instance(_config: &Valid<Self>) -> String {
+        mld_control::host_instance()
+    }
+
+    /// What the control plane needs (key ring, how to apply a new config); taken once after
+    /// `setup` when etcd is configured. `None` (the default): the daemon cannot use etcd.
+    fn control(&mut self) -> Option<Control<Valid<Self>>> {
+        None
+    }
+}
+
+/// A daemon's part in the control plane.
+pub struct Control<V> {
+    /// The key ring its bus uses: configs are sealed with it, and it follows `keys/epoch`.
+    pub ring: Arc<mld_crypto_transport::KeyRing>,
+    /// Applies a new validated config (see [`mld_control::Apply`]).
+    pub apply: mld_control::Apply<V>,
 }
 
 /// What a running daemon gets from the runtime.
@@ -131,7 +156,7 @@ pub fn run_main<D: Daemon>(args: impl IntoIterator<Item = OsString>) -> ExitCode
                 eprintln!("{}: {e:#}", D::NAME);
                 return ExitCode::Usage;
             }
-            let config = match mld_config::load::<D::Config>(&args.config.config) {
+            let config = match mld_config::load_with_raw::<D::Config>(&args.config.config) {
                 Ok(config) => config,
                 Err(e) => {
                     tracing::error!(error = %e, "invalid config");
@@ -211,7 +236,11 @@ fn validate<C: DaemonConfig>(path: &Path) -> ExitCode {
     }
 }
 
-async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) -> ExitCode {
+async fn serve<D: Daemon>(
+    (raw, config): (D::Config, Valid<D>),
+    flags: D::Flags,
+    grace: Duration,
+) -> ExitCode {
     // Handlers first, so that a signal during set-up is not fatal by default.
     let (mut term, mut int) =
         match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
@@ -222,12 +251,33 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
             }
         };
     let metrics_addr = D::metrics_listen(&config);
+    let etcd = D::etcd(&config).filter(|e| !e.endpoints.is_empty()).cloned();
+    let instance = D::instance(&config);
     let mut registry = mld_telemetry::component_registry(D::NAME);
-    let daemon = match D::setup(config, flags, &mut registry) {
+    let mut daemon = match D::setup(config, flags, &mut registry) {
         Ok(daemon) => daemon,
         Err(e) => {
             tracing::error!(error = format!("{:#}", e.error), "start-up failed");
             return e.exit;
+        }
+    };
+    let plane = match (etcd, daemon.control()) {
+        (None, _) => None,
+        (Some(etcd), Some(control)) => Some(mld_control::ControlPlane::<D::Config>::new(
+            mld_control::Options {
+                component: <D::Config as DaemonConfig>::COMPONENT,
+                instance,
+                version: env!("CARGO_PKG_VERSION"),
+                etcd,
+                ring: control.ring,
+                apply: control.apply,
+            },
+            &raw,
+            &mut registry,
+        )),
+        (Some(_), None) => {
+            tracing::error!("etcd.endpoints is set, but {} does not use etcd", D::NAME);
+            return ExitCode::Config;
         }
     };
     let shutdown = CancellationToken::new();
@@ -252,6 +302,9 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
         None => None,
     };
 
+    // The control plane outlives the drain too; its lease is revoked once the daemon stopped.
+    let plane_stop = CancellationToken::new();
+    let plane = plane.map(|p| tokio::spawn(p.run(plane_stop.clone())));
     let ctx = RunContext { shutdown: shutdown.clone(), readiness: readiness.clone() };
     let mut work = tokio::spawn(daemon.run(ctx));
     tracing::info!(daemon = D::NAME, version = env!("CARGO_PKG_VERSION"), "started");
@@ -280,6 +333,10 @@ async fn serve<D: Daemon>(config: Valid<D>, flags: D::Flags, grace: Duration) ->
             }
         }
     };
+    plane_stop.cancel();
+    if let Some(plane) = plane {
+        let _ = tokio::time::timeout(Duration::from_secs(2), plane).await;
+    }
     metrics_stop.cancel();
     if let Some(server) = metrics {
         let _ = server.task.await;

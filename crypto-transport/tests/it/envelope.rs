@@ -257,6 +257,46 @@ fn epoch_rotation_accepts_previous_epoch_during_grace_only() {
 }
 
 #[test]
+fn a_sender_that_rotated_first_is_still_understood() {
+    // The sender learnt epoch 5 from etcd before the receiver did: its messages must not be
+    // dropped, and once the receiver rotates too, both sides agree.
+    let sender_ring = ring(2, 4);
+    let receiver_ring = ring(2, 4);
+    let mut sealer = Sealer::new(Arc::clone(&sender_ring), Channel::Flow).unwrap();
+    let mut opener = Opener::new(Arc::clone(&receiver_ring), Channel::Flow);
+    sender_ring.rotate(5).unwrap();
+    let early = opener.open(&sealer.seal(b"early").unwrap()).unwrap();
+    assert_eq!((early.header.key_epoch, early.payload.as_slice()), (5, &b"early"[..]));
+    receiver_ring.rotate(5).unwrap();
+    assert_eq!(opener.open(&sealer.seal(b"later").unwrap()).unwrap().payload, b"later");
+    // Two epochs ahead is not "next": rejected.
+    sender_ring.rotate(7).unwrap();
+    assert!(matches!(
+        opener.open(&sealer.seal(b"x").unwrap()).unwrap_err(),
+        OpenError::UnknownEpoch { epoch: 7, current: 5 }
+    ));
+}
+
+#[test]
+fn stored_envelopes_open_any_number_of_times_but_are_still_authenticated() {
+    let keys = ring(3, 1);
+    let mut sealer = Sealer::new(Arc::clone(&keys), Channel::Config).unwrap();
+    let mut opener = Opener::new(keys, Channel::Config);
+    let stored = sealer.seal(br#"{"verdict":{"malicious_score":0.9}}"#).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            opener.open_stored(&stored).unwrap().payload,
+            br#"{"verdict":{"malicious_score":0.9}}"#
+        );
+    }
+    let mut tampered = stored.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    assert_eq!(opener.open_stored(&tampered).unwrap_err().reason(), RejectReason::AuthFailed);
+    let mut other = Opener::new(ring(4, 1), Channel::Config);
+    assert_eq!(other.open_stored(&stored).unwrap_err().reason(), RejectReason::AuthFailed);
+}
+
+#[test]
 fn unknown_epoch_is_rejected_before_decryption() {
     let mut sealer = Sealer::new(ring(1, 3), Channel::Flow).unwrap();
     let mut opener = Opener::new(ring(1, 4), Channel::Flow);

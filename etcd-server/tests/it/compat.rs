@@ -1,29 +1,10 @@
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::server::{Running, connect};
+use crate::server::{connect, real_etcd};
 use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, PutOptions, SortOrder,
     SortTarget, Txn, TxnOp, TxnOpResponse,
 };
-
-fn real_etcd(dir: &Path) -> (Running, String) {
-    let (client, peer) = (mld_test_utils::free_port(), mld_test_utils::free_port());
-    let c = format!("http://127.0.0.1:{client}");
-    let p = format!("http://127.0.0.1:{peer}");
-    let child = Command::new("etcd")
-        .args(["--name", "compat", "--data-dir"])
-        .arg(dir.join("etcd"))
-        .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-        .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
-        .args(["--initial-cluster", &format!("compat={p}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("etcd.log")).unwrap())
-        .spawn()
-        .expect("etcd (Debian package etcd-server) must be installed: make setup");
-    (Running(child), format!("127.0.0.1:{client}"))
-}
 
 /// The scenarios' traces from our server and from etcd must be equal, line by line.
 fn assert_same(got: &[String], expected: &[String]) {

@@ -6,10 +6,12 @@
     clippy::unwrap_used,
     clippy::too_many_lines,
     clippy::many_single_char_names,
+    clippy::float_cmp,
     reason = "test"
 )]
 
 mod compat;
+mod control;
 mod durability;
 mod etcdctl;
 mod server;

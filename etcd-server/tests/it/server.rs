@@ -49,3 +49,39 @@ pub(crate) async fn connect(endpoint: &str) -> Client {
     }
     panic!("no server answered on {endpoint}");
 }
+
+/// A real etcd 3.4 (Debian `etcd-server`) alone on free loopback ports, its data in
+/// `dir/etcd`; returns it and its client address.
+pub(crate) fn real_etcd(dir: &Path) -> (Running, String) {
+    let mut cluster = etcd_cluster(dir, 1);
+    cluster.pop().unwrap()
+}
+
+/// A cluster of `n` real etcd members on free loopback ports (data in `dir/etcd<i>`, logs in
+/// `dir/etcd<i>.log`); returns each member and its client address, in member order.
+pub(crate) fn etcd_cluster(dir: &Path, n: usize) -> Vec<(Running, String)> {
+    let ports: Vec<(u16, u16)> =
+        (0..n).map(|_| (mld_test_utils::free_port(), mld_test_utils::free_port())).collect();
+    let initial: Vec<String> =
+        ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (client, peer))| {
+            let c = format!("http://127.0.0.1:{client}");
+            let p = format!("http://127.0.0.1:{peer}");
+            let child = Command::new("etcd")
+                .args(["--name", &format!("m{i}"), "--data-dir"])
+                .arg(dir.join(format!("etcd{i}")))
+                .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+                .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+                .args(["--initial-cluster", &initial.join(",")])
+                .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join(format!("etcd{i}.log"))).unwrap())
+                .spawn()
+                .expect("etcd (Debian package etcd-server) must be installed: make setup");
+            (Running(child), format!("127.0.0.1:{client}"))
+        })
+        .collect()
+}
