@@ -17,6 +17,7 @@
 //! txns, metrics of its own, and the control-plane library.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cluster;
 pub mod daemon;
 pub mod kv;

@@ -113,5 +113,6 @@ pub fn key_ring(
     )))
 }
 pub use runtime::{
-    Control, Daemon, DaemonError, RunContext, Valid, main, run_main, validate_only_main,
+    Control, Daemon, DaemonError, NoExtra, RunContext, Valid, main, run_main, run_main_with,
+    validate_only_main,
 };

@@ -93,7 +93,7 @@ impl DaemonError {
 }
 
 #[derive(Parser)]
-struct Cli<F: Args> {
+struct Cli<F: Args, X: Subcommand> {
     /// Log line format on stderr: plain or json.
     #[arg(long, global = true, default_value = "plain", value_parser = parse_format)]
     log_format: LogFormat,
@@ -101,16 +101,22 @@ struct Cli<F: Args> {
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
     #[command(subcommand)]
-    command: Command<F>,
+    command: Command<F, X>,
 }
 
 #[derive(Subcommand)]
-enum Command<F: Args> {
+enum Command<F: Args, X: Subcommand> {
     /// Run the daemon until SIGTERM or SIGINT.
     Run(RunArgs<F>),
     /// Check a config file and print every problem in it; exit 0 when valid, 64 when not.
     Validate(ValidateArgs),
+    #[command(flatten)]
+    Extra(X),
 }
+
+/// No commands beyond `run` and `validate`.
+#[derive(Subcommand)]
+pub enum NoExtra {}
 
 #[derive(Args)]
 struct RunArgs<F: Args> {
@@ -141,15 +147,31 @@ pub fn main<D: Daemon>() -> std::process::ExitCode {
 
 /// Runs daemon `D` with the given arguments (the first is the program name).
 pub fn run_main<D: Daemon>(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let command = Cli::<D::Flags>::command().name(D::NAME).about(D::ABOUT);
+    run_main_with::<D, NoExtra>(args, |never| match never {})
+}
+
+/// As [`run_main`], for a binary with more commands than `run` and `validate` (such as
+/// `etcd-server init`): `extra` runs them, with logging initialised.
+pub fn run_main_with<D: Daemon, X: Subcommand>(
+    args: impl IntoIterator<Item = OsString>,
+    extra: impl FnOnce(X) -> ExitCode,
+) -> ExitCode {
+    let command = Cli::<D::Flags, X>::command().name(D::NAME).about(D::ABOUT);
     let cli = match command
         .try_get_matches_from(args)
-        .and_then(|m| Cli::<D::Flags>::from_arg_matches(&m))
+        .and_then(|m| Cli::<D::Flags, X>::from_arg_matches(&m))
     {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
     };
     match cli.command {
+        Command::Extra(x) => {
+            if let Err(e) = mld_telemetry::init_logging(cli.log_format, &cli.log_level) {
+                eprintln!("{}: {e:#}", D::NAME);
+                return ExitCode::Usage;
+            }
+            extra(x)
+        }
         Command::Validate(args) => validate::<D::Config>(&args.config),
         Command::Run(args) => {
             if let Err(e) = mld_telemetry::init_logging(cli.log_format, &cli.log_level) {

@@ -19,21 +19,29 @@ const NAME: &str = "ml-detector";
 
 /// One daemon's control plane, run in-process on an ml-detector config; `applied` records the
 /// malicious threshold of every config it applied.
-struct Plane {
-    ring: Arc<KeyRing>,
+pub(crate) struct Plane {
+    pub(crate) ring: Arc<KeyRing>,
     applied: Arc<Mutex<Vec<f64>>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Plane {
-    fn start(endpoints: &[&str], instance: &str, malicious: f64) -> Self {
+    pub(crate) fn start(endpoints: &[&str], instance: &str, malicious: f64) -> Self {
+        Self::with_ring(endpoints, instance, malicious, mld_test_utils::key_ring(1, 1))
+    }
+
+    pub(crate) fn with_ring(
+        endpoints: &[&str],
+        instance: &str,
+        malicious: f64,
+        ring: Arc<KeyRing>,
+    ) -> Self {
         let mut local = MlDetectorConfig::default();
         local.verdict.malicious_score = malicious;
         local.etcd.endpoints = endpoints.iter().map(|e| format!("http://{e}")).collect();
         local.etcd.lease_ttl_secs = 2;
         let running: MlDetector = mld_config::DaemonConfig::validate(&local).unwrap();
-        let ring = mld_test_utils::key_ring(1, 1);
         let applied = Arc::new(Mutex::new(Vec::new()));
         let record = Arc::clone(&applied);
         // As ml-detector: thresholds change while running, endpoints only at restart.
@@ -63,7 +71,7 @@ impl Plane {
         self.applied.lock().unwrap().clone()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(3), self.task).await.unwrap().unwrap();
     }
@@ -80,7 +88,7 @@ impl ValidateEtcd for MlDetectorConfig {
 }
 
 /// Waits up to 10 s for `check` to hold.
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");

@@ -10,6 +10,7 @@
     reason = "test"
 )]
 
+mod admin;
 mod compat;
 mod control;
 mod durability;
