@@ -10,13 +10,16 @@
 //! published as a sealed `FirewallAction` on `control.v1` (ADR 0003) for the RAG layer.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mld_bus::{Publish, Publisher, Subscriber};
+use mld_config::common::ValidEtcd;
 use mld_config::daemons::firewall_agent::{FirewallAgent as Valid, OnExit};
-use mld_daemon::{Daemon, DaemonError, RunContext};
+use mld_crypto_transport::KeyRing;
+use mld_daemon::{Control, Daemon, DaemonError, RunContext};
 use mld_flow::id::EventIds;
 use mld_proto::{Detection, FirewallAction, FirewallActionKind};
 use mld_telemetry::prometheus_client::metrics::counter::Counter;
@@ -70,6 +73,8 @@ impl Metrics {
 /// The daemon.
 pub struct FirewallDaemon {
     config: Valid,
+    /// The bus key ring, which follows etcd's key epoch.
+    ring: Arc<KeyRing>,
     rules: Rules,
     state: State,
     audit: AuditLog,
@@ -132,12 +137,13 @@ impl Daemon for FirewallDaemon {
         let ctx = zmq::Context::new();
         let publisher = mld_daemon::bus_publisher(
             &ctx,
-            std::sync::Arc::clone(&ring),
+            Arc::clone(&ring),
             &config.publish,
             mld_bus::Topic::Control,
             registry,
         )?;
-        let subscriber = mld_daemon::bus_subscriber(&ctx, ring, &config.subscribe, registry)?;
+        let subscriber =
+            mld_daemon::bus_subscriber(&ctx, Arc::clone(&ring), &config.subscribe, registry)?;
         let metrics = Metrics::register(registry);
         metrics.blocked.set(i64::try_from(state.len()).unwrap_or(i64::MAX));
         tracing::info!(
@@ -148,6 +154,7 @@ impl Daemon for FirewallDaemon {
         );
         Ok(Self {
             config,
+            ring,
             rules,
             state,
             audit,
@@ -164,6 +171,18 @@ impl Daemon for FirewallDaemon {
     async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
         mld_daemon::run_blocking(ctx, "firewall", move |stop, readiness| self.work(stop, readiness))
             .await
+    }
+
+    fn etcd(config: &Valid) -> Option<&ValidEtcd> {
+        Some(&config.etcd)
+    }
+
+    /// Registers and follows the key epoch; its config changes only at restart.
+    fn control(&mut self) -> Option<Control<Valid>> {
+        Some(Control {
+            ring: Arc::clone(&self.ring),
+            apply: mld_control::restart_only_apply(crate::NAME, self.config.clone()),
+        })
     }
 }
 

@@ -17,12 +17,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use mld_bus::Publisher;
+use mld_config::common::ValidEtcd;
 use mld_config::daemons::sniffer::Sniffer as Valid;
-use mld_daemon::{Daemon, DaemonError, RunContext};
+use mld_crypto_transport::KeyRing;
+use mld_daemon::{Control, Daemon, DaemonError, RunContext};
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
 use mld_proto::{CaptureMode, InterfaceRole};
 use mld_telemetry::prometheus_client::registry::Registry;
@@ -72,6 +75,8 @@ pub struct SnifferDaemon {
     config: Valid,
     flags: Flags,
     sink: Sink,
+    /// The bus key ring (none with `--no-publish`), which follows etcd's key epoch.
+    ring: Option<Arc<KeyRing>>,
 }
 
 impl SnifferDaemon {
@@ -81,15 +86,19 @@ impl SnifferDaemon {
 }
 
 /// Loads the root secret and opens the `flow.v1` publisher.
-fn publisher(config: &Valid, registry: &mut Registry) -> Result<Publisher, DaemonError> {
+fn publisher(
+    config: &Valid,
+    registry: &mut Registry,
+) -> Result<(Publisher, Arc<KeyRing>), DaemonError> {
     let ring = mld_daemon::key_ring(&config.transport)?;
-    mld_daemon::bus_publisher(
+    let publisher = mld_daemon::bus_publisher(
         &zmq::Context::new(),
-        ring,
+        Arc::clone(&ring),
         &config.publish,
         mld_bus::Topic::Flow,
         registry,
-    )
+    )?;
+    Ok((publisher, ring))
 }
 
 impl Daemon for SnifferDaemon {
@@ -108,16 +117,35 @@ impl Daemon for SnifferDaemon {
                 "nothing to capture: the config lists no interfaces and no --pcap files were given"
             )));
         }
-        let publisher = if flags.no_publish { None } else { Some(publisher(&config, registry)?) };
+        let (publisher, ring) = if flags.no_publish {
+            (None, None)
+        } else {
+            let (p, r) = publisher(&config, registry)?;
+            (Some(p), Some(r))
+        };
         let jsonl =
             flags.jsonl.as_deref().map(JsonlOut::open).transpose().map_err(DaemonError::failure)?;
         let metrics = Metrics::register(registry);
-        Ok(Self { sink: Sink::new(publisher, jsonl, metrics), config, flags })
+        Ok(Self { sink: Sink::new(publisher, jsonl, metrics), config, flags, ring })
     }
 
     async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
         mld_daemon::run_blocking(ctx, "capture", move |stop, readiness| self.work(stop, readiness))
             .await
+    }
+
+    fn etcd(config: &Valid) -> Option<&ValidEtcd> {
+        Some(&config.etcd)
+    }
+
+    fn instance(config: &Valid) -> String {
+        config.sensor_id.clone()
+    }
+
+    /// Registers and follows the key epoch; its config changes only at restart.
+    fn control(&mut self) -> Option<Control<Valid>> {
+        let ring = Arc::clone(self.ring.as_ref()?);
+        Some(Control { ring, apply: mld_control::restart_only_apply(NAME, self.config.clone()) })
     }
 }
 

@@ -41,6 +41,21 @@ pub fn restart_only<T: PartialEq + std::fmt::Debug>(
     }
 }
 
+/// For a daemon that applies no change while running: an [`Apply`] that accepts only the
+/// config it runs (so the control plane rolls any other back, with an alert saying so).
+pub fn restart_only_apply<V: PartialEq + Send + Sync + 'static>(
+    component: &'static str,
+    running: V,
+) -> Apply<V> {
+    Box::new(move |new: &V| {
+        if *new == running {
+            Ok(())
+        } else {
+            Err(format!("{component} applies config changes only at restart"))
+        }
+    })
+}
+
 /// This machine's host name (empty when it cannot be read).
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
