@@ -34,6 +34,7 @@ pub struct EtcdServer {
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
     listen: SocketAddr,
+    progress_every: Duration,
 }
 
 impl Daemon for EtcdServer {
@@ -63,7 +64,12 @@ impl Daemon for EtcdServer {
         let id = Identity { cluster_id: 0x6d6c_6465_6665_6e64, member_id: 0x6d6c_6431 };
         let min_ttl = i64::try_from(config.min_lease_ttl.as_secs()).unwrap_or(i64::MAX);
         let shared = Arc::new(Shared::new(store, id, min_ttl));
-        Ok(Self { shared, listener, listen: config.listen })
+        Ok(Self {
+            shared,
+            listener,
+            listen: config.listen,
+            progress_every: config.watch_progress_notify_interval,
+        })
     }
 
     async fn run(self, ctx: RunContext) -> Result<(), DaemonError> {
@@ -87,7 +93,10 @@ impl Daemon for EtcdServer {
         let served = tonic::transport::Server::builder()
             .add_service(PbKvServer::new(Kv(Arc::clone(&self.shared))))
             .add_service(PbLeaseServer::new(Lease(Arc::clone(&self.shared))))
-            .add_service(PbWatchServer::new(Watch(Arc::clone(&self.shared))))
+            .add_service(PbWatchServer::new(Watch {
+                shared: Arc::clone(&self.shared),
+                progress_every: self.progress_every,
+            }))
             .add_service(PbMaintenanceServer::new(Maintenance(Arc::clone(&self.shared))))
             .add_service(PbClusterServer::new(Cluster {
                 shared: Arc::clone(&self.shared),

@@ -23,7 +23,12 @@ pub struct Batch {
 }
 
 #[derive(Debug, Clone)]
-pub struct Watch(pub Arc<Shared>);
+pub struct Watch {
+    pub shared: Arc<Shared>,
+    /// How often a watch created with `progress_notify` gets an empty response carrying the
+    /// revision it is synced to (etcd's `--experimental-watch-progress-notify-interval`).
+    pub progress_every: std::time::Duration,
+}
 
 type Out = mpsc::Sender<Result<PbWatchResponse, Status>>;
 
@@ -34,6 +39,7 @@ struct Spec {
     prev_kv: bool,
     no_put: bool,
     no_delete: bool,
+    progress: Option<std::time::Duration>,
 }
 
 impl Spec {
@@ -117,8 +123,32 @@ async fn follow(
         // From now on, or from a future revision.
         created_at.max(spec.start - 1)
     };
+    let mut progress = spec.progress.map(|every| {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    });
     loop {
-        match live.recv().await {
+        let received = tokio::select! {
+            r = live.recv() => r,
+            () = async { progress.as_mut().expect("guarded").tick().await; }, if progress.is_some() => {
+                // Only when every committed change has reached this watch: then the revision
+                // it reports holds all the events the watcher will ever get up to it.
+                let synced = {
+                    let store = shared.store();
+                    live.is_empty().then(|| store.revision())
+                };
+                if let Some(rev) = synced {
+                    sent_up_to = sent_up_to.max(rev);
+                    let notify = PbWatchResponse { header: shared.header(rev), watch_id: spec.id, ..Default::default() };
+                    if out.send(Ok(notify)).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+        };
+        match received {
             Ok(batch) => {
                 if batch.revision <= sent_up_to {
                     continue;
@@ -165,7 +195,8 @@ impl PbWatchService for Watch {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(256);
-        let shared = Arc::clone(&self.0);
+        let shared = Arc::clone(&self.shared);
+        let progress_every = self.progress_every;
         tokio::spawn(async move {
             let mut watches: std::collections::HashMap<i64, tokio::task::JoinHandle<()>> =
                 std::collections::HashMap::new();
@@ -182,6 +213,7 @@ impl PbWatchService for Watch {
                             prev_kv: c.prev_kv,
                             no_put: c.filters.contains(&0),
                             no_delete: c.filters.contains(&1),
+                            progress: c.progress_notify.then_some(progress_every),
                         };
                         // Subscribe before answering, so nothing after the answer is missed.
                         let live = shared.subscribe();

@@ -365,3 +365,46 @@ async fn leases_and_watches_behave_as_etcd_3_4() {
     assert!(!expected.iter().any(|l| l.contains("within 10 s")), "etcd itself: {expected:#?}");
     assert_same(&got, &expected);
 }
+
+/// A watch created with `progress_notify` (both servers notify every 500 ms here): after its
+/// events, an empty response whose header carries the current revision.
+async fn scenario_progress(c: &mut Client) -> Vec<String> {
+    let mut t = Vec::new();
+    let (_requests, mut stream) = c
+        .watch("prog", Some(etcd_client::WatchOptions::new().with_progress_notify()))
+        .await
+        .unwrap()
+        .split();
+    let created = stream.message().await.unwrap().unwrap();
+    t.push(format!("created {}", created.created()));
+    let put = c.put("prog", "1", None).await.unwrap().header().unwrap().revision();
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        let r = tokio::time::timeout(Duration::from_secs(3), stream.message())
+            .await
+            .expect("a response within 3 s")
+            .unwrap()
+            .unwrap();
+        t.push(format!(
+            "events {} at the put's revision {}",
+            r.events().len(),
+            r.header().unwrap().revision() == put
+        ));
+    }
+    t.push(format!("notified within 2 s {}", started.elapsed() < Duration::from_secs(2)));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_notifications_behave_as_etcd_3_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_etcd, etcd_addr) = real_etcd(dir.path());
+    let port = mld_test_utils::free_port();
+    let _ours = crate::server::start(dir.path(), port);
+    let mut theirs = connect(&etcd_addr).await;
+    let mut mine = connect(&format!("127.0.0.1:{port}")).await;
+    let expected = scenario_progress(&mut theirs).await;
+    let got = scenario_progress(&mut mine).await;
+    assert_same(&got, &expected);
+    assert_eq!(expected[2], "events 0 at the put's revision true", "{expected:#?}");
+}

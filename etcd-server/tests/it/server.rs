@@ -22,7 +22,10 @@ pub(crate) fn start(dir: &Path, port: u16) -> Running {
     let config = dir.join("etcd-server.json");
     std::fs::write(
         &config,
-        format!(r#"{{ "listen": "127.0.0.1:{port}", "metrics": {{ "listen": null }} }}"#),
+        format!(
+            r#"{{ "listen": "127.0.0.1:{port}", "metrics": {{ "listen": null }},
+                 "watch_progress_notify_interval_ms": 500 }}"#
+        ),
     )
     .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_etcd-server"))
@@ -77,6 +80,7 @@ pub(crate) fn etcd_cluster(dir: &Path, n: usize) -> Vec<(Running, String)> {
                 .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
                 .args(["--initial-cluster", &initial.join(",")])
                 .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+                .args(["--experimental-watch-progress-notify-interval", "500ms"])
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join(format!("etcd{i}.log"))).unwrap())
                 .spawn()

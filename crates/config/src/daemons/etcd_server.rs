@@ -22,6 +22,10 @@ pub struct EtcdServerConfig {
     /// Shortest lease TTL granted; shorter requests are raised to it.
     #[serde(default = "default_min_ttl")]
     pub min_lease_ttl_secs: u64,
+    /// How often watches created with `progress_notify` get an empty response carrying the
+    /// revision they are synced to (etcd's default: 10 minutes).
+    #[serde(default = "default_progress")]
+    pub watch_progress_notify_interval_ms: u64,
     #[serde(default = "default_metrics")]
     pub metrics: MetricsConfig,
 }
@@ -32,6 +36,7 @@ impl Default for EtcdServerConfig {
             listen: default_listen(),
             tls: None,
             min_lease_ttl_secs: default_min_ttl(),
+            watch_progress_notify_interval_ms: default_progress(),
             metrics: default_metrics(),
         }
     }
@@ -43,6 +48,10 @@ fn default_listen() -> String {
 
 fn default_min_ttl() -> u64 {
     2
+}
+
+fn default_progress() -> u64 {
+    600_000
 }
 
 fn default_metrics() -> MetricsConfig {
@@ -73,6 +82,7 @@ pub struct EtcdServer {
     pub listen: SocketAddr,
     pub tls: Option<ValidTls>,
     pub min_lease_ttl: Duration,
+    pub watch_progress_notify_interval: Duration,
     pub metrics: ValidMetrics,
 }
 
@@ -95,12 +105,19 @@ impl DaemonConfig for EtcdServerConfig {
             }
         });
         let ttl = v.range("min_lease_ttl_secs", self.min_lease_ttl_secs, 1, 3_600);
+        let progress = v.range(
+            "watch_progress_notify_interval_ms",
+            self.watch_progress_notify_interval_ms,
+            100,
+            86_400_000,
+        );
         let metrics = self.metrics.validate(&mut v, "metrics");
         v.finish(|| {
             Some(EtcdServer {
                 listen: listen?,
                 tls,
                 min_lease_ttl: Duration::from_secs(ttl?),
+                watch_progress_notify_interval: Duration::from_millis(progress?),
                 metrics: metrics?,
             })
         })
