@@ -25,7 +25,7 @@ PACKAGES=(
   libzmq3-dev libpcap-dev libopenblas-dev protobuf-compiler libprotobuf-dev libssl-dev
   python3 python3-pip python3-venv
   nftables iproute2 iputils-ping ethtool
-  etcd-server etcd-client
+  etcd-server etcd-client openssl
   tcpreplay tcpdump nmap hping3 hydra nginx-light openssh-server openssh-client curl dnsutils
   jq procps psmisc dnsmasq-base
 )

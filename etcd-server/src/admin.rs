@@ -22,6 +22,15 @@ pub struct Target {
     /// The deployment's root secret (64 hex characters, mode 0600).
     #[arg(long, value_name = "FILE", default_value = "/etc/mldefender/root.secret", global = true)]
     pub root_secret: PathBuf,
+    /// PEM CA of the etcd server's certificate, for an `https://` endpoint.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub cacert: Option<PathBuf>,
+    /// PEM client certificate, for an etcd that requires one (with --key).
+    #[arg(long, value_name = "FILE", global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "FILE", global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 /// Commands of `etcd-server` beside `run` and `validate`.
@@ -107,9 +116,17 @@ fn print(report: &str) {
 }
 
 async fn connect(target: &Target) -> anyhow::Result<Client> {
-    let options = etcd_client::ConnectOptions::new()
+    let mut options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(std::time::Duration::from_secs(3))
         .with_timeout(std::time::Duration::from_secs(10));
+    if let Some(ca_file) = &target.cacert {
+        let tls = mld_config::common::EtcdTlsConfig {
+            ca_file: ca_file.clone(),
+            cert_file: target.cert.clone(),
+            key_file: target.key.clone(),
+        };
+        options = options.with_tls(mld_control::tls_options(&tls).map_err(anyhow::Error::msg)?);
+    }
     let mut client = Client::connect([&target.endpoint], Some(options))
         .await
         .with_context(|| format!("connecting to etcd at {} (--endpoint)", target.endpoint))?;

@@ -10,8 +10,10 @@ use etcd_client::proto::{
     PbClusterServer, PbKvServer, PbLeaseServer, PbMaintenanceServer, PbWatchServer,
 };
 use mld_config::DaemonConfig;
+use mld_config::daemons::etcd_server::ValidTls;
 use mld_daemon::{Daemon, DaemonError, RunContext};
 use mld_telemetry::prometheus_client::registry::Registry;
+use tonic::transport::{Certificate, ServerTlsConfig};
 
 use crate::cluster::{Cluster, Maintenance};
 use crate::kv::{Identity, Kv, Shared};
@@ -33,8 +35,26 @@ pub struct Flags {
 pub struct EtcdServer {
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
+    /// Server TLS, with client-certificate verification when a client CA is configured.
+    tls: Option<ServerTlsConfig>,
     listen: SocketAddr,
     progress_every: Duration,
+}
+
+/// The server's TLS settings; a file that cannot be read is named with its config field.
+fn server_tls(tls: &ValidTls) -> anyhow::Result<ServerTlsConfig> {
+    let read = |field: &str, path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {field} {}", path.display()))
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        read("tls.cert_file", &tls.cert_file)?,
+        read("tls.key_file", &tls.key_file)?,
+    );
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read("tls.client_ca_file", ca)?));
+    }
+    Ok(config)
 }
 
 impl Daemon for EtcdServer {
@@ -55,6 +75,8 @@ impl Daemon for EtcdServer {
         let store = Store::open(&path)
             .with_context(|| format!("opening the store {}", path.display()))
             .map_err(DaemonError::unavailable)?;
+        let tls =
+            config.tls.as_ref().map(server_tls).transpose().map_err(DaemonError::unavailable)?;
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("binding the client address {} (listen)", config.listen))
             .map_err(DaemonError::unavailable)?;
@@ -67,6 +89,7 @@ impl Daemon for EtcdServer {
         Ok(Self {
             shared,
             listener,
+            tls,
             listen: config.listen,
             progress_every: config.watch_progress_notify_interval,
         })
@@ -90,7 +113,15 @@ impl Daemon for EtcdServer {
                 }
             })
         };
-        let served = tonic::transport::Server::builder()
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .context("the TLS settings (tls)")
+                .map_err(DaemonError::unavailable)?;
+        }
+        let served = builder
             .add_service(PbKvServer::new(Kv(Arc::clone(&self.shared))))
             .add_service(PbLeaseServer::new(Lease(Arc::clone(&self.shared))))
             .add_service(PbWatchServer::new(Watch {
@@ -100,7 +131,7 @@ impl Daemon for EtcdServer {
             .add_service(PbMaintenanceServer::new(Maintenance(Arc::clone(&self.shared))))
             .add_service(PbClusterServer::new(Cluster {
                 shared: Arc::clone(&self.shared),
-                client_url: format!("http://{}", self.listen),
+                client_url: format!("{scheme}://{}", self.listen),
             }))
             .serve_with_incoming_shutdown(
                 // Small request/response pairs: without TCP_NODELAY, Nagle's algorithm and

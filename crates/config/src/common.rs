@@ -176,6 +176,23 @@ pub struct EtcdConfig {
     /// Timeout for connecting to an endpoint.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
+    /// TLS to etcd (`https://` endpoints); `null` for plain `http://`.
+    #[serde(default)]
+    pub tls: Option<EtcdTlsConfig>,
+}
+
+/// How a daemon authenticates etcd, and itself to etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdTlsConfig {
+    /// PEM CA bundle that signed the etcd server's certificate.
+    pub ca_file: PathBuf,
+    /// PEM client certificate, for an etcd that requires one (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_lease_ttl() -> u64 {
@@ -192,6 +209,7 @@ impl Default for EtcdConfig {
             endpoints: Vec::new(),
             lease_ttl_secs: default_lease_ttl(),
             connect_timeout_ms: default_connect_timeout(),
+            tls: None,
         }
     }
 }
@@ -202,6 +220,7 @@ pub struct ValidEtcd {
     pub endpoints: Vec<String>,
     pub lease_ttl: Duration,
     pub connect_timeout: Duration,
+    pub tls: Option<EtcdTlsConfig>,
 }
 
 impl EtcdConfig {
@@ -217,6 +236,27 @@ impl EtcdConfig {
                 "expected http(s)://host:port",
             );
         }
+        let tls = self.tls.is_some();
+        for (i, e) in self.endpoints.iter().enumerate() {
+            v.check(
+                e.starts_with("https://") == tls,
+                &format!("{field}.endpoints[{i}]"),
+                format!("{e:?}"),
+                if tls {
+                    "must be https:// when etcd.tls is set"
+                } else {
+                    "https:// needs etcd.tls (at least its ca_file)"
+                },
+            );
+        }
+        if let Some(t) = &self.tls {
+            v.check(
+                t.cert_file.is_some() == t.key_file.is_some(),
+                &format!("{field}.tls"),
+                format!("cert_file {:?}, key_file {:?}", t.cert_file, t.key_file),
+                "a client certificate needs both cert_file and key_file",
+            );
+        }
         let ttl = v.range(&format!("{field}.lease_ttl_secs"), self.lease_ttl_secs, 2, 3600);
         let timeout =
             v.range(&format!("{field}.connect_timeout_ms"), self.connect_timeout_ms, 10, 60_000);
@@ -224,6 +264,7 @@ impl EtcdConfig {
             endpoints: self.endpoints.clone(),
             lease_ttl: Duration::from_secs(ttl?),
             connect_timeout: Duration::from_millis(timeout?),
+            tls: self.tls.clone(),
         })
     }
 }

@@ -56,6 +56,22 @@ pub fn restart_only_apply<V: PartialEq + Send + Sync + 'static>(
     })
 }
 
+/// The client TLS settings `tls` names: the CA that signed etcd's certificate, and this
+/// daemon's certificate when one is configured. Errors name the file.
+pub fn tls_options(
+    tls: &mld_config::common::EtcdTlsConfig,
+) -> Result<etcd_client::TlsOptions, String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let mut options = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca_file)?));
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(options)
+}
+
 /// This machine's host name (empty when it cannot be read).
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -93,6 +93,8 @@ enum SessionError {
     Timeout { what: &'static str },
     #[error("{0}")]
     Lost(&'static str),
+    #[error("etcd.tls: {0}")]
+    Tls(String),
     #[error("sealing the running config: {0}")]
     Seal(#[from] mld_crypto_transport::SealError),
 }
@@ -176,10 +178,14 @@ impl<C: DaemonConfig> ControlPlane<C> {
         established: &mut bool,
     ) -> Result<(), SessionError> {
         let etcd = &self.opts.etcd;
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(etcd.connect_timeout)
             .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
             .with_require_leader(true);
+        if let Some(tls) = &etcd.tls {
+            // Read per session, so renewed certificates are picked up on the next reconnect.
+            options = options.with_tls(crate::tls_options(tls).map_err(SessionError::Tls)?);
+        }
         let mut client = call("connecting", Client::connect([endpoint], Some(options))).await?;
         let ttl = etcd.lease_ttl;
         let lease = call(

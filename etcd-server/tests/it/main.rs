@@ -16,3 +16,4 @@ mod control;
 mod durability;
 mod etcdctl;
 mod server;
+mod tls;

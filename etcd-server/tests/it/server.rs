@@ -19,12 +19,18 @@ impl Drop for Running {
 /// Starts etcd-server on `127.0.0.1:port` with its store in `dir/data` (the same `dir` and
 /// `port` again restart it on the same data); its log goes to `dir/etcd-server.log`.
 pub(crate) fn start(dir: &Path, port: u16) -> Running {
+    start_with(dir, port, "")
+}
+
+/// As [`start`], with `extra` config fields (`"name": value, …`) added.
+pub(crate) fn start_with(dir: &Path, port: u16, extra: &str) -> Running {
     let config = dir.join("etcd-server.json");
+    let extra = if extra.is_empty() { String::new() } else { format!(", {extra}") };
     std::fs::write(
         &config,
         format!(
             r#"{{ "listen": "127.0.0.1:{port}", "metrics": {{ "listen": null }},
-                 "watch_progress_notify_interval_ms": 500 }}"#
+                 "watch_progress_notify_interval_ms": 500 {extra} }}"#
         ),
     )
     .unwrap();
