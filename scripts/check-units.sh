@@ -107,14 +107,14 @@ expect sniffer mldefender-sniffer.service "$WORK/sniffer-af_packet.json" \
 
 jq --arg w "$WORK" '.transport.root_secret_file = $w + "/root.secret" | .audit_dir = $w + "/audit" |
     .subscribe.connect = ["tcp://127.0.0.1:25572"] | .publish.bind = "tcp://127.0.0.1:25573" |
-    .metrics.listen = "127.0.0.1:29103"' "$ROOT/config/firewall-agent.json" >"$WORK/firewall-agent.json"
+    .etcd.endpoints = [] | .metrics.listen = "127.0.0.1:29103"' "$ROOT/config/firewall-agent.json" >"$WORK/firewall-agent.json"
 table_ready() { ip netns exec "$NS" nft list table inet mldefender; }
 expect firewall-agent mldefender-firewall-agent.service "$WORK/firewall-agent.json" \
   "table inet mldefender created" "$(caps_of mldefender-firewall-agent.service)" table_ready
 
 jq --arg w "$WORK" '.transport.root_secret_file = $w + "/root.secret" | .event_log.dir = $w + "/events" |
     .subscribe.connect = ["tcp://127.0.0.1:25571"] | .publish.bind = "tcp://127.0.0.1:25572" |
-    .metrics.listen = "127.0.0.1:29102"' "$ROOT/config/ml-detector.json" >"$WORK/ml-detector.json"
+    .etcd.endpoints = [] | .metrics.listen = "127.0.0.1:29102"' "$ROOT/config/ml-detector.json" >"$WORK/ml-detector.json"
 detector_ready() { metrics_have 29102 mld_ml_detector_detections_total; }
 expect ml-detector mldefender-ml-detector.service "$WORK/ml-detector.json" "running" "" detector_ready
 

@@ -35,7 +35,7 @@ log() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || [ -n "$DEST" ] || die "run as root: sudo scripts/install.sh"
 
-DAEMONS=(sniffer ml-detector firewall-agent)
+DAEMONS=(etcd-server sniffer ml-detector firewall-agent)
 for d in "${DAEMONS[@]}"; do
   [ -x "$TARGET/$d" ] || die "$TARGET/$d not found: cargo build --release --workspace --bins first"
 done
