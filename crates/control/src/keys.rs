@@ -35,19 +35,6 @@ pub fn alert(unix_ns: u128, name: &str, instance: &str) -> String {
     format!("{ALERTS}{unix_ns:020}-{name}-{instance}")
 }
 
-/// The end of the key range that holds every key starting with `prefix` (etcd's "prefix"
-/// range end: the prefix with its last byte incremented).
-pub fn prefix_end(prefix: &str) -> Vec<u8> {
-    let mut end = prefix.as_bytes().to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,7 +46,5 @@ mod tests {
         assert_eq!(active("ml-detector"), "/mldefender/v1/config/ml-detector/active");
         assert_eq!(alert(17, "a", "b"), "/mldefender/v1/alerts/00000000000000000017-a-b");
         assert!(alert(9, "a", "b") < alert(10, "a", "b"), "alerts sort by time");
-        assert_eq!(prefix_end("/x/"), b"/x0");
-        assert_eq!(prefix_end("a\u{7f}"), b"b");
     }
 }
