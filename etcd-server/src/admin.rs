@@ -239,11 +239,16 @@ async fn rotate(target: &Target) -> anyhow::Result<String> {
     Ok(report.join("\n"))
 }
 
-async fn config_get(target: &Target, component: &str, master: bool) -> anyhow::Result<String> {
+/// A client, and the key ring at the deployment's current epoch (the epoch too).
+async fn keyed(target: &Target) -> anyhow::Result<(Client, Arc<KeyRing>, u32)> {
     let secret = load_secret(&target.root_secret)?;
     let mut client = connect(target).await?;
     let (current, _) = epoch(&mut client).await?;
-    let ring = Arc::new(KeyRing::new(secret, current));
+    Ok((client, Arc::new(KeyRing::new(secret, current)), current))
+}
+
+async fn config_get(target: &Target, component: &str, master: bool) -> anyhow::Result<String> {
+    let (mut client, ring, _) = keyed(target).await?;
     let key = if master { keys::master(component) } else { keys::active(component) };
     let resp = client.get(key.as_str(), None).await.with_context(|| format!("reading {key}"))?;
     let kv = resp.kvs().first().with_context(|| format!("{key} is not set"))?;
@@ -259,10 +264,7 @@ async fn config_put(target: &Target, component: &str, file: &Path) -> anyhow::Re
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     (checker.check)(&text, file)?;
-    let secret = load_secret(&target.root_secret)?;
-    let mut client = connect(target).await?;
-    let (current, _) = epoch(&mut client).await?;
-    let ring = Arc::new(KeyRing::new(secret, current));
+    let (mut client, ring, current) = keyed(target).await?;
     let key = keys::active(component);
     let put = client
         .put(key.as_str(), sealed::seal(&ring, &text)?, None)

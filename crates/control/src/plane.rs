@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, PutOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    WatchOptions, WatchResponse,
 };
 use mld_config::DaemonConfig;
 use mld_config::common::ValidEtcd;
@@ -93,10 +93,40 @@ enum SessionError {
     Timeout { what: &'static str },
     #[error("{0}")]
     Lost(&'static str),
+    #[error("the watch on {what} ended")]
+    WatchEnded { what: &'static str },
+    #[error("the watch on {what} was cancelled")]
+    WatchCancelled { what: &'static str },
     #[error("etcd.tls: {0}")]
     Tls(String),
     #[error("sealing the running config: {0}")]
     Seal(#[from] mld_crypto_transport::SealError),
+}
+
+/// A value written to a watched key, and its mod revision.
+type Put = (Vec<u8>, i64);
+
+/// The events of one message on the watch of `what`, in order: `Some((value, mod revision))`
+/// for a put, `None` for a delete. An error, the end of the stream or a cancelled watch ends
+/// the session.
+fn watched(
+    what: &'static str,
+    message: Result<Option<WatchResponse>, etcd_client::Error>,
+) -> Result<Vec<Option<Put>>, SessionError> {
+    let resp = message
+        .map_err(|source| SessionError::Etcd { what, source })?
+        .ok_or(SessionError::WatchEnded { what })?;
+    if resp.canceled() {
+        return Err(SessionError::WatchCancelled { what });
+    }
+    Ok(resp
+        .events()
+        .iter()
+        .map(|e| match (e.event_type(), e.kv()) {
+            (EventType::Put, Some(kv)) => Some((kv.value().to_vec(), kv.mod_revision())),
+            _ => None,
+        })
+        .collect())
 }
 
 /// One etcd request, bounded by [`REQUEST_TIMEOUT`].
@@ -243,16 +273,10 @@ impl<C: DaemonConfig> ControlPlane<C> {
                     Err(source) => return Err(SessionError::Etcd { what: "heartbeats", source }),
                 },
                 changed = config_watch.message() => {
-                    let resp = changed
-                        .map_err(|source| SessionError::Etcd { what: "watching the active config", source })?
-                        .ok_or(SessionError::Lost("the config watch ended"))?;
-                    if resp.canceled() {
-                        return Err(SessionError::Lost("the config watch was cancelled"));
-                    }
                     let before = self.revision;
-                    for event in resp.events() {
-                        if let (EventType::Put, Some(kv)) = (event.event_type(), event.kv()) {
-                            self.active_changed(&mut client, kv.value(), kv.mod_revision()).await?;
+                    for put in watched("the active config", changed)? {
+                        if let Some((value, revision)) = put {
+                            self.active_changed(&mut client, &value, revision).await?;
                         } else {
                             tracing::warn!("the active config was deleted; keeping the running config");
                         }
@@ -262,18 +286,13 @@ impl<C: DaemonConfig> ControlPlane<C> {
                     }
                 }
                 changed = epoch_watch.message() => {
-                    let resp = changed
-                        .map_err(|source| SessionError::Etcd { what: "watching keys/epoch", source })?
-                        .ok_or(SessionError::Lost("the key epoch watch ended"))?;
-                    if resp.canceled() {
-                        return Err(SessionError::Lost("the key epoch watch was cancelled"));
+                    let before = self.opts.ring.current_epoch();
+                    for (value, revision) in watched("keys/epoch", changed)?.into_iter().flatten() {
+                        self.epoch_changed(&mut client, &value, revision).await?;
                     }
-                    for event in resp.events() {
-                        if let (EventType::Put, Some(kv)) = (event.event_type(), event.kv()) {
-                            self.epoch_changed(&mut client, kv.value(), kv.mod_revision()).await?;
-                        }
+                    if self.opts.ring.current_epoch() != before {
+                        self.register(&mut client, lease).await?;
                     }
-                    self.register(&mut client, lease).await?;
                 }
             }
         }

@@ -164,20 +164,17 @@ pub fn run_main_with<D: Daemon, X: Subcommand>(
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
     };
+    // `validate` prints its verdict and nothing else; the others log.
+    if !matches!(cli.command, Command::Validate(_))
+        && let Err(e) = mld_telemetry::init_logging(cli.log_format, &cli.log_level)
+    {
+        eprintln!("{}: {e:#}", D::NAME);
+        return ExitCode::Usage;
+    }
     match cli.command {
-        Command::Extra(x) => {
-            if let Err(e) = mld_telemetry::init_logging(cli.log_format, &cli.log_level) {
-                eprintln!("{}: {e:#}", D::NAME);
-                return ExitCode::Usage;
-            }
-            extra(x)
-        }
         Command::Validate(args) => validate::<D::Config>(&args.config),
+        Command::Extra(x) => extra(x),
         Command::Run(args) => {
-            if let Err(e) = mld_telemetry::init_logging(cli.log_format, &cli.log_level) {
-                eprintln!("{}: {e:#}", D::NAME);
-                return ExitCode::Usage;
-            }
             let config = match mld_config::load_with_raw::<D::Config>(&args.config.config) {
                 Ok(config) => config,
                 Err(e) => {

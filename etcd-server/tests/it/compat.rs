@@ -1,10 +1,22 @@
+use std::path::Path;
 use std::time::Duration;
 
-use crate::server::{connect, real_etcd};
+use crate::server::{Running, connect, real_etcd};
 use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, PutOptions, SortOrder,
     SortTarget, Txn, TxnOp, TxnOpResponse,
 };
+
+/// A real etcd and etcd-server side by side (data and logs in `dir`), each with a client:
+/// `(etcd's, ours)`; the two servers stop when the returned guards drop.
+async fn side_by_side(dir: &Path) -> ((Running, Running), Client, Client) {
+    let (etcd, etcd_addr) = real_etcd(dir);
+    let port = mld_test_utils::free_port();
+    let ours = crate::server::start(dir, port);
+    let theirs = connect(&etcd_addr).await;
+    let mine = connect(&format!("127.0.0.1:{port}")).await;
+    ((etcd, ours), theirs, mine)
+}
 
 /// The scenarios' traces from our server and from etcd must be equal, line by line.
 fn assert_same(got: &[String], expected: &[String]) {
@@ -206,12 +218,7 @@ async fn scenario(c: &mut Client) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_behaves_as_etcd_3_4() {
     let dir = tempfile::tempdir().unwrap();
-    let (_etcd, etcd_addr) = real_etcd(dir.path());
-    let port = mld_test_utils::free_port();
-    let _ours = crate::server::start(dir.path(), port);
-    let our_addr = format!("127.0.0.1:{port}");
-    let mut theirs = connect(&etcd_addr).await;
-    let mut mine = connect(&our_addr).await;
+    let (_servers, mut theirs, mut mine) = side_by_side(dir.path()).await;
     let expected = scenario(&mut theirs).await;
     let got = scenario(&mut mine).await;
     assert_same(&got, &expected);
@@ -354,12 +361,7 @@ async fn scenario_lease_watch(c: &mut Client) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_and_watches_behave_as_etcd_3_4() {
     let dir = tempfile::tempdir().unwrap();
-    let (_etcd, etcd_addr) = real_etcd(dir.path());
-    let port = mld_test_utils::free_port();
-    let _ours = crate::server::start(dir.path(), port);
-    let our_addr = format!("127.0.0.1:{port}");
-    let mut theirs = connect(&etcd_addr).await;
-    let mut mine = connect(&our_addr).await;
+    let (_servers, mut theirs, mut mine) = side_by_side(dir.path()).await;
     let (expected, got) =
         tokio::join!(scenario_lease_watch(&mut theirs), scenario_lease_watch(&mut mine));
     assert!(!expected.iter().any(|l| l.contains("within 10 s")), "etcd itself: {expected:#?}");
@@ -398,11 +400,7 @@ async fn scenario_progress(c: &mut Client) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_notifications_behave_as_etcd_3_4() {
     let dir = tempfile::tempdir().unwrap();
-    let (_etcd, etcd_addr) = real_etcd(dir.path());
-    let port = mld_test_utils::free_port();
-    let _ours = crate::server::start(dir.path(), port);
-    let mut theirs = connect(&etcd_addr).await;
-    let mut mine = connect(&format!("127.0.0.1:{port}")).await;
+    let (_servers, mut theirs, mut mine) = side_by_side(dir.path()).await;
     let expected = scenario_progress(&mut theirs).await;
     let got = scenario_progress(&mut mine).await;
     assert_same(&got, &expected);

@@ -41,7 +41,17 @@ impl Plane {
         local.verdict.malicious_score = malicious;
         local.etcd.endpoints = endpoints.iter().map(|e| format!("http://{e}")).collect();
         local.etcd.lease_ttl_secs = 2;
-        let running: MlDetector = mld_config::DaemonConfig::validate(&local).unwrap();
+        Self::with_config(&local, instance, ring)
+    }
+
+    /// The control plane of a daemon that started on `local`.
+    pub(crate) fn with_config(
+        local: &MlDetectorConfig,
+        instance: &str,
+        ring: Arc<KeyRing>,
+    ) -> Self {
+        let running: MlDetector = mld_config::DaemonConfig::validate(local).unwrap();
+        let etcd = running.etcd.clone();
         let applied = Arc::new(Mutex::new(Vec::new()));
         let record = Arc::clone(&applied);
         // As ml-detector: thresholds change while running, endpoints only at restart.
@@ -55,11 +65,11 @@ impl Plane {
                 component: NAME,
                 instance: instance.into(),
                 version: "test",
-                etcd: local.validate_etcd(),
+                etcd,
                 ring: Arc::clone(&ring),
                 apply: Box::new(apply),
             },
-            &local,
+            local,
             &mut Registry::default(),
         );
         let stop = CancellationToken::new();
@@ -74,16 +84,6 @@ impl Plane {
     pub(crate) async fn stop(self) {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(3), self.task).await.unwrap().unwrap();
-    }
-}
-
-trait ValidateEtcd {
-    fn validate_etcd(&self) -> mld_config::common::ValidEtcd;
-}
-
-impl ValidateEtcd for MlDetectorConfig {
-    fn validate_etcd(&self) -> mld_config::common::ValidEtcd {
-        mld_config::DaemonConfig::validate(self).unwrap().etcd
     }
 }
 

@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions};
 use mld_config::common::EtcdTlsConfig;
-use mld_config::daemons::ml_detector::{MlDetector, MlDetectorConfig};
-use mld_control::{ControlPlane, Options, keys};
-use mld_telemetry::prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
+use mld_config::daemons::ml_detector::MlDetectorConfig;
+use mld_control::keys;
 
-use crate::control::until;
+use crate::control::{Plane, until};
 
 fn openssl(dir: &Path, args: &[String]) {
     let out =
@@ -124,31 +122,16 @@ async fn client_certificates_are_required_and_accepted() {
         cert_file: Some(d.join("client.pem")),
         key_file: Some(d.join("client.key")),
     });
-    let valid: MlDetector = mld_config::DaemonConfig::validate(&local).unwrap();
-    let plane = ControlPlane::<MlDetectorConfig>::new(
-        Options {
-            component: "ml-detector",
-            instance: "tls".into(),
-            version: "test",
-            etcd: valid.etcd.clone(),
-            ring: mld_test_utils::key_ring(1, 1),
-            apply: Box::new(|_| Ok(())),
-        },
-        &local,
-        &mut Registry::default(),
-    );
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(plane.run(stop.clone()));
+    let plane = Plane::with_config(&local, "tls", mld_test_utils::key_ring(1, 1));
     let options = ConnectOptions::new()
-        .with_tls(mld_control::tls_options(valid.etcd.tls.as_ref().unwrap()).unwrap());
+        .with_tls(mld_control::tls_options(local.etcd.tls.as_ref().unwrap()).unwrap());
     let mut c = Client::connect([format!("https://{endpoint}")], Some(options)).await.unwrap();
     let reg = keys::component("ml-detector", "tls");
     until("registered over TLS", async || {
         c.get(reg.as_str(), None).await.is_ok_and(|r| !r.kvs().is_empty())
     })
     .await;
-    stop.cancel();
-    task.await.unwrap();
+    plane.stop().await;
 
     // The admin commands take the same files.
     let init = Command::new(env!("CARGO_BIN_EXE_etcd-server"))
