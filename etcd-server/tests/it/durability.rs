@@ -2,6 +2,8 @@
 //! restart on the same data directory every acknowledged write is there, and the revision
 //! has not gone backwards.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::server::{connect, start};
@@ -14,9 +16,11 @@ async fn no_acknowledged_write_is_lost_to_kill_9() {
     let mut server = start(dir.path(), port);
     let mut c = connect(&endpoint).await;
     // Writers in flight when the kill lands: two concurrent streams of puts.
+    let count = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for w in 0..2 {
         let mut c = c.clone();
+        let count = Arc::clone(&count);
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for i in 0.. {
@@ -25,11 +29,18 @@ async fn no_acknowledged_write_is_lost_to_kill_9() {
                     Ok(r) => acked.push((key, r.header().unwrap().revision())),
                     Err(_) => break,
                 }
+                count.fetch_add(1, Ordering::Relaxed);
             }
             acked
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill once the writers are well under way (a count, not a fixed time: on a busy machine
+    // fsyncs are slow), while they keep writing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count.load(Ordering::Relaxed) <= 200 {
+        assert!(std::time::Instant::now() < deadline, "the writers never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     server.0.kill().unwrap(); // SIGKILL
     server.0.wait().unwrap();
     let mut acked = Vec::new();
