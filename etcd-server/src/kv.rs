@@ -1,12 +1,13 @@
 //! The etcd v3 KV service (`Range`, `Put`, `DeleteRange`, `Txn`, `Compact`) on the [`Store`].
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use etcd_client::proto::{
     PbCompactionRequest, PbCompactionResponse, PbCompare, PbCompareTarget, PbDeleteRequest,
     PbDeleteResponse, PbKeyValue, PbKvService, PbPutRequest, PbPutResponse, PbRangeRequest,
     PbRangeResponse, PbRangeStreamResponse, PbResponseHeader, PbResponseOp, PbTargetUnion,
-    PbTxnOpRequest, PbTxnOpResponse, PbTxnRequest, PbTxnResponse,
+    PbTxnOpRequest, PbTxnOpResponse, PbTxnRequest, PbTxnRequestOp, PbTxnResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -138,14 +139,13 @@ fn shape(req: &PbRangeRequest, mut kvs: Vec<KeyValue>) -> (Vec<KeyValue>, i64, b
 }
 
 fn range_response(
-    shared: &Shared,
+    header: Option<PbResponseHeader>,
     req: &PbRangeRequest,
     kvs: Vec<KeyValue>,
-    rev: i64,
 ) -> PbRangeResponse {
     let (kvs, count, more) = shape(req, kvs);
     PbRangeResponse {
-        header: shared.header(rev),
+        header,
         kvs: if req.count_only {
             Vec::new()
         } else {
@@ -157,13 +157,12 @@ fn range_response(
 }
 
 fn put_response(
-    shared: &Shared,
+    header: Option<PbResponseHeader>,
     req: &PbPutRequest,
     prev: Vec<KeyValue>,
-    rev: i64,
 ) -> PbPutResponse {
     PbPutResponse {
-        header: shared.header(rev),
+        header,
         prev_kv: if req.prev_kv {
             prev.into_iter().next().map(|kv| to_pb(kv, false))
         } else {
@@ -173,13 +172,12 @@ fn put_response(
 }
 
 fn delete_response(
-    shared: &Shared,
+    header: Option<PbResponseHeader>,
     req: &PbDeleteRequest,
     done: Applied,
-    rev: i64,
 ) -> PbDeleteResponse {
     PbDeleteResponse {
-        header: shared.header(rev),
+        header,
         deleted: done.deleted,
         prev_kvs: if req.prev_kv {
             done.kvs.into_iter().map(|kv| to_pb(kv, false)).collect()
@@ -193,6 +191,105 @@ fn need_key(key: &[u8]) -> Result<(), Status> {
     if key.is_empty() { Err(Refused::EmptyKey.into()) } else { Ok(()) }
 }
 
+/// etcd's `checkRangeRequest`: a key, and a sort target it knows (etcd 3.4 itself crashes on
+/// an unknown target; 3.5 refuses it like this; an unknown sort order means no sorting).
+fn check_range(r: &PbRangeRequest) -> Result<(), Status> {
+    need_key(&r.key)?;
+    if !(0..=4).contains(&r.sort_target) {
+        return Err(Refused::InvalidSortOption.into());
+    }
+    Ok(())
+}
+
+/// etcd's `checkPutRequest`.
+fn check_put(p: &PbPutRequest) -> Result<(), Status> {
+    need_key(&p.key)?;
+    if p.ignore_value && !p.value.is_empty() {
+        return Err(Refused::ValueProvided.into());
+    }
+    if p.ignore_lease && p.lease != 0 {
+        return Err(Refused::LeaseProvided.into());
+    }
+    Ok(())
+}
+
+/// etcd's `checkTxnRequest`: the op count (a nested txn gets what its parent leaves), compare
+/// keys, then every op of both branches, nested txns included.
+fn check_txn(t: &PbTxnRequest, max_ops: usize) -> Result<(), Status> {
+    let ops = t.compare.len().max(t.success.len()).max(t.failure.len());
+    if ops > max_ops {
+        return Err(Refused::TooManyOps.into());
+    }
+    for c in &t.compare {
+        need_key(&c.key)?;
+    }
+    for op in t.success.iter().chain(&t.failure) {
+        match &op.request {
+            Some(PbTxnOpRequest::RequestRange(r)) => check_range(r)?,
+            Some(PbTxnOpRequest::RequestPut(p)) => check_put(p)?,
+            Some(PbTxnOpRequest::RequestDeleteRange(d)) => need_key(&d.key)?,
+            Some(PbTxnOpRequest::RequestTxn(n)) => check_txn(n, max_ops - ops)?,
+            None => return Err(Refused::EmptyTxnOp.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A deleted interval as etcd's overlap check sees it: `[key, range_end)` taken literally,
+/// or the key alone (so etcd's "from key" end `\0` covers nothing here, as there).
+fn deletes(key: &[u8], end: &[u8], k: &[u8]) -> bool {
+    if end.is_empty() { k == key } else { key <= k && k < end }
+}
+
+/// A deleted `(key, range_end)`.
+type Interval = (Vec<u8>, Vec<u8>);
+
+/// etcd's `checkIntervals`: within one branch (and the nested txns it holds) no key is put
+/// twice, or put and deleted, except that the two branches of one nested txn may put the
+/// same key. Returns the branch's puts and deleted intervals.
+fn check_intervals(ops: &[PbTxnRequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>), Status> {
+    let duplicate = || Status::from(Refused::DuplicateKey);
+    let mut dels: Vec<Interval> = ops
+        .iter()
+        .filter_map(|op| match &op.request {
+            Some(PbTxnOpRequest::RequestDeleteRange(d)) => {
+                Some((d.key.clone(), d.range_end.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let deleted =
+        |dels: &[(Vec<u8>, Vec<u8>)], k: &[u8]| dels.iter().any(|(a, b)| deletes(a, b, k));
+    let mut puts = HashSet::new();
+    for op in ops {
+        let Some(PbTxnOpRequest::RequestTxn(n)) = &op.request else { continue };
+        let (then_puts, then_dels) = check_intervals(&n.success)?;
+        let (else_puts, else_dels) = check_intervals(&n.failure)?;
+        for k in &then_puts {
+            if puts.contains(k) || deleted(&dels, k) {
+                return Err(duplicate());
+            }
+            puts.insert(k.clone());
+        }
+        for k in else_puts {
+            if (puts.contains(&k) && !then_puts.contains(&k)) || deleted(&dels, &k) {
+                return Err(duplicate());
+            }
+            puts.insert(k);
+        }
+        dels.extend(then_dels);
+        dels.extend(else_dels);
+    }
+    for op in ops {
+        let Some(PbTxnOpRequest::RequestPut(p)) = &op.request else { continue };
+        if puts.contains(&p.key) || deleted(&dels, &p.key) {
+            return Err(duplicate());
+        }
+        puts.insert(p.key.clone());
+    }
+    Ok((puts, dels))
+}
+
 fn put_write(p: &PbPutRequest) -> Write {
     Write::Put {
         key: p.key.clone(),
@@ -201,52 +298,141 @@ fn put_write(p: &PbPutRequest) -> Write {
     }
 }
 
-/// Whether `cmp` holds for one key's state (`None`: the key does not exist, where etcd
-/// compares version, create and mod revisions and lease as 0, and a value never matches).
-fn holds(cmp: &PbCompare, kv: Option<&KeyValue>) -> bool {
+/// Whether `cmp` holds for one key's state, as etcd's `compareKV` decides it: the target's
+/// value comes from the union when it is of the target's kind and is the zero value
+/// otherwise; an unknown target compares equal and an unknown result holds.
+fn holds(cmp: &PbCompare, kv: &KeyValue) -> bool {
     use std::cmp::Ordering;
-    let ord: Option<Ordering> = match (PbCompareTarget::try_from(cmp.target), &cmp.target_union) {
-        (Ok(PbCompareTarget::Version), Some(PbTargetUnion::Version(v))) => {
-            Some(kv.map_or(0, |k| k.version).cmp(v))
-        }
-        (Ok(PbCompareTarget::Create), Some(PbTargetUnion::CreateRevision(v))) => {
-            Some(kv.map_or(0, |k| k.create_revision).cmp(v))
-        }
-        (Ok(PbCompareTarget::Mod), Some(PbTargetUnion::ModRevision(v))) => {
-            Some(kv.map_or(0, |k| k.mod_revision).cmp(v))
-        }
-        (Ok(PbCompareTarget::Lease), Some(PbTargetUnion::Lease(v))) => {
-            Some(kv.map_or(0, |k| k.lease).cmp(v))
-        }
-        (Ok(PbCompareTarget::Value), Some(PbTargetUnion::Value(v))) => {
-            kv.map(|k| k.value.as_slice().cmp(v.as_slice()))
-        }
-        // A target with no value of its kind compares as etcd's zero value.
-        (Ok(PbCompareTarget::Value), None) => kv.map(|k| k.value.as_slice().cmp(&[][..])),
-        (Ok(PbCompareTarget::Version), None) => Some(kv.map_or(0, |k| k.version).cmp(&0)),
-        (Ok(PbCompareTarget::Create), None) => Some(kv.map_or(0, |k| k.create_revision).cmp(&0)),
-        (Ok(PbCompareTarget::Mod), None) => Some(kv.map_or(0, |k| k.mod_revision).cmp(&0)),
-        (Ok(PbCompareTarget::Lease), None) => Some(kv.map_or(0, |k| k.lease).cmp(&0)),
-        _ => None,
+    let int = |got: i64| -> Ordering {
+        let want = match (&cmp.target_union, PbCompareTarget::try_from(cmp.target)) {
+            (Some(PbTargetUnion::Version(v)), Ok(PbCompareTarget::Version))
+            | (Some(PbTargetUnion::CreateRevision(v)), Ok(PbCompareTarget::Create))
+            | (Some(PbTargetUnion::ModRevision(v)), Ok(PbCompareTarget::Mod))
+            | (Some(PbTargetUnion::Lease(v)), Ok(PbCompareTarget::Lease)) => *v,
+            _ => 0,
+        };
+        got.cmp(&want)
+    };
+    let ord = match PbCompareTarget::try_from(cmp.target) {
+        Ok(PbCompareTarget::Value) => match &cmp.target_union {
+            Some(PbTargetUnion::Value(v)) => kv.value.as_slice().cmp(v.as_slice()),
+            _ => kv.value.as_slice().cmp(&[][..]),
+        },
+        Ok(PbCompareTarget::Version) => int(kv.version),
+        Ok(PbCompareTarget::Create) => int(kv.create_revision),
+        Ok(PbCompareTarget::Mod) => int(kv.mod_revision),
+        Ok(PbCompareTarget::Lease) => int(kv.lease),
+        Err(_) => Ordering::Equal,
     };
     // CompareResult: 0 equal, 1 greater, 2 less, 3 not equal.
-    match (ord, cmp.result) {
-        (Some(o), 0) => o == Ordering::Equal,
-        (Some(o), 1) => o == Ordering::Greater,
-        (Some(o), 2) => o == Ordering::Less,
-        (Some(o), 3) => o != Ordering::Equal,
-        _ => false,
+    match cmp.result {
+        0 => ord == Ordering::Equal,
+        1 => ord == Ordering::Greater,
+        2 => ord == Ordering::Less,
+        3 => ord != Ordering::Equal,
+        _ => true,
     }
 }
 
-/// A compare over a key (or a key range) holds when it holds for every key in it; with no
-/// key, as in etcd, it is checked against a missing key (which no value matches).
+/// A compare over a key (or a key range) holds when it holds for every key in it; over no
+/// key, as in etcd, a value compare fails and any other is made against a missing key
+/// (version, revisions and lease 0).
 fn compare_holds(store: &Store, cmp: &PbCompare) -> Result<bool, Status> {
     let kvs = store.range(&KeyRange::new(cmp.key.clone(), cmp.range_end.clone()), 0)?;
     if kvs.is_empty() {
-        return Ok(holds(cmp, None));
+        return Ok(cmp.target != PbCompareTarget::Value as i32 && holds(cmp, &KeyValue::default()));
     }
-    Ok(kvs.iter().all(|kv| holds(cmp, Some(kv))))
+    Ok(kvs.iter().all(|kv| holds(cmp, kv)))
+}
+
+/// The branches a txn takes, nested txns included, decided (as etcd does) on the state before
+/// any of its operations apply.
+struct Path {
+    succeeded: bool,
+    /// Per operation of the branch taken: the path of a nested txn.
+    nested: Vec<Option<Path>>,
+}
+
+impl Path {
+    fn choose(store: &Store, t: &PbTxnRequest) -> Result<Self, Status> {
+        let mut succeeded = true;
+        for c in &t.compare {
+            if !compare_holds(store, c)? {
+                succeeded = false;
+                break;
+            }
+        }
+        let nested = branch(t, succeeded)
+            .iter()
+            .map(|op| match &op.request {
+                Some(PbTxnOpRequest::RequestTxn(n)) => Self::choose(store, n).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { succeeded, nested })
+    }
+
+    /// The writes along the path, in order.
+    fn writes(&self, t: &PbTxnRequest, out: &mut Vec<Write>) {
+        for (op, nested) in branch(t, self.succeeded).iter().zip(&self.nested) {
+            match (&op.request, nested) {
+                (Some(PbTxnOpRequest::RequestRange(r)), _) => out.push(Write::Range {
+                    range: KeyRange::new(r.key.clone(), r.range_end.clone()),
+                    revision: r.revision,
+                }),
+                (Some(PbTxnOpRequest::RequestPut(p)), _) => out.push(put_write(p)),
+                (Some(PbTxnOpRequest::RequestDeleteRange(d)), _) => {
+                    out.push(Write::Delete(KeyRange::new(d.key.clone(), d.range_end.clone())));
+                }
+                (Some(PbTxnOpRequest::RequestTxn(n)), Some(path)) => path.writes(n, out),
+                _ => {}
+            }
+        }
+    }
+
+    /// The response, taking what each write did from `applied` in the order of
+    /// [`Self::writes`]. As in etcd, the responses inside carry only the revision each
+    /// operation saw (a nested txn's not even that): the member's identity is in the
+    /// outermost header, `header`.
+    fn response(
+        &self,
+        header: Option<PbResponseHeader>,
+        t: &PbTxnRequest,
+        applied: &mut impl Iterator<Item = Applied>,
+        rev: i64,
+    ) -> PbTxnResponse {
+        let at = |revision| Some(PbResponseHeader { revision, ..Default::default() });
+        let mut responses = Vec::with_capacity(self.nested.len());
+        for (op, nested) in branch(t, self.succeeded).iter().zip(&self.nested) {
+            let response = match (&op.request, nested) {
+                (Some(PbTxnOpRequest::RequestTxn(n)), Some(path)) => PbTxnOpResponse::ResponseTxn(
+                    path.response(Some(PbResponseHeader::default()), n, applied, rev),
+                ),
+                (Some(request), _) => {
+                    let done = applied.next().unwrap_or_default();
+                    match request {
+                        PbTxnOpRequest::RequestRange(r) => PbTxnOpResponse::ResponseRange(
+                            range_response(at(done.revision), r, done.kvs),
+                        ),
+                        PbTxnOpRequest::RequestPut(p) => {
+                            PbTxnOpResponse::ResponsePut(put_response(at(rev), p, done.kvs))
+                        }
+                        PbTxnOpRequest::RequestDeleteRange(d) => {
+                            PbTxnOpResponse::ResponseDeleteRange(delete_response(at(rev), d, done))
+                        }
+                        PbTxnOpRequest::RequestTxn(_) => continue,
+                    }
+                }
+                (None, _) => continue,
+            };
+            responses.push(PbResponseOp { response: Some(response) });
+        }
+        PbTxnResponse { header, succeeded: self.succeeded, responses }
+    }
+}
+
+fn branch(t: &PbTxnRequest, succeeded: bool) -> &[PbTxnRequestOp] {
+    if succeeded { &t.success } else { &t.failure }
 }
 
 #[tonic::async_trait]
@@ -256,13 +442,13 @@ impl PbKvService for Kv {
         req: Request<PbRangeRequest>,
     ) -> Result<Response<PbRangeResponse>, Status> {
         let req = req.into_inner();
-        need_key(&req.key)?;
+        check_range(&req)?;
         let store = self.0.store();
         let kvs =
             store.range(&KeyRange::new(req.key.clone(), req.range_end.clone()), req.revision)?;
         let rev = store.revision();
         drop(store);
-        Ok(Response::new(range_response(&self.0, &req, kvs, rev)))
+        Ok(Response::new(range_response(self.0.header(rev), &req, kvs)))
     }
 
     type RangeStreamStream =
@@ -278,10 +464,10 @@ impl PbKvService for Kv {
 
     async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
         let req = req.into_inner();
-        need_key(&req.key)?;
+        check_put(&req)?;
         let (rev, applied) = self.0.commit(&mut self.0.store(), &[put_write(&req)])?;
         let prev = applied.into_iter().next().unwrap_or_default().kvs;
-        Ok(Response::new(put_response(&self.0, &req, prev, rev)))
+        Ok(Response::new(put_response(self.0.header(rev), &req, prev)))
     }
 
     async fn delete_range(
@@ -293,66 +479,21 @@ impl PbKvService for Kv {
         let range = KeyRange::new(req.key.clone(), req.range_end.clone());
         let (rev, applied) = self.0.commit(&mut self.0.store(), &[Write::Delete(range)])?;
         let done = applied.into_iter().next().unwrap_or_default();
-        Ok(Response::new(delete_response(&self.0, &req, done, rev)))
+        Ok(Response::new(delete_response(self.0.header(rev), &req, done)))
     }
 
     async fn txn(&self, req: Request<PbTxnRequest>) -> Result<Response<PbTxnResponse>, Status> {
         let req = req.into_inner();
-        if req.compare.len().max(req.success.len()).max(req.failure.len()) > MAX_TXN_OPS {
-            return Err(Refused::TooManyOps.into());
-        }
+        check_txn(&req, MAX_TXN_OPS)?;
+        check_intervals(&req.success)?;
+        check_intervals(&req.failure)?;
         let mut store = self.0.store();
-        let mut succeeded = true;
-        for c in &req.compare {
-            if !compare_holds(&store, c)? {
-                succeeded = false;
-                break;
-            }
-        }
-        let ops = if succeeded { &req.success } else { &req.failure };
-        let mut writes = Vec::with_capacity(ops.len());
-        for op in ops {
-            writes.push(match &op.request {
-                Some(PbTxnOpRequest::RequestRange(r)) => {
-                    need_key(&r.key)?;
-                    Write::Range {
-                        range: KeyRange::new(r.key.clone(), r.range_end.clone()),
-                        revision: r.revision,
-                    }
-                }
-                Some(PbTxnOpRequest::RequestPut(p)) => {
-                    need_key(&p.key)?;
-                    put_write(p)
-                }
-                Some(PbTxnOpRequest::RequestDeleteRange(d)) => {
-                    need_key(&d.key)?;
-                    Write::Delete(KeyRange::new(d.key.clone(), d.range_end.clone()))
-                }
-                Some(PbTxnOpRequest::RequestTxn(_)) => {
-                    return Err(Refused::Unsupported("a nested txn", "not implemented yet").into());
-                }
-                None => return Err(Refused::EmptyTxnOp.into()),
-            });
-        }
+        let path = Path::choose(&store, &req)?;
+        let mut writes = Vec::new();
+        path.writes(&req, &mut writes);
         let (rev, applied) = self.0.commit(&mut store, &writes)?;
         drop(store);
-        let mut responses = Vec::with_capacity(ops.len());
-        for (op, done) in ops.iter().zip(applied) {
-            let response = match &op.request {
-                Some(PbTxnOpRequest::RequestRange(r)) => {
-                    PbTxnOpResponse::ResponseRange(range_response(&self.0, r, done.kvs, rev))
-                }
-                Some(PbTxnOpRequest::RequestPut(p)) => {
-                    PbTxnOpResponse::ResponsePut(put_response(&self.0, p, done.kvs, rev))
-                }
-                Some(PbTxnOpRequest::RequestDeleteRange(d)) => {
-                    PbTxnOpResponse::ResponseDeleteRange(delete_response(&self.0, d, done, rev))
-                }
-                _ => continue,
-            };
-            responses.push(PbResponseOp { response: Some(response) });
-        }
-        Ok(Response::new(PbTxnResponse { header: self.0.header(rev), succeeded, responses }))
+        Ok(Response::new(path.response(self.0.header(rev), &req, &mut applied.into_iter(), rev)))
     }
 
     async fn compact(

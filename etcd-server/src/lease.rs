@@ -17,6 +17,10 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::kv::Shared;
+use crate::status::Refused;
+
+/// The longest TTL etcd grants (`lease.MaxLeaseTTL`, about 285 years).
+pub const MAX_TTL_SECS: i64 = 9_000_000_000;
 
 /// When each lease ends.
 #[derive(Debug, Default)]
@@ -95,6 +99,9 @@ impl PbLeaseService for Lease {
         req: Request<PbLeaseGrantRequest>,
     ) -> Result<Response<PbLeaseGrantResponse>, Status> {
         let req = req.into_inner();
+        if req.ttl > MAX_TTL_SECS {
+            return Err(Refused::TooLargeTtl.into());
+        }
         let id = if req.id == 0 { new_id(&self.0) } else { req.id };
         let ttl = req.ttl.max(self.0.min_ttl_secs);
         let mut store = self.0.store();

@@ -4,7 +4,7 @@
 //! the etcd v3 **KV** service ([`kv`]: `Range` with prefix/range end, limit, sort, keys/count
 //! only, revision and revision filters; `Put` with `prev_kv`, `lease`,
 //! `ignore_value`/`ignore_lease`; `DeleteRange` with `prev_kv`; `Txn` with compares on version,
-//! create/mod revision, value and lease; `Compact`), the **Lease** service ([`lease`]: grant,
+//! create/mod revision, value and lease, and nested txns; `Compact`), the **Lease** service ([`lease`]: grant,
 //! revoke, keep-alive stream, time to live, list; expiry deletes a lease's keys in one
 //! revision) and the **Watch** service ([`watch`]: start revision, prefix, `prev_kv`, filters,
 //! progress notifications, cancel, the compacted cancel; history then live changes with no gap
@@ -16,7 +16,7 @@
 //!
 //! [`admin`]: `init` (root secret, key epoch 1), `keys rotate` (epoch + 1 and every stored
 //! config re-sealed in one transaction) and `config get|put`, through the etcd API, so they
-//! work against a real etcd cluster too. Not here: nested txns, metrics of its own.
+//! work against a real etcd cluster too. Not here: metrics of its own.
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -10,7 +10,14 @@ use crate::store::StoreError;
 pub enum Refused {
     EmptyKey,
     TooManyOps,
+    /// A txn op with no request (etcd answers "key not found").
     EmptyTxnOp,
+    ValueProvided,
+    LeaseProvided,
+    InvalidSortOption,
+    /// A txn branch puts a key twice, or puts and deletes it.
+    DuplicateKey,
+    TooLargeTtl,
     /// Part of the API this server does not serve (named), with why.
     Unsupported(&'static str, &'static str),
 }
@@ -26,7 +33,14 @@ impl From<Refused> for Status {
             Refused::TooManyOps => {
                 etcd(Code::InvalidArgument, "too many operations in txn request")
             }
-            Refused::EmptyTxnOp => etcd(Code::InvalidArgument, "empty request op"),
+            Refused::EmptyTxnOp => etcd(Code::InvalidArgument, "key not found"),
+            Refused::ValueProvided => etcd(Code::InvalidArgument, "value is provided"),
+            Refused::LeaseProvided => etcd(Code::InvalidArgument, "lease is provided"),
+            Refused::InvalidSortOption => etcd(Code::InvalidArgument, "invalid sort option"),
+            Refused::DuplicateKey => {
+                etcd(Code::InvalidArgument, "duplicate key given in txn request")
+            }
+            Refused::TooLargeTtl => etcd(Code::OutOfRange, "too large lease TTL"),
             Refused::Unsupported(what, why) => {
                 Status::new(Code::Unimplemented, format!("{what} is not supported: {why}"))
             }

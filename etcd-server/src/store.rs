@@ -38,7 +38,7 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A key's state at one revision (etcd's `mvccpb.KeyValue`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyValue {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
@@ -49,7 +49,7 @@ pub struct KeyValue {
 }
 
 /// One change, as watchers see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Event {
     /// `true` for a delete; `kv` then holds the key and the deletion's revision.
     pub deleted: bool,
@@ -60,7 +60,7 @@ pub struct Event {
 
 /// A key range in etcd's form: `end` empty is the single key `key`; `end == [0]` is every key
 /// from `key` on; otherwise `[key, end)`. `key == [0]` with `end == [0]` is every key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRange {
     pub key: Vec<u8>,
     pub end: Vec<u8>,
@@ -101,6 +101,9 @@ pub struct Applied {
     /// (ranges).
     pub kvs: Vec<KeyValue>,
     pub deleted: i64,
+    /// The revision a range read at: the one before the write, or the write's own once an
+    /// earlier operation of it changed something (as etcd reports it).
+    pub revision: i64,
 }
 
 pub struct Store {
@@ -247,14 +250,8 @@ impl Store {
                 }
             }
         }
-        // etcd refuses a txn that puts a key and also deletes it.
-        for w in writes {
-            if let Write::Delete(range) = w
-                && put_keys.iter().any(|k| range.contains(k))
-            {
-                return Err(StoreError::DuplicateKey);
-            }
-        }
+        // A put and a delete of one key are refused (or not) by the KV service, which checks
+        // them as etcd does, nested txns included.
         Ok(())
     }
 
@@ -285,7 +282,7 @@ impl Store {
                     sub += 1;
                     events.push(Event { deleted: false, kv: kv.clone(), prev: prev.clone() });
                     self.kvs.insert(key.clone(), kv);
-                    applied.push(Applied { kvs: prev.into_iter().collect(), deleted: 0 });
+                    applied.push(Applied { kvs: prev.into_iter().collect(), ..Applied::default() });
                 }
                 Write::Delete(range) => {
                     let gone: Vec<KeyValue> = self.current(range).cloned().collect();
@@ -304,7 +301,7 @@ impl Store {
                         events.push(Event { deleted: true, kv: tomb, prev: Some(kv.clone()) });
                     }
                     let deleted = i64::try_from(gone.len()).unwrap_or(i64::MAX);
-                    applied.push(Applied { kvs: gone, deleted });
+                    applied.push(Applied { kvs: gone, deleted, ..Applied::default() });
                 }
                 Write::Range { range, revision } => {
                     let kvs = if *revision <= 0 || *revision >= self.rev {
@@ -312,7 +309,8 @@ impl Store {
                     } else {
                         self.range(range, *revision)?
                     };
-                    applied.push(Applied { kvs, deleted: 0 });
+                    let revision = if rows.is_empty() { self.rev } else { rev };
+                    applied.push(Applied { kvs, deleted: 0, revision });
                 }
             }
         }
@@ -508,7 +506,6 @@ mod tests {
         assert_eq!(rev, 6);
         assert_eq!(events.len(), 3);
         assert!(matches!(s.write(&[put("b", "1"), put("b", "2")]), Err(StoreError::DuplicateKey)));
-        assert!(matches!(s.write(&[put("b", "1"), del("a", "c")]), Err(StoreError::DuplicateKey)));
         assert_eq!(s.revision(), 6, "a refused txn applies nothing");
         assert_eq!(s.get(b"b").unwrap().value, b"1");
         // A range in a txn sees the txn's earlier operations; reads alone take no revision.

@@ -15,5 +15,7 @@ mod compat;
 mod control;
 mod durability;
 mod etcdctl;
+mod malformed;
+mod requests;
 mod server;
 mod tls;
