@@ -39,6 +39,8 @@ pub struct EtcdServer {
     tls: Option<ServerTlsConfig>,
     listen: SocketAddr,
     progress_every: Duration,
+    /// The store's file (its size is a metric).
+    path: PathBuf,
 }
 
 /// The server's TLS settings; a file that cannot be read is named with its config field.
@@ -67,7 +69,7 @@ impl Daemon for EtcdServer {
         config.metrics.listen
     }
 
-    fn setup(config: Valid, flags: Flags, _registry: &mut Registry) -> Result<Self, DaemonError> {
+    fn setup(config: Valid, flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
         std::fs::create_dir_all(&flags.data_dir)
             .with_context(|| format!("creating the data directory {}", flags.data_dir.display()))
             .map_err(DaemonError::unavailable)?;
@@ -86,8 +88,10 @@ impl Daemon for EtcdServer {
         let id = Identity { cluster_id: 0x6d6c_6465_6665_6e64, member_id: 0x6d6c_6431 };
         let min_ttl = i64::try_from(config.min_lease_ttl.as_secs()).unwrap_or(i64::MAX);
         let shared = Arc::new(Shared::new(store, id, min_ttl));
+        shared.metrics.register(registry);
         Ok(Self {
             shared,
+            path,
             listener,
             tls,
             listen: config.listen,
@@ -101,20 +105,30 @@ impl Daemon for EtcdServer {
         tracing::info!(addr = %self.listen, "serving the etcd v3 API");
         ctx.readiness.set(true);
         let shutdown = ctx.shutdown.clone();
-        // Lease expiry: revoke what is due, ten times a second.
+        // Lease expiry: revoke what is due, ten times a second; the store's gauges once a
+        // second.
         let expiry = {
             let shared = Arc::clone(&self.shared);
             let stop = ctx.shutdown.clone();
+            let path = self.path.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
-                while !stop.is_cancelled() {
+                for n in 0u64.. {
+                    if stop.is_cancelled() {
+                        break;
+                    }
                     tick.tick().await;
-                    crate::lease::expire(&shared);
+                    let expired = crate::lease::expire(&shared);
+                    shared.metrics.leases_expired.inc_by(expired as u64);
+                    if n % 10 == 0 {
+                        shared.metrics.observe(&shared.store(), Some(&path));
+                    }
                 }
             })
         };
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = tonic::transport::Server::builder()
+            .layer(crate::metrics::CountLayer(self.shared.metrics.clone()));
         if let Some(tls) = self.tls {
             builder = builder
                 .tls_config(tls)

@@ -36,6 +36,7 @@ pub struct Shared {
     /// Live changes for watchers, one batch per revision, sent while the store is locked so
     /// that batches go out in revision order.
     pub changes: tokio::sync::broadcast::Sender<Arc<Batch>>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Shared {
@@ -45,7 +46,9 @@ impl Shared {
             deadlines.set(lease, ttl);
         }
         let (changes, _) = tokio::sync::broadcast::channel(4096);
-        Self { store: Mutex::new(store), id, deadlines, min_ttl_secs, changes }
+        let metrics = crate::metrics::Metrics::default();
+        metrics.observe(&store, None);
+        Self { store: Mutex::new(store), id, deadlines, min_ttl_secs, changes, metrics }
     }
 
     /// Applies `writes` to the locked `store` and publishes their events to live watchers
@@ -55,7 +58,10 @@ impl Shared {
         store: &mut Store,
         writes: &[Write],
     ) -> Result<(i64, Vec<Applied>), Status> {
+        let started = std::time::Instant::now();
         let (rev, applied, events) = store.write(writes)?;
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.observe(store, None);
         self.publish(&events);
         Ok((rev, applied))
     }

@@ -177,6 +177,11 @@ impl Store {
         self.rev
     }
 
+    /// Keys in the current revision.
+    pub fn key_count(&self) -> usize {
+        self.kvs.len()
+    }
+
     pub fn compact_revision(&self) -> i64 {
         self.compact_rev
     }

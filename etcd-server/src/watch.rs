@@ -162,6 +162,7 @@ async fn follow(
             }
             // Fell behind the live channel: catch up from history, then go on live.
             Err(broadcast::error::RecvError::Lagged(_)) => {
+                shared.metrics.watch_lagged.inc();
                 let (now, caught_up) = {
                     let store = shared.store();
                     (store.revision(), store.events_since(sent_up_to + 1, &spec.range))
@@ -198,6 +199,7 @@ impl PbWatchService for Watch {
         let shared = Arc::clone(&self.shared);
         let progress_every = self.progress_every;
         tokio::spawn(async move {
+            shared.metrics.watch_streams.inc();
             let mut watches: std::collections::HashMap<i64, tokio::task::JoinHandle<()>> =
                 std::collections::HashMap::new();
             let mut next_id = 0i64;
@@ -230,6 +232,7 @@ impl PbWatchService for Watch {
                         let task =
                             tokio::spawn(follow(Arc::clone(&shared), spec, tx.clone(), live, rev));
                         watches.insert(id, task);
+                        shared.metrics.watches_created.inc();
                     }
                     Some(PbWatchRequestUnion::CancelRequest(c)) => {
                         if let Some(task) = watches.remove(&c.watch_id) {
@@ -261,6 +264,7 @@ impl PbWatchService for Watch {
             for (_, task) in watches {
                 task.abort();
             }
+            shared.metrics.watch_streams.dec();
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

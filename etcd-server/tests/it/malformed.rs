@@ -599,3 +599,69 @@ async fn malformed_requests_get_etcds_errors() {
     let log = std::fs::read_to_string(dir.path().join("etcd-server.log")).unwrap();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// `GET /metrics` from `addr`, as text.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of the metric line that starts with `series`, if there is one.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_method_and_code_and_show_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics) = (mld_test_utils::free_port(), mld_test_utils::free_port());
+    let _server = crate::server::start_with(
+        dir.path(),
+        port,
+        &format!(r#""metrics": {{ "listen": "127.0.0.1:{metrics}" }}"#),
+    );
+    let ch = channel(&format!("127.0.0.1:{port}")).await;
+    for k in ["a", "b", "c"] {
+        call(&ch, PUT, put(k, "v", |_| ())).await.unwrap();
+    }
+    call(&ch, PUT, put("a", "v", |_| ())).await.unwrap();
+    call(&ch, PUT, put("", "v", |_| ())).await.unwrap_err();
+    call(&ch, RANGE, vec![0x08, 0xff]).await.unwrap_err();
+    call(&ch, "/etcdserverpb.KV/Nope", vec![]).await.unwrap_err();
+    call(&ch, "/made/up", vec![]).await.unwrap_err();
+    call(&ch, GRANT, PbLeaseGrantRequest { ttl: 60, id: 9 }.encode_to_vec()).await.unwrap();
+    let mut client = crate::server::connect(&format!("127.0.0.1:{port}")).await;
+    let _stream = client.watch("a", None).await.unwrap();
+    // The store's gauges are taken once a second.
+    let addr = format!("127.0.0.1:{metrics}");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = scrape(&addr);
+        if value(&text, "mld_etcd_server_leases ") == Some(1.0)
+            && value(&text, "mld_etcd_server_watch_streams ") == Some(1.0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let series = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
+    let requests = "mld_etcd_server_requests_total";
+    assert_eq!(series(&format!(r#"{requests}{{method="KV/Put",code="Ok"}}"#)), 4.0);
+    assert_eq!(series(&format!(r#"{requests}{{method="KV/Put",code="InvalidArgument"}}"#)), 1.0);
+    assert_eq!(series(&format!(r#"{requests}{{method="KV/Range",code="Internal"}}"#)), 1.0);
+    assert_eq!(series(&format!(r#"{requests}{{method="other",code="Unimplemented"}}"#)), 2.0);
+    assert_eq!(series(&format!(r#"{requests}{{method="Watch/Watch",code="Ok"}}"#)), 1.0);
+    // The probe of `channel` and of `connect`.
+    assert!(series(&format!(r#"{requests}{{method="KV/Range",code="Ok"}}"#)) >= 2.0);
+    assert_eq!(series("mld_etcd_server_revision "), 5.0);
+    assert_eq!(series("mld_etcd_server_keys "), 3.0);
+    assert_eq!(series("mld_etcd_server_leases "), 1.0);
+    assert_eq!(series("mld_etcd_server_watch_streams "), 1.0);
+    assert_eq!(series("mld_etcd_server_watches_created_total "), 1.0);
+    assert_eq!(series("mld_etcd_server_commit_seconds_count "), 4.0);
+    assert!(series("mld_etcd_server_db_bytes ") > 0.0);
+}

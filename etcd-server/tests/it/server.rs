@@ -22,14 +22,17 @@ pub(crate) fn start(dir: &Path, port: u16) -> Running {
     start_with(dir, port, "")
 }
 
-/// As [`start`], with `extra` config fields (`"name": value, …`) added.
+/// As [`start`], with `extra` config fields (`"name": value, …`) added (metrics are off
+/// unless `extra` sets them).
 pub(crate) fn start_with(dir: &Path, port: u16, extra: &str) -> Running {
     let config = dir.join("etcd-server.json");
+    let metrics =
+        if extra.contains(r#""metrics""#) { "" } else { r#""metrics": { "listen": null },"# };
     let extra = if extra.is_empty() { String::new() } else { format!(", {extra}") };
     std::fs::write(
         &config,
         format!(
-            r#"{{ "listen": "127.0.0.1:{port}", "metrics": {{ "listen": null }},
+            r#"{{ "listen": "127.0.0.1:{port}", {metrics}
                  "watch_progress_notify_interval_ms": 500 {extra} }}"#
         ),
     )
