@@ -340,9 +340,13 @@ cmd_scenario() {
   wait_blocked "$FLOOD_IP" 10 || true
   counters
 
-  step "control plane: ml-detector's suspicious threshold 0.5 -> 0.55 through etcd, and a key rotation"
+  step "control plane, through etcd: ml-detector's suspicious threshold 0.5 -> 0.55, the sniffer's fast-rule cool-down 300 -> 600 s, an allowlisted net added to firewall-agent; then a key rotation"
   jq '.verdict.suspicious_score = 0.55' "$DIR/ml-detector.json" >"$DIR/ml-detector.next.json"
   admin config put ml-detector "$DIR/ml-detector.next.json" | sed 's/^/[lab]    /'
+  jq '.allowlist += ["192.0.2.0/24"]' "$DIR/firewall-agent.json" >"$DIR/firewall-agent.next.json"
+  admin config put firewall-agent "$DIR/firewall-agent.next.json" | sed 's/^/[lab]    /'
+  jq '.fast_detector.cooldown_secs = 600' "$DIR/sniffer.json" >"$DIR/sniffer.next.json"
+  admin config put sniffer "$DIR/sniffer.next.json" | sed 's/^/[lab]    /'
   admin keys rotate | sed 's/^/[lab]    /'
   sleep 0.5
   components | jq -r '"   \(.component)/\(.instance): config revision \(.config_revision), key epoch \(.key_epoch)"' | sed 's/^/[lab]/'
@@ -443,6 +447,20 @@ cmd_check() {
     pass "ml-detector applied the config changed in etcd (suspicious 0.55, revision $revision) without a restart"
   else
     fail "ml-detector did not apply the config changed in etcd (registration: config revision ${revision:-none})"
+  fi
+  revision=$(jq -r 'select(.component == "firewall-agent") | .config_revision' <<<"$regs")
+  if [ "${revision:-0}" -gt 0 ] && grep -qF '"block policy reloaded"' "$DIR/firewall-agent.log" &&
+    in_ns "$GW" nft list set inet mldefender allow4 | grep -qF '192.0.2.0/24'; then
+    pass "firewall-agent applied the allowlist changed in etcd (192.0.2.0/24 in set allow4, revision $revision) without a restart"
+  else
+    fail "firewall-agent did not apply the allowlist changed in etcd (registration: config revision ${revision:-none})"
+  fi
+  revision=$(jq -r 'select(.component == "sniffer") | .config_revision' <<<"$regs")
+  if [ "${revision:-0}" -gt 0 ] &&
+    grep -F '"fast detector policy reloaded"' "$DIR/sniffer.log" | grep -qF '"cooldown_secs":600'; then
+    pass "the sniffer applied the fast-rule cool-down changed in etcd (600 s, revision $revision) without a restart"
+  else
+    fail "the sniffer did not apply the config changed in etcd (registration: config revision ${revision:-none})"
   fi
   expect_eq "config alerts in etcd" "$(etcd get --prefix /mldefender/v1/alerts/ --keys-only | grep -c . || true)" "0"
   # The benign traffic went through the pipeline: 20 pages, 10 lookups and 3 ssh sessions.

@@ -17,7 +17,7 @@
 //! [`admin`]: `init` (root secret, key epoch 1), `keys rotate` (epoch + 1 and every stored
 //! config re-sealed in one transaction) and `config get|put`, through the etcd API, so they
 //! work against a real etcd cluster too. [`metrics`]: requests by method and code, commit
-latency, watch streams, expired leases and the store's revision, keys, leases and size.
+//! latency, watch streams, expired leases and the store's revision, keys, leases and size.
 #![forbid(unsafe_code)]
 
 pub mod admin;

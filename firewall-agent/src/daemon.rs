@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use mld_bus::{Publish, Publisher, Subscriber};
 use mld_config::common::ValidEtcd;
 use mld_config::daemons::firewall_agent::{FirewallAgent as Valid, OnExit};
+use mld_control::restart_only;
 use mld_crypto_transport::KeyRing;
 use mld_daemon::{Control, Daemon, DaemonError, RunContext};
 use mld_flow::id::EventIds;
@@ -76,6 +77,10 @@ pub struct FirewallDaemon {
     /// The bus key ring, which follows etcd's key epoch.
     ring: Arc<KeyRing>,
     rules: Rules,
+    /// This host's addresses (allowlisted when `allowlist_local_addresses`).
+    local: Vec<std::net::IpAddr>,
+    /// Configs applied while running, from the control plane to the work loop.
+    reloads: (std::sync::mpsc::Sender<Reload>, std::sync::mpsc::Receiver<Reload>),
     state: State,
     audit: AuditLog,
     nft: Nft,
@@ -156,6 +161,8 @@ impl Daemon for FirewallDaemon {
             config,
             ring,
             rules,
+            local,
+            reloads: std::sync::mpsc::channel(),
             state,
             audit,
             nft,
@@ -177,13 +184,54 @@ impl Daemon for FirewallDaemon {
         Some(&config.etcd)
     }
 
-    /// Registers and follows the key epoch; its config changes only at restart.
+    /// Registers, follows the key epoch, and applies a new config's block policy (verdict
+    /// and score thresholds, durations, monitor-only detectors, allowlist, per-minute cap,
+    /// batch window, `on_exit`) while running. The allowlist sets change in nftables here, in
+    /// one transaction, so that a refusal rolls the config back; the rest is taken by the
+    /// work loop before its next Detection. Every other field changes only at restart.
     fn control(&mut self) -> Option<Control<Valid>> {
-        Some(Control {
-            ring: Arc::clone(&self.ring),
-            apply: mld_control::restart_only_apply(crate::NAME, self.config.clone()),
-        })
+        let running = self.config.clone();
+        let local = self.local.clone();
+        let nft = self.nft.clone();
+        let mut allowlist = self.rules.allowlist.clone();
+        let to_loop = self.reloads.0.clone();
+        let apply = move |new: &Valid| {
+            restart_only("subscribe", &running.subscribe, &new.subscribe)?;
+            restart_only("publish", &running.publish, &new.publish)?;
+            restart_only("dry_run", &running.dry_run, &new.dry_run)?;
+            restart_only(
+                "caps.max_set_elements",
+                &running.max_set_elements,
+                &new.max_set_elements,
+            )?;
+            restart_only(
+                "allowlist_local_addresses",
+                &running.allowlist_local_addresses,
+                &new.allowlist_local_addresses,
+            )?;
+            restart_only("audit_dir", &running.audit_dir, &new.audit_dir)?;
+            restart_only("nft", &running.nft, &new.nft)?;
+            restart_only("metrics", &running.metrics, &new.metrics)?;
+            restart_only("etcd", &running.etcd, &new.etcd)?;
+            restart_only("transport", &running.transport, &new.transport)?;
+            let rules = Rules::new(new, &local);
+            if rules.allowlist != allowlist && !running.dry_run {
+                nft.apply(&nft::render_allowlist(&rules.allowlist))
+                    .map_err(|e| format!("updating the allowlist sets: {e}"))?;
+                allowlist.clone_from(&rules.allowlist);
+            }
+            to_loop
+                .send(Reload { rules, config: new.clone() })
+                .map_err(|_| "the firewall loop has stopped".to_owned())
+        };
+        Some(Control { ring: Arc::clone(&self.ring), apply: Box::new(apply) })
     }
+}
+
+/// A config applied while running, with the rules it sets.
+struct Reload {
+    rules: Rules,
+    config: Valid,
 }
 
 impl FirewallDaemon {
@@ -198,6 +246,17 @@ impl FirewallDaemon {
         loop {
             if drain_until.is_none() && stop.load(Ordering::Relaxed) {
                 drain_until = Some(Instant::now() + DRAIN);
+            }
+            if let Ok(r) = self.reloads.1.try_recv() {
+                tracing::info!(
+                    min_score = r.rules.min_score,
+                    block_secs = r.rules.duration.as_secs(),
+                    allowlisted_nets = r.rules.allowlist.len(),
+                    max_new_blocks_per_minute = r.rules.max_new_blocks_per_minute,
+                    "block policy reloaded"
+                );
+                self.rules = r.rules;
+                self.config = r.config;
             }
             let wait = match (drain_until, self.first_pending) {
                 (Some(_), _) => Duration::from_millis(20),

@@ -23,11 +23,7 @@ const PRIORITY: &str = "filter - 10";
 /// blocked sources counted and dropped. Replaces any table of that name in one transaction.
 pub fn render_table(allowlist: &[IpNet], max_elements: u32) -> String {
     let fmt = |v4: bool| {
-        let nets: Vec<String> = allowlist
-            .iter()
-            .filter(|n| matches!(n, IpNet::V4(_)) == v4)
-            .map(ToString::to_string)
-            .collect();
+        let nets = nets(allowlist, v4);
         if nets.is_empty() {
             String::new()
         } else {
@@ -55,6 +51,25 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32) -> String {
         let _ = writeln!(s, "\t}}");
     }
     let _ = writeln!(s, "}}");
+    s
+}
+
+/// The IPv4 (or IPv6) nets of `allowlist`, as nft writes them.
+fn nets(allowlist: &[IpNet], v4: bool) -> Vec<String> {
+    allowlist.iter().filter(|n| matches!(n, IpNet::V4(_)) == v4).map(ToString::to_string).collect()
+}
+
+/// Replaces the allow sets' elements with `allowlist`, in one transaction (a config change
+/// while running).
+pub fn render_allowlist(allowlist: &[IpNet]) -> String {
+    let mut s = String::new();
+    for (set, v4) in [("allow4", true), ("allow6", false)] {
+        let _ = writeln!(s, "flush set {TABLE} {set}");
+        let nets = nets(allowlist, v4);
+        if !nets.is_empty() {
+            let _ = writeln!(s, "add element {TABLE} {set} {{ {} }}", nets.join(", "));
+        }
+    }
     s
 }
 
@@ -154,6 +169,21 @@ impl Nft {
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allowlist_change_replaces_both_sets_in_one_script() {
+        let allow: Vec<IpNet> =
+            ["10.0.0.0/8", "fd00::/8"].iter().map(|n| n.parse().unwrap()).collect();
+        assert_eq!(
+            render_allowlist(&allow),
+            "flush set inet mldefender allow4\nadd element inet mldefender allow4 { 10.0.0.0/8 }\n\
+             flush set inet mldefender allow6\nadd element inet mldefender allow6 { fd00::/8 }\n"
+        );
+        assert_eq!(
+            render_allowlist(&[]),
+            "flush set inet mldefender allow4\nflush set inet mldefender allow6\n"
+        );
+    }
 
     #[test]
     fn the_table_renders_as_committed() {

@@ -24,6 +24,7 @@ use std::time::Duration;
 use mld_bus::Publisher;
 use mld_config::common::ValidEtcd;
 use mld_config::daemons::sniffer::Sniffer as Valid;
+use mld_control::restart_only;
 use mld_crypto_transport::KeyRing;
 use mld_daemon::{Control, Daemon, DaemonError, RunContext};
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
@@ -142,10 +143,34 @@ impl Daemon for SnifferDaemon {
         config.sensor_id.clone()
     }
 
-    /// Registers and follows the key epoch; its config changes only at restart.
+    /// Registers, follows the key epoch, and applies a new config's fast-detector thresholds,
+    /// cool-down and internal networks while running (the capture loop takes them within a
+    /// tick); every other field changes only at restart.
     fn control(&mut self) -> Option<Control<Valid>> {
         let ring = Arc::clone(self.ring.as_ref()?);
-        Some(Control { ring, apply: mld_control::restart_only_apply(NAME, self.config.clone()) })
+        let running = self.config.clone();
+        let to_loop = self.sink.reloader();
+        let apply = move |new: &Valid| {
+            restart_only("sensor_id", &running.sensor_id, &new.sensor_id)?;
+            restart_only("interfaces", &running.interfaces, &new.interfaces)?;
+            restart_only("capture", &running.capture, &new.capture)?;
+            restart_only("flow_table.capacity", &running.flow_capacity, &new.flow_capacity)?;
+            restart_only("flow_table.shards", &running.flow_shards, &new.flow_shards)?;
+            restart_only("flow_table.idle_timeout_secs", &running.idle_timeout, &new.idle_timeout)?;
+            restart_only(
+                "flow_table.active_timeout_secs",
+                &running.active_timeout,
+                &new.active_timeout,
+            )?;
+            restart_only("host_context.window_secs", &running.context_window, &new.context_window)?;
+            restart_only("host_context.max_hosts", &running.max_hosts, &new.max_hosts)?;
+            restart_only("publish", &running.publish, &new.publish)?;
+            restart_only("metrics", &running.metrics, &new.metrics)?;
+            restart_only("etcd", &running.etcd, &new.etcd)?;
+            restart_only("transport", &running.transport, &new.transport)?;
+            to_loop.send(new.clone()).map_err(|_| "the capture loop has stopped".to_owned())
+        };
+        Some(Control { ring, apply: Box::new(apply) })
     }
 }
 

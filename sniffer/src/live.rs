@@ -236,6 +236,7 @@ pub fn run(
             publish_counters(sink, &rings, &readers);
             intake.publish(sink);
             sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
+            sink.reload(&mut engine);
             sink.flush(false);
             if let Some(e) = sink.take_error() {
                 return Err(DaemonError::failure(e));

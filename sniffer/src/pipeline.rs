@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use mld_bus::{Publish, Publisher};
+use mld_config::daemons::sniffer::Sniffer;
 use mld_flow::capture::CaptureReader;
 use mld_flow::engine::{Engine, Output};
 use mld_flow::packet;
@@ -65,6 +66,8 @@ pub struct Sink {
     last_flush: Instant,
     /// First write error; the pipeline stops on it.
     error: Option<anyhow::Error>,
+    /// Configs applied while running (from the control plane), taken by [`Sink::reload`].
+    reloads: (std::sync::mpsc::Sender<Sniffer>, std::sync::mpsc::Receiver<Sniffer>),
 }
 
 impl Sink {
@@ -76,7 +79,28 @@ impl Sink {
             line: Vec::new(),
             last_flush: Instant::now(),
             error: None,
+            reloads: std::sync::mpsc::channel(),
         }
+    }
+
+    /// Where the control plane sends a config to apply while running.
+    pub fn reloader(&self) -> std::sync::mpsc::Sender<Sniffer> {
+        self.reloads.0.clone()
+    }
+
+    /// Gives `engine` the fast-rule policy of the last config applied while running, if any
+    /// came since the last call.
+    pub fn reload(&mut self, engine: &mut Engine) {
+        let Some(c) = self.reloads.1.try_iter().last() else { return };
+        tracing::info!(
+            flood_packets_per_sec = c.fast_detector.flood_packets_per_sec,
+            scan_distinct_ports = c.fast_detector.scan_distinct_ports,
+            cooldown_secs = c.cooldown.as_secs(),
+            internal_nets = c.internal_nets.len(),
+            "fast detector policy reloaded"
+        );
+        let cooldown = u64::try_from(c.cooldown.as_nanos()).unwrap_or(u64::MAX);
+        engine.set_policy(c.fast_detector, cooldown, c.internal_nets);
     }
 
     pub fn emit(&mut self, out: Output) {
@@ -227,6 +251,7 @@ pub fn run_pcaps(
                     break;
                 }
                 sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
+                sink.reload(engine);
                 sink.flush(false);
                 if let Some(e) = sink.take_error() {
                     return Err(e);

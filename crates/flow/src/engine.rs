@@ -167,6 +167,19 @@ pub struct Engine {
 
 impl Engine {
     /// `sources[i]` describes records whose `source` is `i`.
+    /// Takes new fast-rule thresholds, cool-down and internal networks (a config change
+    /// while running); flows, host context and open episodes are kept.
+    pub fn set_policy(
+        &mut self,
+        rules: FastDetectorConfig,
+        cooldown_ns: u64,
+        internal_nets: Vec<IpNet>,
+    ) {
+        self.ctx.cfg.rules = rules;
+        self.ctx.cfg.cooldown_ns = cooldown_ns;
+        self.ctx.cfg.internal_nets = internal_nets;
+    }
+
     pub fn new(cfg: EngineConfig, sources: Vec<SourceInfo>) -> Self {
         let shards = cfg.shards.max(1).next_power_of_two();
         let per_shard = cfg.capacity.div_ceil(shards).max(1);

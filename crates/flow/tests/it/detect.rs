@@ -261,3 +261,49 @@ fn a_climbing_scan_is_exported_early_at_each_new_tenth_of_its_score() {
     }
     assert_eq!(finished, 120, "every flow still ends once");
 }
+
+#[test]
+fn a_policy_set_while_running_applies_from_the_next_packet_and_keeps_the_host_context() {
+    let mut quiet = test_config();
+    quiet.rules.scan_distinct_ports = 1_000;
+    let mut engine = Engine::new(
+        quiet.clone(),
+        vec![SourceInfo {
+            interface: "test".into(),
+            role: InterfaceRole::Unspecified,
+            mode: CaptureMode::Pcap,
+        }],
+    );
+    let mut alerts: Vec<(u16, &'static str)> = Vec::new();
+    let mut port_now = 0u16;
+    for port in 1..=80u16 {
+        port_now = port;
+        if port == 61 {
+            let rules = FastDetectorConfig { scan_distinct_ports: 50, ..quiet.rules.clone() };
+            engine.set_policy(rules, quiet.cooldown_ns, quiet.internal_nets.clone());
+        }
+        let rec = PacketRecord {
+            ts_ns: 1_700_000_000 * S + u64::from(port) * 1_000_000,
+            src: "198.51.100.9".parse().unwrap(),
+            dst: "10.0.0.5".parse().unwrap(),
+            proto: 6,
+            src_port: 40_000,
+            dst_port: port,
+            ip_len: 44,
+            ip_header_len: 20,
+            l4_header_len: 24,
+            payload_len: 0,
+            tcp_flags: 0x02,
+            tcp_window: 1024,
+            payload_head: &[],
+            source: 0,
+        };
+        engine.process(&rec, &mut |o| {
+            if let Output::Alert(a) = o {
+                alerts.push((port_now, a.rule));
+            }
+        });
+    }
+    // The 60 ports seen before the change count: the rule fires on the first packet after it.
+    assert_eq!(alerts, [(61, "scan.ports")]);
+}
