@@ -162,7 +162,8 @@ write_configs() {
   # flood threshold for a small site (2,000 packets/s from one source instead of 5,000): the
   # flood then scores 0.8 from 3,000 packets/s, which hping3 reaches even on a loaded machine
   # (at the default, 7,500/s in one second was needed and CI's runs came within a few percent).
-  local t='.transport.root_secret_file = $dir + "/root.secret" | .etcd.endpoints = [$etcd]'
+  local t='.transport.root_secret_file = $dir + "/root.secret" | .etcd.endpoints = [$etcd] |
+    .etcd.cache_file = $dir + "/" + (input_filename | split("/") | last | rtrimstr(".json")) + ".active-config.json"'
   jq --arg dir "$DIR" --arg etcd "$ETCD" "$t"' |
       .sensor_id = "lab-gateway" |
       .interfaces = [ {name: "ext0", role: "wan"}, {name: "ext1", role: "wan"},
@@ -459,6 +460,12 @@ cmd_check() {
   if [ "${revision:-0}" -gt 0 ] &&
     grep -F '"fast detector policy reloaded"' "$DIR/sniffer.log" | grep -qF '"cooldown_secs":600'; then
     pass "the sniffer applied the fast-rule cool-down changed in etcd (600 s, revision $revision) without a restart"
+    if [ "$(stat -c %a "$DIR/sniffer.active-config.json" 2>/dev/null)" = 600 ] &&
+      jq -e '.fast_detector.cooldown_secs == 600' "$DIR/sniffer.active-config.json" >/dev/null; then
+      pass "and kept it in etcd.cache_file (mode 600) for a restart while etcd is down"
+    else
+      fail "the sniffer did not keep the applied config in $DIR/sniffer.active-config.json"
+    fi
   else
     fail "the sniffer did not apply the config changed in etcd (registration: config revision ${revision:-none})"
   fi

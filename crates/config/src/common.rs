@@ -179,6 +179,11 @@ pub struct EtcdConfig {
     /// TLS to etcd (`https://` endpoints); `null` for plain `http://`.
     #[serde(default)]
     pub tls: Option<EtcdTlsConfig>,
+    /// File that keeps the last config taken from etcd (mode 0600, replaced atomically): a
+    /// daemon that restarts while etcd is unreachable applies it, so it runs on its last
+    /// good config rather than on this file alone. `null`: not kept.
+    #[serde(default)]
+    pub cache_file: Option<PathBuf>,
 }
 
 /// How a daemon authenticates etcd, and itself to etcd.
@@ -210,6 +215,7 @@ impl Default for EtcdConfig {
             lease_ttl_secs: default_lease_ttl(),
             connect_timeout_ms: default_connect_timeout(),
             tls: None,
+            cache_file: None,
         }
     }
 }
@@ -221,6 +227,7 @@ pub struct ValidEtcd {
     pub lease_ttl: Duration,
     pub connect_timeout: Duration,
     pub tls: Option<EtcdTlsConfig>,
+    pub cache_file: Option<PathBuf>,
 }
 
 impl EtcdConfig {
@@ -257,6 +264,14 @@ impl EtcdConfig {
                 "a client certificate needs both cert_file and key_file",
             );
         }
+        if let Some(f) = &self.cache_file {
+            v.check(
+                f.file_name().is_some(),
+                &format!("{field}.cache_file"),
+                f.display().to_string(),
+                "expected a file path",
+            );
+        }
         let ttl = v.range(&format!("{field}.lease_ttl_secs"), self.lease_ttl_secs, 2, 3600);
         let timeout =
             v.range(&format!("{field}.connect_timeout_ms"), self.connect_timeout_ms, 10, 60_000);
@@ -265,6 +280,7 @@ impl EtcdConfig {
             lease_ttl: Duration::from_secs(ttl?),
             connect_timeout: Duration::from_millis(timeout?),
             tls: self.tls.clone(),
+            cache_file: self.cache_file.clone(),
         })
     }
 }

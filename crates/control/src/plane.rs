@@ -148,6 +148,8 @@ pub struct ControlPlane<C: DaemonConfig> {
     running: String,
     /// Its source: the mod revision of `active` it came from, 0 for the local file.
     revision: i64,
+    /// What `etcd.cache_file` holds, once read or written.
+    cached: Option<String>,
     started_ms: u128,
     metrics: Metrics,
 }
@@ -157,7 +159,14 @@ impl<C: DaemonConfig> ControlPlane<C> {
     pub fn new(opts: Options<C::Valid>, local: &C, registry: &mut Registry) -> Self {
         let metrics = Metrics::register(registry);
         metrics.epoch.set(i64::from(opts.ring.current_epoch()));
-        Self { opts, running: compact(local), revision: 0, started_ms: unix_ms(), metrics }
+        Self {
+            opts,
+            running: compact(local),
+            revision: 0,
+            cached: None,
+            started_ms: unix_ms(),
+            metrics,
+        }
     }
 
     /// Runs until `shutdown`: connects, registers, follows the config and the epoch; when etcd
@@ -178,6 +187,9 @@ impl<C: DaemonConfig> ControlPlane<C> {
             let outcome = self.session(&endpoint, &shutdown, &mut established).await;
             self.metrics.connected.set(0);
             let Err(e) = outcome else { return };
+            if !established && self.metrics.sessions.get() == 1 {
+                self.start_from_cache();
+            }
             next += 1;
             failed_in_a_row = if established { 1 } else { failed_in_a_row + 1 };
             if established {
@@ -330,7 +342,7 @@ impl<C: DaemonConfig> ControlPlane<C> {
         let revision = resp.header().map_or(0, etcd_client::ResponseHeader::revision);
         if resp.succeeded() {
             tracing::info!(revision, "published the running config as the active config");
-            self.revision = revision;
+            self.set_revision(revision);
         } else if let Some(TxnOpResponse::Get(get)) = resp.op_responses().into_iter().next()
             && let Some(kv) = get.kvs().first()
         {
@@ -358,14 +370,7 @@ impl<C: DaemonConfig> ControlPlane<C> {
             }
         };
         let origin = PathBuf::from(format!("etcd {key} at revision {revision}"));
-        let parsed = mld_config::parse_raw::<C>(&text, &origin).and_then(|raw| {
-            let valid = raw.validate().map_err(|errors| mld_config::ConfigError::Invalid {
-                path: origin.clone(),
-                errors,
-            })?;
-            Ok((compact(&raw), valid))
-        });
-        let (canonical, valid) = match parsed {
+        let (canonical, valid) = match parse::<C>(&text, &origin) {
             Ok(ok) => ok,
             Err(e) => {
                 self.metrics.change("invalid");
@@ -462,9 +467,64 @@ impl<C: DaemonConfig> ControlPlane<C> {
         }
     }
 
+    /// The running config now comes from `active` at `revision`: noted, and kept in
+    /// `etcd.cache_file`.
     fn set_revision(&mut self, revision: i64) {
         self.revision = revision;
         self.metrics.revision.set(revision);
+        self.keep();
+    }
+
+    /// Writes the running config to `etcd.cache_file` when it differs from what the file
+    /// holds: a temporary file (0600), synced, renamed over it, so a crash leaves the old or
+    /// the new file whole. A failure is logged; the daemon goes on.
+    fn keep(&mut self) {
+        let Some(path) = &self.opts.etcd.cache_file else { return };
+        if self.cached.as_deref() == Some(self.running.as_str()) {
+            return;
+        }
+        match write_replacing(path, pretty(&self.running).as_bytes()) {
+            Ok(()) => self.cached = Some(self.running.clone()),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot keep the config (etcd.cache_file)");
+            }
+        }
+    }
+
+    /// etcd was not reached at start: applies the config kept by an earlier run, if there is
+    /// one and it differs from the local file. One the daemon cannot apply (a field that
+    /// changes only at restart differs from the local file) is left, with a warning.
+    fn start_from_cache(&mut self) {
+        let Some(path) = self.opts.etcd.cache_file.clone() else { return };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the kept config (etcd.cache_file)");
+                return;
+            }
+        };
+        let (canonical, valid) = match parse::<C>(&text, &path) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                tracing::warn!(error = %e, "the kept config is not usable; running on the local file");
+                return;
+            }
+        };
+        self.cached = Some(canonical.clone());
+        if canonical == self.running {
+            return;
+        }
+        match (self.opts.apply)(&valid) {
+            Ok(()) => {
+                self.metrics.change("cached");
+                self.running = canonical;
+                tracing::info!(path = %path.display(), "etcd is unreachable: applied the config kept from the last run");
+            }
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), reason, "the kept config was not applied; running on the local file");
+            }
+        }
     }
 
     async fn register(&self, client: &mut Client, lease: i64) -> Result<(), SessionError> {
@@ -526,6 +586,40 @@ impl<C: DaemonConfig> ControlPlane<C> {
 }
 
 /// Compact JSON of a parsed config: two texts with the same meaning compare equal.
+/// Parses and validates a config text from `origin`: its compact form and its validated one.
+fn parse<C: DaemonConfig>(
+    text: &str,
+    origin: &std::path::Path,
+) -> Result<(String, C::Valid), mld_config::ConfigError> {
+    let raw = mld_config::parse_raw::<C>(text, origin)?;
+    let valid = raw
+        .validate()
+        .map_err(|errors| mld_config::ConfigError::Invalid { path: origin.to_owned(), errors })?;
+    Ok((compact(&raw), valid))
+}
+
+/// Replaces `path` with `bytes` atomically (mode 0600).
+fn write_replacing(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 fn compact<C: DaemonConfig>(config: &C) -> String {
     serde_json::to_string(config).expect("a config serializes to JSON")
 }

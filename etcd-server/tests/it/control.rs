@@ -310,6 +310,60 @@ async fn control_plane_survives_an_etcd_restart() {
     plane.stop().await;
 }
 
+/// The config taken from etcd is kept in `etcd.cache_file` (0600); a daemon that restarts
+/// while etcd is down starts from it; a kept config it cannot apply is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_etcd_is_down_starts_from_the_kept_config() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let port = mld_test_utils::free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let cache = dir.path().join("ml-detector.active-config.json");
+    let mut local = MlDetectorConfig::default();
+    local.verdict.malicious_score = 0.8;
+    local.etcd.endpoints = vec![format!("http://{endpoint}")];
+    local.etcd.lease_ttl_secs = 2;
+    local.etcd.cache_file = Some(cache.clone());
+    let ring = mld_test_utils::key_ring(1, 1);
+
+    let server = start(dir.path(), port);
+    let mut c = connect(&endpoint).await;
+    let plane = Plane::with_config(&local, "k", Arc::clone(&ring));
+    let reg = keys::component(NAME, "k");
+    until("registered", async || json(&mut c, &reg).await.is_some()).await;
+    let kept = || -> Option<f64> {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&cache).ok()?).ok()?;
+        v["verdict"]["malicious_score"].as_f64()
+    };
+    assert_eq!(kept(), Some(0.8), "the running config, published as active, is kept");
+    c.put(
+        keys::active(NAME),
+        sealed_config(&ring, |v| v["verdict"]["malicious_score"] = 0.85.into()),
+        None,
+    )
+    .await
+    .unwrap();
+    until("applied 0.85", async || plane.applied() == [0.85]).await;
+    until("0.85 kept", async || kept() == Some(0.85)).await;
+    assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
+    plane.stop().await;
+    drop(server);
+
+    // etcd is down: the restarted daemon (local file 0.8) applies the kept 0.85.
+    let plane = Plane::with_config(&local, "k", Arc::clone(&ring));
+    until("the kept config applied", async || plane.applied() == [0.85]).await;
+    plane.stop().await;
+
+    // A kept config the daemon cannot apply while running (publish differs) is left.
+    let mut other: Value = serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    other["publish"]["bind"] = "tcp://127.0.0.1:1".into();
+    std::fs::write(&cache, other.to_string()).unwrap();
+    let plane = Plane::with_config(&local, "k", Arc::clone(&ring));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(plane.applied().is_empty(), "{:?}", plane.applied());
+    plane.stop().await;
+}
+
 /// A real 3-member etcd cluster loses its leader: registration, heartbeats and the config
 /// watch carry on through the other members. Prints the write stall and the recovery time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

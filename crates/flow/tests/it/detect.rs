@@ -275,9 +275,7 @@ fn a_policy_set_while_running_applies_from_the_next_packet_and_keeps_the_host_co
         }],
     );
     let mut alerts: Vec<(u16, &'static str)> = Vec::new();
-    let mut port_now = 0u16;
     for port in 1..=80u16 {
-        port_now = port;
         if port == 61 {
             let rules = FastDetectorConfig { scan_distinct_ports: 50, ..quiet.rules.clone() };
             engine.set_policy(rules, quiet.cooldown_ns, quiet.internal_nets.clone());
@@ -300,7 +298,7 @@ fn a_policy_set_while_running_applies_from_the_next_packet_and_keeps_the_host_co
         };
         engine.process(&rec, &mut |o| {
             if let Output::Alert(a) = o {
-                alerts.push((port_now, a.rule));
+                alerts.push((port, a.rule));
             }
         });
     }
