@@ -209,6 +209,26 @@ fn benign_captures_stay_quiet() {
 /// flow at hand early (score 0.6), and so does every new tenth the episode's score reaches
 /// (0.7 … 1.0 at 100 ports), each snapshot carrying that score, so that a block threshold is
 /// acted on when the scan reaches it, not when its flows end. Nothing more after 1.0.
+/// A SYN from one scanner to `port` of one host, 1 ms after the one to `port - 1`.
+fn scan_syn(port: u16) -> PacketRecord<'static> {
+    PacketRecord {
+        ts_ns: 1_700_000_000 * S + u64::from(port) * 1_000_000,
+        src: "198.51.100.9".parse().unwrap(),
+        dst: "10.0.0.5".parse().unwrap(),
+        proto: 6,
+        src_port: 40_000,
+        dst_port: port,
+        ip_len: 44,
+        ip_header_len: 20,
+        l4_header_len: 24,
+        payload_len: 0,
+        tcp_flags: 0x02,
+        tcp_window: 1024,
+        payload_head: &[],
+        source: 0,
+    }
+}
+
 #[test]
 fn a_climbing_scan_is_exported_early_at_each_new_tenth_of_its_score() {
     let mut engine = Engine::new(
@@ -233,22 +253,7 @@ fn a_climbing_scan_is_exported_early_at_each_new_tenth_of_its_score() {
         }
     };
     for port in 1..=120u16 {
-        let rec = PacketRecord {
-            ts_ns: 1_700_000_000 * S + u64::from(port) * 1_000_000,
-            src: "198.51.100.9".parse().unwrap(),
-            dst: "10.0.0.5".parse().unwrap(),
-            proto: 6,
-            src_port: 40_000,
-            dst_port: port,
-            ip_len: 44,
-            ip_header_len: 20,
-            l4_header_len: 24,
-            payload_len: 0,
-            tcp_flags: 0x02,
-            tcp_window: 1024,
-            payload_head: &[],
-            source: 0,
-        };
+        let rec = scan_syn(port);
         engine.process(&rec, &mut sink);
     }
     engine.flush(&mut sink);
@@ -280,22 +285,7 @@ fn a_policy_set_while_running_applies_from_the_next_packet_and_keeps_the_host_co
             let rules = FastDetectorConfig { scan_distinct_ports: 50, ..quiet.rules.clone() };
             engine.set_policy(rules, quiet.cooldown_ns, quiet.internal_nets.clone());
         }
-        let rec = PacketRecord {
-            ts_ns: 1_700_000_000 * S + u64::from(port) * 1_000_000,
-            src: "198.51.100.9".parse().unwrap(),
-            dst: "10.0.0.5".parse().unwrap(),
-            proto: 6,
-            src_port: 40_000,
-            dst_port: port,
-            ip_len: 44,
-            ip_header_len: 20,
-            l4_header_len: 24,
-            payload_len: 0,
-            tcp_flags: 0x02,
-            tcp_window: 1024,
-            payload_head: &[],
-            source: 0,
-        };
+        let rec = scan_syn(port);
         engine.process(&rec, &mut |o| {
             if let Output::Alert(a) = o {
                 alerts.push((port, a.rule));
