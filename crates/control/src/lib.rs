@@ -18,7 +18,9 @@
 //! When etcd is down, the session ends and the daemon runs on its last good config; the plane
 //! retries with exponential backoff (0.1 s doubling to 5 s, ±20 % jitter) and on reconnect
 //! registers again and re-reads `active` from the current revision. On shutdown it revokes its
-//! lease, so the component is shown down at once rather than after its TTL.
+//! lease, so the component is shown down at once rather than after its TTL. The config in
+//! force is kept in `etcd.cache_file` (0600, replaced atomically); a daemon that starts while
+//! etcd is unreachable applies it over its local file.
 #![forbid(unsafe_code)]
 
 pub mod keys;
