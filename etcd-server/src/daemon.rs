@@ -121,7 +121,7 @@ impl Daemon for EtcdServer {
                     let expired = crate::lease::expire(&shared);
                     shared.metrics.leases_expired.inc_by(expired as u64);
                     if n % 10 == 0 {
-                        shared.metrics.observe(&shared.store(), Some(&path));
+                        shared.metrics.observe(&shared.store(), &path);
                     }
                 }
             })

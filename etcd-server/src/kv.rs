@@ -47,7 +47,6 @@ impl Shared {
         }
         let (changes, _) = tokio::sync::broadcast::channel(4096);
         let metrics = crate::metrics::Metrics::default();
-        metrics.observe(&store, None);
         Self { store: Mutex::new(store), id, deadlines, min_ttl_secs, changes, metrics }
     }
 
@@ -61,7 +60,6 @@ impl Shared {
         let started = std::time::Instant::now();
         let (rev, applied, events) = store.write(writes)?;
         self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.observe(store, None);
         self.publish(&events);
         Ok((rev, applied))
     }

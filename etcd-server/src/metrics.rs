@@ -16,7 +16,7 @@ use tonic::codegen::http;
 
 use crate::store::Store;
 
-type Labels = Vec<(&'static str, &'static str)>;
+type Labels = Vec<(&'static str, String)>;
 
 /// The methods served, as they appear in request paths; any other path counts as `other`
 /// (so that a client sending made-up paths cannot grow the label set).
@@ -107,41 +107,22 @@ impl Metrics {
     /// Counts one request to `path` that ended with gRPC status `code`.
     pub fn request(&self, path: &str, code: i32) {
         let method = METHODS.iter().find(|m| **m == path).map_or("other", |m| &m[14..]);
-        let code = match tonic::Code::from_i32(code) {
-            tonic::Code::Ok => "Ok",
-            tonic::Code::Cancelled => "Cancelled",
-            tonic::Code::InvalidArgument => "InvalidArgument",
-            tonic::Code::DeadlineExceeded => "DeadlineExceeded",
-            tonic::Code::NotFound => "NotFound",
-            tonic::Code::AlreadyExists => "AlreadyExists",
-            tonic::Code::PermissionDenied => "PermissionDenied",
-            tonic::Code::ResourceExhausted => "ResourceExhausted",
-            tonic::Code::FailedPrecondition => "FailedPrecondition",
-            tonic::Code::Aborted => "Aborted",
-            tonic::Code::OutOfRange => "OutOfRange",
-            tonic::Code::Unimplemented => "Unimplemented",
-            tonic::Code::Internal => "Internal",
-            tonic::Code::Unavailable => "Unavailable",
-            tonic::Code::DataLoss => "DataLoss",
-            tonic::Code::Unauthenticated => "Unauthenticated",
-            tonic::Code::Unknown => "Unknown",
-        };
-        self.requests.get_or_create(&vec![("method", method), ("code", code)]).inc();
+        let code = format!("{:?}", tonic::Code::from_i32(code));
+        self.requests.get_or_create(&vec![("method", method.to_owned()), ("code", code)]).inc();
     }
 
-    /// Takes the store's state (call it with the store locked); `files` is the store's path.
-    pub fn observe(&self, store: &Store, files: Option<&Path>) {
+    /// Takes the store's state (call it with the store locked; the daemon does once a
+    /// second); `db` is the store's file.
+    pub fn observe(&self, store: &Store, db: &Path) {
         self.revision.set(store.revision());
         self.compact_revision.set(store.compact_revision());
         self.keys.set(i64::try_from(store.key_count()).unwrap_or(i64::MAX));
         self.leases.set(i64::try_from(store.leases().count()).unwrap_or(i64::MAX));
-        if let Some(db) = files {
-            let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let mut wal = db.as_os_str().to_owned();
-            wal.push("-wal");
-            let bytes = size(db) + size(Path::new(&wal));
-            self.db_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
-        }
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let bytes = size(db) + size(Path::new(&wal));
+        self.db_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 }
 

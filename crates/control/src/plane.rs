@@ -187,7 +187,9 @@ impl<C: DaemonConfig> ControlPlane<C> {
             let outcome = self.session(&endpoint, &shutdown, &mut established).await;
             self.metrics.connected.set(0);
             let Err(e) = outcome else { return };
-            if !established && self.metrics.sessions.get() == 1 {
+            // The first session (no failure counted yet) never got through: the daemon started
+            // while etcd is unreachable.
+            if !established && next == 0 {
                 self.start_from_cache();
             }
             next += 1;

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::server::{Running, connect, real_etcd};
+use crate::server::{Running, connect};
 use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, PutOptions, SortOrder,
     SortTarget, Txn, TxnOp, TxnOpResponse,
@@ -10,12 +10,8 @@ use etcd_client::{
 /// A real etcd and etcd-server side by side (data and logs in `dir`), each with a client:
 /// `(etcd's, ours)`; the two servers stop when the returned guards drop.
 async fn side_by_side(dir: &Path) -> ((Running, Running), Client, Client) {
-    let (etcd, etcd_addr) = real_etcd(dir);
-    let port = mld_test_utils::free_port();
-    let ours = crate::server::start(dir, port);
-    let theirs = connect(&etcd_addr).await;
-    let mine = connect(&format!("127.0.0.1:{port}")).await;
-    ((etcd, ours), theirs, mine)
+    let (servers, theirs, mine) = crate::server::side_by_side(dir);
+    (servers, connect(&theirs).await, connect(&mine).await)
 }
 
 /// The scenarios' traces from our server and from etcd must be equal, line by line.

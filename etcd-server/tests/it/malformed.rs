@@ -19,7 +19,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
-use crate::server::{Running, real_etcd};
+use crate::server::Running;
 
 /// Sends and receives message bodies as they are, so that a test can send bytes no client
 /// library would.
@@ -564,12 +564,8 @@ async fn channel(addr: &str) -> Channel {
 }
 
 async fn both(dir: &Path) -> ((Running, Running), Channel, Channel) {
-    let (etcd, etcd_addr) = real_etcd(dir);
-    let port = mld_test_utils::free_port();
-    let ours = crate::server::start(dir, port);
-    let theirs = channel(&etcd_addr).await;
-    let mine = channel(&format!("127.0.0.1:{port}")).await;
-    ((etcd, ours), theirs, mine)
+    let (servers, theirs, mine) = crate::server::side_by_side(dir);
+    (servers, channel(&theirs).await, channel(&mine).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

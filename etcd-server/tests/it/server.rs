@@ -69,6 +69,14 @@ pub(crate) fn real_etcd(dir: &Path) -> (Running, String) {
     cluster.pop().unwrap()
 }
 
+/// A real etcd and etcd-server side by side (data and logs in `dir`): the two servers (they
+/// stop when dropped) and their client addresses, etcd's first.
+pub(crate) fn side_by_side(dir: &Path) -> ((Running, Running), String, String) {
+    let (etcd, etcd_addr) = real_etcd(dir);
+    let port = mld_test_utils::free_port();
+    ((etcd, start(dir, port)), etcd_addr, format!("127.0.0.1:{port}"))
+}
+
 /// A cluster of `n` real etcd members on free loopback ports (data in `dir/etcd<i>`, logs in
 /// `dir/etcd<i>.log`); returns each member and its client address, in member order.
 pub(crate) fn etcd_cluster(dir: &Path, n: usize) -> Vec<(Running, String)> {
