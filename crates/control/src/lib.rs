@@ -43,21 +43,6 @@ pub fn restart_only<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-/// For a daemon that applies no change while running: an [`Apply`] that accepts only the
-/// config it runs (so the control plane rolls any other back, with an alert saying so).
-pub fn restart_only_apply<V: PartialEq + Send + Sync + 'static>(
-    component: &'static str,
-    running: V,
-) -> Apply<V> {
-    Box::new(move |new: &V| {
-        if *new == running {
-            Ok(())
-        } else {
-            Err(format!("{component} applies config changes only at restart"))
-        }
-    })
-}
-
 /// The client TLS settings `tls` names: the CA that signed etcd's certificate, and this
 /// daemon's certificate when one is configured. Errors name the file.
 pub fn tls_options(
