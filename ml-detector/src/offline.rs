@@ -123,6 +123,8 @@ pub struct Report {
     pub benign_flagged: u64,
     /// Benign-capture flows flagged, by the rule or forest that set the final score.
     pub benign_flagged_by: BTreeMap<String, u64>,
+    /// Benign captures with flagged flows: how many each.
+    pub benign_flagged_files: BTreeMap<String, u64>,
     pub files: usize,
     pub held_out_only: bool,
 }
@@ -178,10 +180,10 @@ pub fn evaluate(
         report.files += 1;
         if c.family == Family::Benign {
             report.benign_files += 1;
-            let mut any = false;
+            let mut flagged = 0;
             for f in &flows {
                 let hit = f.flagged();
-                any |= hit;
+                flagged += u64::from(hit);
                 report.benign_flows += 1;
                 if hit {
                     report.benign_flagged += 1;
@@ -194,7 +196,10 @@ pub fn evaluate(
                 }
                 benign_pool.push((f.scored.final_score, false));
             }
-            report.benign_files_flagged += usize::from(any);
+            if flagged > 0 {
+                report.benign_files_flagged += 1;
+                report.benign_flagged_files.insert(c.name.clone(), flagged);
+            }
             continue;
         }
         let r = report.classes.entry(c.family.name()).or_default();
@@ -308,6 +313,9 @@ pub fn render(r: &Report, t: &Thresholds) -> String {
     if !r.benign_flagged_by.is_empty() {
         let by: Vec<String> = r.benign_flagged_by.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "Flagged benign flows by what set their score: {}.", by.join(", "));
+        let files: Vec<String> =
+            r.benign_flagged_files.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "Flagged benign flows by capture: {}.", files.join(", "));
     }
     let _ = writeln!(
         s,

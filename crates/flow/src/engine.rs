@@ -135,6 +135,8 @@ struct Flow {
     syn: bool,
     /// The responder answered with SYN+ACK.
     syn_ack: bool,
+    /// The responder sent a packet back that is not a RST.
+    answered: bool,
     closing_ns: Option<u64>,
 }
 
@@ -240,13 +242,19 @@ impl Engine {
 
         // One lookup: add to the flow, end it and start anew, or start one.
         let active_ns = ctx.cfg.active_ns;
+        let mut answer = false;
         let ended = match shard.flows.get_mut(&key) {
             Some(f) if f.closing_ns.is_some() && syn_only => Some(Some(EndReason::Closed)),
             Some(f) if rec.ts_ns.saturating_sub(f.start_ns) > active_ns => {
                 Some(Some(EndReason::ActiveTimeout))
             }
             Some(f) => {
-                f.add(rec, from_a == f.init_is_a, &mut shard.closing, key);
+                let forward = from_a == f.init_is_a;
+                if !forward && !f.answered && rec.tcp_flags & tcp_flags::RST == 0 {
+                    f.answered = true;
+                    answer = true;
+                }
+                f.add(rec, forward, &mut shard.closing, key);
                 None
             }
             None => Some(None),
@@ -267,6 +275,9 @@ impl Engine {
             }
         }
 
+        if answer {
+            ctx.on_answer(rec.dst, rec.src);
+        }
         let fired = ctx.on_packet(rec, started);
         if fired.alerts.is_empty() && !fired.escalated {
             return;
@@ -342,6 +353,7 @@ impl Flow {
             fin_bwd: false,
             syn: rec.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN,
             syn_ack: false,
+            answered: false,
             closing_ns: None,
         }
     }
@@ -430,9 +442,13 @@ impl Context {
         let (smb_thr, brute_thr) = (rules.smb_distinct_hosts, rules.bruteforce_conns);
         let h = self.host(rec.src);
         h.counters.add(now, counter::FLOWS, 1);
-        h.dsts.insert(ip_value(rec.dst), now);
+        let dst = ip_value(rec.dst);
+        h.dsts.insert(dst, now);
         if external {
-            h.external_dsts.insert(ip_value(rec.dst), now);
+            h.external_dsts.insert(dst, now);
+            if !h.answered.contains(dst, now, window) {
+                h.silent_external.insert(dst, now);
+            }
         }
         let ported = rec.proto == proto::TCP || rec.proto == proto::UDP;
         if ported {
@@ -443,7 +459,11 @@ impl Context {
         }
         let burst = login.then(|| h.on_service_conn((rec.dst, rec.dst_port), now, window));
         let ports = h.ports.count(now, window);
-        let dsts = h.dsts.count(now, window);
+        // A sweep: internal hosts, or external ones that do not answer. Peer-to-peer clients and
+        // conferencing apps reach dozens of external hosts that answer.
+        let internal = h.dsts.count(now, window).saturating_sub(h.external_dsts.count(now, window));
+        let silent = h.silent_external.count(now, window);
+        let dsts = internal + silent;
         let smb = h.smb_dsts.count(now, window);
         let secs = window / 1_000_000_000;
         let mut hits: Vec<Hit> = [
@@ -451,7 +471,7 @@ impl Context {
                 format!("{} probed {ports} distinct destination ports within {secs} s (threshold {ports_thr})", rec.src)
             }),
             check(rule::SCAN_HOSTS, f64::from(dsts), f64::from(hosts_thr), || {
-                format!("{} contacted {dsts} distinct hosts within {secs} s (threshold {hosts_thr})", rec.src)
+                format!("{} contacted {dsts} distinct hosts within {secs} s, {internal} internal and {silent} external that did not answer (threshold {hosts_thr})", rec.src)
             }),
             check(rule::SMB_SPREAD, f64::from(smb), f64::from(smb_thr), || {
                 format!("{} opened SMB/NetBIOS (445/139) connections to {smb} hosts within {secs} s (threshold {smb_thr})", rec.src)
@@ -471,6 +491,15 @@ impl Context {
         }
         fast::fire(&mut h.episode, hits, rec.src, now, cooldown, fired);
         self.host(rec.dst).sources.insert(ip_value(rec.src), now);
+    }
+
+    /// The first packet back (not a RST) on a flow `initiator` opened to `responder`.
+    fn on_answer(&mut self, initiator: IpAddr, responder: IpAddr) {
+        let now = self.now_ns;
+        let h = self.host(initiator);
+        let v = ip_value(responder);
+        h.answered.insert(v, now);
+        h.silent_external.remove(v);
     }
 
     /// Packets sent and received per second: the flood rules, evaluated as the count of the

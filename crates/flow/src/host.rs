@@ -74,6 +74,15 @@ impl RecentSet {
         }
     }
 
+    /// Whether `value` was seen within `window_ns` before `now_ns`.
+    pub fn contains(&self, value: u64, now_ns: u64, window_ns: u64) -> bool {
+        self.items.iter().any(|(v, t)| *v == value && now_ns.saturating_sub(*t) <= window_ns)
+    }
+
+    pub fn remove(&mut self, value: u64) {
+        self.items.retain(|(v, _)| *v != value);
+    }
+
     /// Values seen within `window_ns` before `now_ns`; forgets older ones.
     pub fn count(&mut self, now_ns: u64, window_ns: u64) -> u32 {
         self.items.retain(|(_, t)| now_ns.saturating_sub(*t) <= window_ns);
@@ -134,6 +143,10 @@ pub struct HostState {
     pub counters: Window<{ counter::COUNT }>,
     pub dsts: RecentSet,
     pub external_dsts: RecentSet,
+    /// Destinations that answered a flow this host opened (a packet back that is not a RST).
+    pub answered: RecentSet,
+    /// External destinations this host opened flows to that have not answered any of them.
+    pub silent_external: RecentSet,
     pub ports: RecentSet,
     pub smb_dsts: RecentSet,
     /// Sources that opened flows towards this host.
@@ -151,6 +164,8 @@ impl HostState {
             counters: Window::new(window_ns),
             dsts: RecentSet::default(),
             external_dsts: RecentSet::default(),
+            answered: RecentSet::default(),
+            silent_external: RecentSet::default(),
             ports: RecentSet::default(),
             smb_dsts: RecentSet::default(),
             sources: RecentSet::default(),

@@ -142,7 +142,8 @@ pub const MAX_DISTINCT: u32 = 1_024;
 pub struct FastDetectorConfig {
     /// `scan.ports`: distinct destination ports probed by one host.
     pub scan_distinct_ports: u32,
-    /// `scan.hosts`: distinct destination hosts probed by one host.
+    /// `scan.hosts`: distinct destination hosts probed by one host: internal ones, and
+    /// external ones that have not answered (a packet back that is not a RST).
     pub scan_distinct_hosts: u32,
     /// `smb.spread`: distinct SMB/NetBIOS (445/139) destinations.
     pub smb_distinct_hosts: u32,
