@@ -17,7 +17,7 @@ use crate::record::timestamp;
 const GID: u32 = 1;
 
 /// (rule or detector, signature id, signature, Suricata classification).
-pub const SIGNATURES: [(&str, u32, &str, &str); 11] = [
+pub const SIGNATURES: [(&str, u32, &str, &str); 12] = [
     (
         "ddos",
         9_100_001,
@@ -36,6 +36,7 @@ pub const SIGNATURES: [(&str, u32, &str, &str); 11] = [
     ("scan.hosts", 9_200_002, "MLD FAST host sweep", "Detection of a Network Scan"),
     ("smb.spread", 9_200_003, "MLD FAST SMB spread to many hosts", "A Network Trojan was detected"),
     ("dns.entropy", 9_200_004, "MLD FAST high-entropy DNS names", "Potentially Bad Traffic"),
+    ("dns.length", 9_200_008, "MLD FAST long DNS names (tunnel)", "Potentially Bad Traffic"),
     ("flood.source", 9_200_005, "MLD FAST flooding source", "Attempted Denial of Service"),
     ("flood.victim", 9_200_006, "MLD FAST flooded victim", "Attempted Denial of Service"),
     ("bruteforce", 9_200_007, "MLD FAST login brute force", "Attempted User Privilege Gain"),

@@ -2,8 +2,10 @@
 
 /// The query name of a DNS query message (QR = 0, at least one question), lower-cased and
 /// written with dots, into `out`. Returns `false` (leaving `out` unspecified) for responses,
-/// malformed or compressed names, or a payload cut before the name ends.
-pub fn query_name(payload: &[u8], out: &mut String) -> bool {
+/// malformed or compressed names, or a payload that ends before the name does, unless `cut`
+/// says the capture cut the payload: then the name read up to the cut (at least one label
+/// begun) is the query name, since a name longer than the captured head is a fact in itself.
+pub fn query_name(payload: &[u8], cut: bool, out: &mut String) -> bool {
     out.clear();
     if payload.len() < 12 || payload[2] & 0x80 != 0 {
         return false;
@@ -13,7 +15,7 @@ pub fn query_name(payload: &[u8], out: &mut String) -> bool {
     }
     let mut at = 12;
     loop {
-        let Some(&len) = payload.get(at) else { return false };
+        let Some(&len) = payload.get(at) else { return cut && !out.is_empty() };
         let len = usize::from(len);
         if len == 0 {
             return !out.is_empty();
@@ -21,7 +23,16 @@ pub fn query_name(payload: &[u8], out: &mut String) -> bool {
         if len > 63 || out.len() + len + 1 > 255 {
             return false;
         }
-        let Some(label) = payload.get(at + 1..at + 1 + len) else { return false };
+        let end = at + 1 + len;
+        let label = match payload.get(at + 1..end) {
+            Some(label) => label,
+            None if cut => payload.get(at + 1..).unwrap_or_default(),
+            None => return false,
+        };
+        if label.is_empty() {
+            // Cut right after a length byte.
+            return !out.is_empty();
+        }
         if !out.is_empty() {
             out.push('.');
         }
@@ -31,7 +42,10 @@ pub fn query_name(payload: &[u8], out: &mut String) -> bool {
             }
             out.push(char::from(b.to_ascii_lowercase()));
         }
-        at += 1 + len;
+        if end > payload.len() {
+            return true;
+        }
+        at = end;
     }
 }
 
@@ -75,7 +89,7 @@ mod tests {
     #[test]
     fn reads_query_names() {
         let mut s = String::new();
-        assert!(query_name(&query("WWW.Example.com"), &mut s));
+        assert!(query_name(&query("WWW.Example.com"), false, &mut s));
         assert_eq!(s, "www.example.com");
     }
 
@@ -84,14 +98,33 @@ mod tests {
         let mut s = String::new();
         let mut resp = query("a.b");
         resp[2] |= 0x80;
-        assert!(!query_name(&resp, &mut s));
+        assert!(!query_name(&resp, false, &mut s));
         let q = query("example.com");
         for cut in 0..q.len() - 5 {
-            assert!(!query_name(&q[..cut], &mut s), "cut at {cut}");
+            assert!(!query_name(&q[..cut], false, &mut s), "cut at {cut}");
         }
         let mut pointer = query("x");
         pointer[12] = 0xc0;
-        assert!(!query_name(&pointer, &mut s));
+        assert!(!query_name(&pointer, false, &mut s));
+    }
+
+    #[test]
+    fn a_name_cut_by_the_capture_is_read_up_to_the_cut() {
+        let mut s = String::new();
+        let q = query("abcdef.example.com");
+        // Cut inside the first label's length byte: nothing read.
+        assert!(!query_name(&q[..12], true, &mut s));
+        assert!(!query_name(&q[..13], true, &mut s));
+        assert!(query_name(&q[..16], true, &mut s));
+        assert_eq!(s, "abc");
+        assert!(query_name(&q[..20], true, &mut s));
+        assert_eq!(s, "abcdef");
+        assert!(query_name(&q[..22], true, &mut s));
+        assert_eq!(s, "abcdef.ex");
+        // Cut or not, a response or a compressed name is still refused.
+        let mut resp = q.clone();
+        resp[2] |= 0x80;
+        assert!(!query_name(&resp[..16], true, &mut s));
     }
 
     #[test]

@@ -552,10 +552,13 @@ impl Context {
         let now = self.now_ns;
         let cooldown = self.cfg.cooldown_ns;
         let mut name = std::mem::take(&mut self.name);
-        if dns::query_name(rec.payload_head, &mut name) {
+        let cut = rec.payload_head.len() < usize::from(rec.payload_len);
+        if dns::query_name(rec.payload_head, cut, &mut name) {
             self.counters.dns_queries += 1;
             let e = dns::entropy(&name);
-            let (bits, min_q) = (self.cfg.rules.dns_entropy_bits, self.cfg.rules.dns_min_queries);
+            let rules = &self.cfg.rules;
+            let (bits, chars, min_q) =
+                (rules.dns_entropy_bits, rules.dns_name_length, rules.dns_min_queries);
             let h = self.host(rec.src);
             h.counters.add(now, counter::DNS_QUERIES, 1);
             #[allow(
@@ -564,19 +567,27 @@ impl Context {
                 reason = "entropy ≤ 8 bits"
             )]
             h.counters.add(now, counter::DNS_ENTROPY_MILLI, (e * 1000.0) as u32);
+            h.counters.add(now, counter::DNS_NAME_CHARS, u32::try_from(name.len()).unwrap_or(0));
             let queries = h.counters.sum(now, counter::DNS_QUERIES);
             #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-            let mean = h.counters.sum(now, counter::DNS_ENTROPY_MILLI) as f64
-                / 1000.0
-                / queries.max(1) as f64;
+            let mut mean = |k| h.counters.sum(now, k) as f64 / queries.max(1) as f64;
+            let entropy = mean(counter::DNS_ENTROPY_MILLI) / 1000.0;
+            let length = mean(counter::DNS_NAME_CHARS);
             if queries >= u64::from(min_q) {
-                let hit = check(rule::DNS_ENTROPY, mean, bits, || {
-                    format!(
-                        "{} sent {queries} DNS queries with a mean name entropy of {mean:.2} bits/char (threshold {bits:.2}), e.g. {name:?}",
-                        rec.src
-                    )
-                });
-                fast::fire(&mut h.episode, hit, rec.src, now, cooldown, fired);
+                let src = rec.src;
+                let hits = [
+                    check(rule::DNS_ENTROPY, entropy, bits, || {
+                        format!(
+                            "{src} sent {queries} DNS queries with a mean name entropy of {entropy:.2} bits/char (threshold {bits:.2}), e.g. {name:?}"
+                        )
+                    }),
+                    check(rule::DNS_LENGTH, length, f64::from(chars), || {
+                        format!(
+                            "{src} sent {queries} DNS queries with a mean name length of {length:.0} characters (threshold {chars}), e.g. {name:?}"
+                        )
+                    }),
+                ];
+                fast::fire(&mut h.episode, hits.into_iter().flatten(), src, now, cooldown, fired);
             }
         }
         self.name = name;

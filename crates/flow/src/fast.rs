@@ -17,12 +17,21 @@ pub mod rule {
     pub const SCAN_HOSTS: &str = "scan.hosts";
     pub const SMB_SPREAD: &str = "smb.spread";
     pub const DNS_ENTROPY: &str = "dns.entropy";
+    pub const DNS_LENGTH: &str = "dns.length";
     pub const FLOOD_SOURCE: &str = "flood.source";
     pub const FLOOD_VICTIM: &str = "flood.victim";
     pub const BRUTEFORCE: &str = "bruteforce";
     /// Every rule, in a fixed order.
-    pub const ALL: [&str; 7] =
-        [SCAN_PORTS, SCAN_HOSTS, SMB_SPREAD, DNS_ENTROPY, FLOOD_SOURCE, FLOOD_VICTIM, BRUTEFORCE];
+    pub const ALL: [&str; 8] = [
+        SCAN_PORTS,
+        SCAN_HOSTS,
+        SMB_SPREAD,
+        DNS_ENTROPY,
+        DNS_LENGTH,
+        FLOOD_SOURCE,
+        FLOOD_VICTIM,
+        BRUTEFORCE,
+    ];
 }
 
 /// One rule's measure against its threshold.

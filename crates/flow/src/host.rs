@@ -134,7 +134,9 @@ pub mod counter {
     pub const DNS_QUERIES: usize = 5;
     /// Sum of query-name entropies, in thousandths of a bit.
     pub const DNS_ENTROPY_MILLI: usize = 6;
-    pub const COUNT: usize = 7;
+    /// Sum of query-name lengths in characters (a name cut by the capture: up to the cut).
+    pub const DNS_NAME_CHARS: usize = 7;
+    pub const COUNT: usize = 8;
 }
 
 /// What one host did recently.

@@ -149,7 +149,11 @@ pub struct FastDetectorConfig {
     pub smb_distinct_hosts: u32,
     /// `dns.entropy`: mean query-name entropy in bits per character...
     pub dns_entropy_bits: f64,
-    /// ...over at least this many queries.
+    /// `dns.length`: mean query-name length in characters (DNS tunnels pack their data into
+    /// names near the 253-character limit; a name longer than the captured payload head counts
+    /// up to the cut)...
+    pub dns_name_length: u32,
+    /// ...either over at least this many queries.
     pub dns_min_queries: u32,
     /// `flood.source`: packets one host sends within one second.
     pub flood_packets_per_sec: u32,
@@ -174,6 +178,7 @@ impl Default for FastDetectorConfig {
             scan_distinct_hosts: 30,
             smb_distinct_hosts: 10,
             dns_entropy_bits: 4.0,
+            dns_name_length: 100,
             dns_min_queries: 20,
             flood_packets_per_sec: 5_000,
             flood_victim_packets_per_sec: 5_000,
@@ -246,6 +251,7 @@ impl DaemonConfig for SnifferConfig {
         v.range("fast_detector.scan_distinct_hosts", fd.scan_distinct_hosts, 2, MAX_DISTINCT);
         v.range("fast_detector.smb_distinct_hosts", fd.smb_distinct_hosts, 2, MAX_DISTINCT);
         v.range("fast_detector.dns_entropy_bits", fd.dns_entropy_bits, 0.5, 8.0);
+        v.range("fast_detector.dns_name_length", fd.dns_name_length, 4, 253);
         v.range("fast_detector.dns_min_queries", fd.dns_min_queries, 1, 1_000_000);
         v.range("fast_detector.flood_packets_per_sec", fd.flood_packets_per_sec, 10, 100_000_000);
         v.range(

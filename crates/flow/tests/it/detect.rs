@@ -105,6 +105,7 @@ fn attack_captures_raise_the_matching_rule_for_the_right_host() {
         ("scan/ndpi-synscan.pcap", "172.16.0.8", "scan.ports"),
         ("bruteforce/slips-ssh-bruteforce.pcap", "147.32.80.40", "bruteforce"),
         ("botnet/ndpi-dns_exfiltration.pcap", "192.168.220.56", "dns.entropy"),
+        ("botnet/ndpi-dns_exfiltration.pcap", "192.168.220.56", "dns.length"),
         ("botnet/slips-test7-malicious.pcap", "192.168.2.16", "dns.entropy"),
         ("botnet/slips-test-cc-capture-2.pcap", "147.32.80.37", "dns.entropy"),
         // DDoS captures are one-way traffic into victim 10.10.10.10 (10.10.10.1 for BACnet)
