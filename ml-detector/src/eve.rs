@@ -17,7 +17,7 @@ use crate::record::timestamp;
 const GID: u32 = 1;
 
 /// (rule or detector, signature id, signature, Suricata classification).
-pub const SIGNATURES: [(&str, u32, &str, &str); 12] = [
+pub const SIGNATURES: [(&str, u32, &str, &str); 13] = [
     (
         "ddos",
         9_100_001,
@@ -40,6 +40,12 @@ pub const SIGNATURES: [(&str, u32, &str, &str); 12] = [
     ("flood.source", 9_200_005, "MLD FAST flooding source", "Attempted Denial of Service"),
     ("flood.victim", 9_200_006, "MLD FAST flooded victim", "Attempted Denial of Service"),
     ("bruteforce", 9_200_007, "MLD FAST login brute force", "Attempted User Privilege Gain"),
+    (
+        "web.attack",
+        9_200_009,
+        "MLD FAST web attack pattern in HTTP request",
+        "Web Application Attack",
+    ),
 ];
 
 /// Signature id for alerts with nothing more specific (a fast score without rule ids).

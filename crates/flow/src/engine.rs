@@ -11,7 +11,6 @@ use ipnet::IpNet;
 use mld_config::daemons::sniffer::{FastDetectorConfig, Sniffer};
 use mld_proto::{CaptureMode, Direction, FastDetection, FlowEvent, InterfaceRole};
 
-use crate::dns;
 use crate::fast::{self, FastAlert, Fired, Hit, check, rule};
 use crate::features::FlowStats;
 use crate::host::{HostState, counter, ip_value};
@@ -20,6 +19,7 @@ use crate::key::{EndpointKey, FlowKey};
 use crate::lru::LruMap;
 use crate::packet::{proto, tcp_flags};
 use crate::record::PacketRecord;
+use crate::{dns, http};
 
 /// After a flow closes (RST, or FIN both ways) it lingers this long for the final ACK and
 /// retransmissions before it is exported.
@@ -425,6 +425,12 @@ impl Context {
         if rec.proto == proto::UDP && rec.dst_port == 53 && !rec.payload_head.is_empty() {
             self.on_dns_query(rec, &mut fired);
         }
+        if rec.proto == proto::TCP
+            && !rec.payload_head.is_empty()
+            && self.cfg.rules.web_ports.contains(&rec.dst_port)
+        {
+            self.on_http_request(rec, &mut fired);
+        }
         self.counters.alerts += fired.alerts.len() as u64;
         fired
     }
@@ -591,6 +597,28 @@ impl Context {
             }
         }
         self.name = name;
+    }
+
+    /// A TCP payload to a web port: `web.attack` when it starts a request with an attack
+    /// pattern.
+    fn on_http_request(&mut self, rec: &PacketRecord<'_>, fired: &mut Fired) {
+        let Some((m, target)) = http::attack(rec.payload_head) else { return };
+        let now = self.now_ns;
+        let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
+        let thr = self.cfg.rules.web_attack_requests;
+        let h = self.host(rec.src);
+        h.counters.add(now, counter::WEB_ATTACKS, 1);
+        let n = h.counters.sum(now, counter::WEB_ATTACKS);
+        let secs = window / 1_000_000_000;
+        #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        let hit = check(rule::WEB_ATTACK, n as f64, f64::from(thr), || {
+            let shown: String = target.chars().take(120).collect();
+            format!(
+                "{} sent {n} HTTP requests with attack patterns to web ports within {secs} s (threshold {thr}), e.g. {} ({:?}) in {shown:?} to {}:{}",
+                rec.src, m.kind, m.pattern, rec.dst, rec.dst_port
+            )
+        });
+        fast::fire(&mut h.episode, hit, rec.src, now, cooldown, fired);
     }
 
     /// The fast result for a flow: its initiator's open episode, plus a flood aimed at its

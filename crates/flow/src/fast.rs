@@ -21,8 +21,9 @@ pub mod rule {
     pub const FLOOD_SOURCE: &str = "flood.source";
     pub const FLOOD_VICTIM: &str = "flood.victim";
     pub const BRUTEFORCE: &str = "bruteforce";
+    pub const WEB_ATTACK: &str = "web.attack";
     /// Every rule, in a fixed order.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 9] = [
         SCAN_PORTS,
         SCAN_HOSTS,
         SMB_SPREAD,
@@ -31,6 +32,7 @@ pub mod rule {
         FLOOD_SOURCE,
         FLOOD_VICTIM,
         BRUTEFORCE,
+        WEB_ATTACK,
     ];
 }
 

@@ -136,7 +136,9 @@ pub mod counter {
     pub const DNS_ENTROPY_MILLI: usize = 6;
     /// Sum of query-name lengths in characters (a name cut by the capture: up to the cut).
     pub const DNS_NAME_CHARS: usize = 7;
-    pub const COUNT: usize = 8;
+    /// HTTP requests with an attack pattern.
+    pub const WEB_ATTACKS: usize = 8;
+    pub const COUNT: usize = 9;
 }
 
 /// What one host did recently.

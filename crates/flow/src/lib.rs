@@ -11,6 +11,7 @@
 //!   counted evictions, per-host context windows ([`host`]) and the fast detector ([`fast`]).
 //! - [`features`]: CICFlowMeter flow features in constant memory per flow.
 //! - [`dns`]: DNS query names and their entropy.
+//! - [`http`]: obvious attacks in the heads of HTTP requests.
 //!
 //! ```
 //! use mld_flow::packet::{parse, LinkType};
@@ -32,6 +33,7 @@ pub mod engine;
 pub mod fast;
 pub mod features;
 pub mod host;
+pub mod http;
 pub mod id;
 pub mod json;
 pub mod key;

@@ -136,6 +136,9 @@ impl Default for HostContextConfig {
 /// window; thresholds above it could never be reached.
 pub const MAX_DISTINCT: u32 = 1_024;
 
+/// Most ports in `fast_detector.web_ports` (the size of the XDP program's port map).
+pub const MAX_WEB_PORTS: usize = 64;
+
 /// Thresholds of the per-host rules, all within one host-context window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -167,6 +170,13 @@ pub struct FastDetectorConfig {
     /// Ports of login services watched by `bruteforce` (empty: every port). 902 is the
     /// `VMware` authentication daemon.
     pub bruteforce_ports: Vec<u16>,
+    /// `web.attack`: HTTP requests whose head carries an obvious attack pattern (SQL
+    /// injection, cross-site scripting, path traversal, command or code injection, a JNDI
+    /// lookup) sent by one host within the window...
+    pub web_attack_requests: u32,
+    /// ...to these TCP ports (requests to other ports are not looked at; XDP copies the head
+    /// of TCP payloads only to these ports).
+    pub web_ports: Vec<u16>,
     /// After a host triggers a rule, it is not reported again for this long.
     pub cooldown_secs: u64,
 }
@@ -188,6 +198,8 @@ impl Default for FastDetectorConfig {
                 21, 22, 23, 25, 110, 143, 389, 445, 465, 587, 902, 993, 995, 1433, 3306, 3389,
                 5432, 5900,
             ],
+            web_attack_requests: 1,
+            web_ports: vec![80, 8000, 8008, 8080, 8888],
             cooldown_secs: 300,
         }
     }
@@ -274,6 +286,16 @@ impl DaemonConfig for SnifferConfig {
                 port,
                 "must be 1-65535",
             );
+        }
+        v.range("fast_detector.web_attack_requests", fd.web_attack_requests, 1, 1_000_000);
+        v.check(
+            fd.web_ports.len() <= MAX_WEB_PORTS,
+            "fast_detector.web_ports",
+            fd.web_ports.len(),
+            &format!("at most {MAX_WEB_PORTS} ports (the XDP program's port map)"),
+        );
+        for (i, port) in fd.web_ports.iter().enumerate() {
+            v.check(*port != 0, &format!("fast_detector.web_ports[{i}]"), port, "must be 1-65535");
         }
         let cooldown = v.range("fast_detector.cooldown_secs", fd.cooldown_secs, 1, 86_400);
 

@@ -106,6 +106,10 @@ fn attack_captures_raise_the_matching_rule_for_the_right_host() {
         ("bruteforce/slips-ssh-bruteforce.pcap", "147.32.80.40", "bruteforce"),
         ("botnet/ndpi-dns_exfiltration.pcap", "192.168.220.56", "dns.entropy"),
         ("botnet/ndpi-dns_exfiltration.pcap", "192.168.220.56", "dns.length"),
+        ("webattack/ndpi-WebattackRCE.pcap", "127.0.0.1", "web.attack"),
+        ("webattack/ndpi-WebattackSQLinj.pcap", "172.16.0.1", "web.attack"),
+        ("webattack/ndpi-sql_injection.pcap", "192.168.3.109", "web.attack"),
+        ("webattack/ndpi-xss.pcap", "192.168.3.109", "web.attack"),
         ("botnet/slips-test7-malicious.pcap", "192.168.2.16", "dns.entropy"),
         ("botnet/slips-test-cc-capture-2.pcap", "147.32.80.37", "dns.entropy"),
         // DDoS captures are one-way traffic into victim 10.10.10.10 (10.10.10.1 for BACnet)
@@ -163,6 +167,10 @@ fn documented_misses_stay_documented() {
             "an ICMP sweep of 18 hosts: below scan.hosts = 30",
         ),
         ("scan/slips-test8-arp-scan.pcap", "ARP is not IP: the sniffer counts it as not_ip"),
+        (
+            "webattack/ndpi-log4j-webapp-exploit.pcap",
+            "the JNDI lookup is in a POST body, past the 192 captured bytes",
+        ),
         (
             "ddos/stopddos-amp.TCP.syn.optionallyACK.optionallysamePort.pcapng",
             "896 packets over 818 s: a sample, not a rate",
