@@ -3,7 +3,9 @@
 // ML Defender XDP sniffer: parses Ethernet (up to two VLAN tags), IPv4/IPv6 (extension
 // headers skipped) and TCP/UDP/ICMP/ICMPv6 in the kernel, and hands userspace one compact
 // `struct mld_record` per IP packet through a ring buffer. DNS packets (UDP port 53 either
-// way) carry the first bytes of their payload for query-name entropy.
+// way) carry the first bytes of their payload for query-name entropy, and so do TCP packets
+// with a payload to a port in `HEAD_PORTS` (the web ports userspace configures) for the
+// web-attack rule.
 //
 // It never drops, redirects or alters traffic: every packet gets XDP_PASS. Every packet is
 // counted exactly once in `COUNTERS` (per CPU): recorded, or not recorded and why, the ring
@@ -46,7 +48,7 @@ struct mld_record {
     __u8 proto;
     __u8 tcp_flags;
     __u8 family;        // 4 or 6
-    __u8 head_len;      // bytes valid in `head` (DNS records only)
+    __u8 head_len;      // bytes valid in `head` (head records only)
     __u16 frame_len;
     __u32 ifindex;
     __u32 _pad;
@@ -57,7 +59,7 @@ _Static_assert(__builtin_offsetof(struct mld_record, src_port) == 40, "layout");
 _Static_assert(__builtin_offsetof(struct mld_record, proto) == 54, "layout");
 _Static_assert(__builtin_offsetof(struct mld_record, ifindex) == 60, "layout");
 
-struct mld_dns_record {
+struct mld_head_record {
     struct mld_record r;
     __u8 head[MLD_HEAD_LEN];
 };
@@ -66,6 +68,14 @@ struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 8 << 20); // userspace may resize at load time
 } RECORDS SEC(".maps");
+
+// TCP destination ports whose payload heads are copied (value unused).
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 64);
+    __type(key, __u16);
+    __type(value, __u8);
+} HEAD_PORTS SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -221,9 +231,13 @@ int mld_xdp_sniffer(struct xdp_md *ctx) {
     if (ip_end > payload_off)
         rec.payload_len = ip_end - payload_off;
 
-    int dns = l4 == IPPROTO_UDP && !later_fragment && (rec.dst_port == 53 || rec.src_port == 53);
-    if (dns) {
-        struct mld_dns_record *d = bpf_ringbuf_reserve(&RECORDS, sizeof(*d), 0);
+    int head = l4 == IPPROTO_UDP && !later_fragment && (rec.dst_port == 53 || rec.src_port == 53);
+    if (!head && l4 == IPPROTO_TCP && !later_fragment && rec.payload_len > 0) {
+        __u16 port = rec.dst_port;
+        head = bpf_map_lookup_elem(&HEAD_PORTS, &port) != 0;
+    }
+    if (head) {
+        struct mld_head_record *d = bpf_ringbuf_reserve(&RECORDS, sizeof(*d), 0);
         if (!d)
             return done(C_RING_FULL);
         d->r = rec;

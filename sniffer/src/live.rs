@@ -137,7 +137,7 @@ pub fn run(
         let modes = xdp_modes(config.capture);
         let mut mode = CaptureMode::AfPacket;
         if !modes.is_empty() {
-            match XdpCapture::attach(name, modes, RING_BYTES) {
+            match XdpCapture::attach(name, modes, RING_BYTES, &config.fast_detector.web_ports) {
                 Ok(c) => {
                     tracing::info!(
                         iface = name,
@@ -236,7 +236,13 @@ pub fn run(
             publish_counters(sink, &rings, &readers);
             intake.publish(sink);
             sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
-            sink.reload(&mut engine);
+            if let Some(ports) = sink.reload(&mut engine) {
+                for (_, c) in &mut rings {
+                    if let Err(e) = c.set_head_ports(&ports) {
+                        tracing::warn!(iface = %c.iface, "web ports not applied to XDP: {e}");
+                    }
+                }
+            }
             sink.flush(false);
             if let Some(e) = sink.take_error() {
                 return Err(DaemonError::failure(e));

@@ -89,9 +89,9 @@ impl Sink {
     }
 
     /// Gives `engine` the fast-rule policy of the last config applied while running, if any
-    /// came since the last call.
-    pub fn reload(&mut self, engine: &mut Engine) {
-        let Some(c) = self.reloads.1.try_iter().last() else { return };
+    /// came since the last call; returns its web ports then (for the XDP programs).
+    pub fn reload(&mut self, engine: &mut Engine) -> Option<Vec<u16>> {
+        let c = self.reloads.1.try_iter().last()?;
         tracing::info!(
             flood_packets_per_sec = c.fast_detector.flood_packets_per_sec,
             scan_distinct_ports = c.fast_detector.scan_distinct_ports,
@@ -100,7 +100,9 @@ impl Sink {
             "fast detector policy reloaded"
         );
         let cooldown = u64::try_from(c.cooldown.as_nanos()).unwrap_or(u64::MAX);
+        let web_ports = c.fast_detector.web_ports.clone();
         engine.set_policy(c.fast_detector, cooldown, c.internal_nets);
+        Some(web_ports)
     }
 
     pub fn emit(&mut self, out: Output) {

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use mld_flow::record::PacketRecord;
@@ -19,9 +19,9 @@ struct Aligned<B: ?Sized> {
 static PROGRAM: &Aligned<[u8]> =
     &Aligned { bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/xdp_sniffer.o")) };
 
-/// Size of `struct mld_record`, and of `struct mld_dns_record` (record + payload head).
+/// Size of `struct mld_record`, and of `struct mld_head_record` (record + payload head).
 pub const RECORD_LEN: usize = 72;
-pub const DNS_RECORD_LEN: usize = RECORD_LEN + mld_flow::record::PAYLOAD_HEAD;
+pub const HEAD_RECORD_LEN: usize = RECORD_LEN + mld_flow::record::PAYLOAD_HEAD;
 
 /// The program's counters, in `COUNTERS` order.
 pub const COUNTER_NAMES: [&str; 7] =
@@ -46,13 +46,21 @@ pub struct XdpCapture {
     pub mode: CaptureMode,
     pub ring: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    /// TCP destination ports whose payload heads the program copies.
+    head_ports: HashMap<MapData, u16, u8>,
     // Detaches on drop (owns the program and its link).
     _ebpf: Ebpf,
 }
 
 impl XdpCapture {
-    /// Loads and attaches. `modes` are tried in order (native, then generic for `auto`).
-    pub fn attach(iface: &str, modes: &[CaptureMode], ring_bytes: u32) -> Result<Self, XdpError> {
+    /// Loads and attaches. `modes` are tried in order (native, then generic for `auto`); the
+    /// program copies the payload heads of TCP packets to `head_ports` (and of DNS).
+    pub fn attach(
+        iface: &str,
+        modes: &[CaptureMode],
+        ring_bytes: u32,
+        head_ports: &[u16],
+    ) -> Result<Self, XdpError> {
         if iface.contains('\0') || !std::path::Path::new("/sys/class/net").join(iface).exists() {
             return Err(XdpError::NoInterface(iface.to_owned()));
         }
@@ -96,7 +104,30 @@ impl XdpCapture {
             .ok_or_else(|| XdpError::Load("map COUNTERS missing".into()))?;
         let counters =
             PerCpuArray::try_from(counters).map_err(|e| XdpError::Load(format!("{e:#}")))?;
-        Ok(Self { iface: iface.to_owned(), mode, ring, counters, _ebpf: ebpf })
+        let ports = ebpf
+            .take_map("HEAD_PORTS")
+            .ok_or_else(|| XdpError::Load("map HEAD_PORTS missing".into()))?;
+        let ports = HashMap::try_from(ports).map_err(|e| XdpError::Load(format!("{e:#}")))?;
+        let mut capture =
+            Self { iface: iface.to_owned(), mode, ring, counters, head_ports: ports, _ebpf: ebpf };
+        capture.set_head_ports(head_ports)?;
+        Ok(capture)
+    }
+
+    /// Makes the program copy the payload heads of TCP packets to exactly `ports`.
+    pub fn set_head_ports(&mut self, ports: &[u16]) -> Result<(), XdpError> {
+        let old: Vec<u16> = self.head_ports.keys().filter_map(Result::ok).collect();
+        for port in old.iter().filter(|p| !ports.contains(p)) {
+            self.head_ports
+                .remove(port)
+                .map_err(|e| XdpError::Load(format!("HEAD_PORTS: {e:#}")))?;
+        }
+        for port in ports {
+            self.head_ports
+                .insert(port, 1, 0)
+                .map_err(|e| XdpError::Load(format!("HEAD_PORTS: {e:#}")))?;
+        }
+        Ok(())
     }
 
     /// The counters summed over CPUs, in [`COUNTER_NAMES`] order.
@@ -120,7 +151,7 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
 /// `None` for a record of the wrong size (a program/userspace mismatch, counted by the
 /// caller).
 pub fn decode(bytes: &[u8], source: u8, mono_to_unix_ns: i128) -> Option<PacketRecord<'_>> {
-    if bytes.len() != RECORD_LEN && bytes.len() != DNS_RECORD_LEN {
+    if bytes.len() != RECORD_LEN && bytes.len() != HEAD_RECORD_LEN {
         return None;
     }
     let ts = u64::from_ne_bytes(bytes[0..8].try_into().ok()?);
@@ -136,8 +167,11 @@ pub fn decode(bytes: &[u8], source: u8, mono_to_unix_ns: i128) -> Option<PacketR
         return None;
     }
     let head_len = usize::from(bytes[57]).min(mld_flow::record::PAYLOAD_HEAD);
-    let head =
-        if bytes.len() == DNS_RECORD_LEN { &bytes[RECORD_LEN..RECORD_LEN + head_len] } else { &[] };
+    let head = if bytes.len() == HEAD_RECORD_LEN {
+        &bytes[RECORD_LEN..RECORD_LEN + head_len]
+    } else {
+        &[]
+    };
     let unix = i128::from(ts) + mono_to_unix_ns;
     Some(PacketRecord {
         ts_ns: u64::try_from(unix.max(0)).unwrap_or(u64::MAX),

@@ -276,6 +276,15 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
         .output()
         .unwrap();
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    // A SQL injection request to port 80 (one of the default web ports): XDP copies the head
+    // of its payload, so the web-attack rule sees the request line.
+    let sqli = shared("webattack/ndpi-sql_injection.pcap");
+    let replay = lab
+        .exec(&lab.client, &["tcpreplay", "-q", "--topspeed", "-i", "eth0"])
+        .arg(&sqli)
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
     std::thread::sleep(Duration::from_millis(500));
     let after = scrape(&lab, port);
     let lan_recorded =
@@ -283,7 +292,10 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     // 2011 frames, all IPv4 (checked against tcpdump in crates/flow's tests); the sniffer may
     // see a few more (neighbour discovery) but never fewer.
     let replayed = lan_recorded(&after) - lan_recorded(&before);
-    assert!((2011..2011 + 20).contains(&replayed), "recorded {replayed} of 2011 replayed frames");
+    assert!(
+        (2011 + 5..2011 + 5 + 20).contains(&replayed),
+        "recorded {replayed} of 2011 + 5 replayed frames"
+    );
 
     // Every frame the program saw is in exactly one outcome; the ring never filled.
     for iface in ["lan0", "wan0"] {
@@ -352,6 +364,12 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     let scanner = flows.iter().filter(|f| f["src_ip"] == "172.16.0.8").count();
     assert!(scanner > 1900, "{scanner} flows from the replayed scanner");
     assert!(done.contains("scan.ports"), "the fast detector flagged the replayed scan:\n{done}");
+    // The replayed SQL injection is flagged for its sender, from the payload head XDP copied.
+    let sqli_flows = find(&flows, "192.168.3.109", "192.168.3.107", 6, Some(80));
+    assert_eq!(sqli_flows.len(), 1, "{sqli_flows:?}");
+    let rules = &sqli_flows[0]["fast"]["rule_ids"];
+    assert_eq!(rules, &serde_json::json!(["web.attack"]), "{}", sqli_flows[0]);
+    assert!(done.contains("union select"), "the alert names the pattern:\n{done}");
     let _ = std::io::stderr().flush();
 }
 

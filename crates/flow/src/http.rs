@@ -1,5 +1,5 @@
 //! Obvious web attacks in the first bytes of HTTP requests: SQL injection, cross-site
-//! scripting, path traversal, command and code injection, JNDI lookups (Log4Shell). The
+//! scripting, path traversal, command and code injection, JNDI lookups (`Log4Shell`). The
 //! request target is percent-decoded twice (double encoding is a classic evasion), `+` read as
 //! a space, lower-cased and runs of whitespace folded, then searched for fixed patterns; the
 //! whole captured head is searched for `${jndi:`, which attackers put in any header.

@@ -92,7 +92,7 @@ fn every_validation_error_is_reported_at_once_with_field_and_value() {
         "sensor_id": "bad id!",
         "interfaces": [{"name": "eth0", "role": "lan"}, {"name": "eth0", "role": "wan"}],
         "flow_table": {"capacity": 10, "shards": 3, "idle_timeout_secs": 500, "active_timeout_secs": 100},
-        "fast_detector": {"dns_entropy_bits": 9.5},
+        "fast_detector": {"dns_entropy_bits": 9.5, "dns_name_length": 300, "web_ports": [80, 0]},
         "publish": {"bind": "udp://x", "send_hwm": 0},
         "metrics": {"listen": "localhost"},
         "etcd": {"endpoints": ["127.0.0.1:2379"]}
@@ -109,6 +109,8 @@ fn every_validation_error_is_reported_at_once_with_field_and_value() {
         "flow_table.shards = 3: must be a power of two",
         "flow_table.idle_timeout_secs = 500: must not exceed active_timeout_secs",
         "fast_detector.dns_entropy_bits = 9.5: must be between 0.5 and 8",
+        "fast_detector.dns_name_length = 300: must be between 4 and 253",
+        "fast_detector.web_ports[1] = 0: must be 1-65535",
         "publish.bind = \"udp://x\": expected tcp://host:port",
         "publish.send_hwm = 0: must be between 1 and",
         "metrics.listen = \"localhost\": expected host:port",
