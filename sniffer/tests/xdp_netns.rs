@@ -270,21 +270,18 @@ fn xdp_gateway_sees_real_traffic_and_accounts_for_every_frame() {
     // its last frames (TCP closes, the UDP datagrams) are counted as part of the replay.
     std::thread::sleep(Duration::from_millis(400));
     let before = scrape(&lab, port);
-    let replay = lab
-        .exec(&lab.client, &["tcpreplay", "-q", "--topspeed", "-i", "eth0"])
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    let replay = |pcap: &Path| {
+        let out = lab
+            .exec(&lab.client, &["tcpreplay", "-q", "--topspeed", "-i", "eth0"])
+            .arg(pcap)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    replay(&pcap);
     // A SQL injection request to port 80 (one of the default web ports): XDP copies the head
     // of its payload, so the web-attack rule sees the request line.
-    let sqli = shared("webattack/ndpi-sql_injection.pcap");
-    let replay = lab
-        .exec(&lab.client, &["tcpreplay", "-q", "--topspeed", "-i", "eth0"])
-        .arg(&sqli)
-        .output()
-        .unwrap();
-    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    replay(&shared("webattack/ndpi-sql_injection.pcap"));
     std::thread::sleep(Duration::from_millis(500));
     let after = scrape(&lab, port);
     let lan_recorded =

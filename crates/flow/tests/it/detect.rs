@@ -42,6 +42,18 @@ pub(crate) fn test_config() -> EngineConfig {
     }
 }
 
+/// An engine over one test source.
+fn test_engine(cfg: EngineConfig) -> Engine {
+    Engine::new(
+        cfg,
+        vec![SourceInfo {
+            interface: "test".into(),
+            role: InterfaceRole::Unspecified,
+            mode: CaptureMode::Pcap,
+        }],
+    )
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Run {
     pub packets: u64,
@@ -241,14 +253,7 @@ fn scan_syn(port: u16) -> PacketRecord<'static> {
 
 #[test]
 fn a_climbing_scan_is_exported_early_at_each_new_tenth_of_its_score() {
-    let mut engine = Engine::new(
-        test_config(),
-        vec![SourceInfo {
-            interface: "test".into(),
-            role: InterfaceRole::Unspecified,
-            mode: CaptureMode::Pcap,
-        }],
-    );
+    let mut engine = test_engine(test_config());
     let mut snapshots = Vec::new();
     let mut finished = 0;
     let mut sink = |o: Output| {
@@ -281,14 +286,7 @@ fn a_climbing_scan_is_exported_early_at_each_new_tenth_of_its_score() {
 fn a_policy_set_while_running_applies_from_the_next_packet_and_keeps_the_host_context() {
     let mut quiet = test_config();
     quiet.rules.scan_distinct_ports = 1_000;
-    let mut engine = Engine::new(
-        quiet.clone(),
-        vec![SourceInfo {
-            interface: "test".into(),
-            role: InterfaceRole::Unspecified,
-            mode: CaptureMode::Pcap,
-        }],
-    );
+    let mut engine = test_engine(quiet.clone());
     let mut alerts: Vec<(u16, &'static str)> = Vec::new();
     for port in 1..=80u16 {
         if port == 61 {
@@ -318,14 +316,7 @@ enum Reply {
 /// replies 10 ms later as `reply` says. Returns the rules alerted, with the host count at
 /// which each fired.
 fn sweep(net: &str, reply: Reply) -> Vec<(u32, &'static str)> {
-    let mut engine = Engine::new(
-        test_config(),
-        vec![SourceInfo {
-            interface: "test".into(),
-            role: InterfaceRole::Unspecified,
-            mode: CaptureMode::Pcap,
-        }],
-    );
+    let mut engine = test_engine(test_config());
     let me: std::net::IpAddr = "192.168.1.50".parse().unwrap();
     let mut alerts = Vec::new();
     for i in 1..=40u32 {
