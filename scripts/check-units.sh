@@ -96,7 +96,11 @@ EOF
 }
 sniffer_config xdp_native
 sniffer_config af_packet
-metrics_have() { ip netns exec "$NS" curl -sf "http://127.0.0.1:$1/metrics" | grep -q "$2"; }
+# The page is read whole first: `curl | grep -q` under pipefail fails when grep stops early.
+metrics_have() {
+  local page
+  page=$(ip netns exec "$NS" curl -sf "http://127.0.0.1:$1/metrics") && grep -qF "$2" <<<"$page"
+}
 xdp_ready() { metrics_have 29101 'mld_sniffer_xdp_packets{iface="v0",outcome="recorded"}'; }
 afp_ready() { metrics_have 29101 'mld_sniffer_afpacket_frames{iface="v0",outcome="frames"}'; }
 # XDP needs bpf, perfmon and net_admin; the AF_PACKET fallback needs net_raw.

@@ -450,11 +450,20 @@ cmd_check() {
     fail "ml-detector did not apply the config changed in etcd (registration: config revision ${revision:-none})"
   fi
   revision=$(jq -r 'select(.component == "firewall-agent") | .config_revision' <<<"$regs")
+  # The set is read into a variable (no `nft | grep -q` under pipefail, where grep leaving early
+  # can fail nft with SIGPIPE), up to five times: a listing can fail while the agent commits.
+  local allow4="" tries
+  for tries in 1 2 3 4 5; do
+    if allow4=$(in_ns "$GW" nft list set inet mldefender allow4 2>&1) && grep -qF '192.0.2.0/24' <<<"$allow4"; then
+      break
+    fi
+    sleep 0.5
+  done
   if [ "${revision:-0}" -gt 0 ] && grep -qF '"block policy reloaded"' "$DIR/firewall-agent.log" &&
-    in_ns "$GW" nft list set inet mldefender allow4 | grep -qF '192.0.2.0/24'; then
+    grep -qF '192.0.2.0/24' <<<"$allow4"; then
     pass "firewall-agent applied the allowlist changed in etcd (192.0.2.0/24 in set allow4, revision $revision) without a restart"
   else
-    fail "firewall-agent did not apply the allowlist changed in etcd (registration: config revision ${revision:-none})"
+    fail "firewall-agent did not apply the allowlist changed in etcd (registration: config revision ${revision:-none}; allow4 after $tries listings: $(tr -s ' \n' ' ' <<<"$allow4"))"
   fi
   revision=$(jq -r 'select(.component == "sniffer") | .config_revision' <<<"$regs")
   if [ "${revision:-0}" -gt 0 ] &&
