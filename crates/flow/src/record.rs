@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use crate::packet::Packet;
 
 /// What the flow table needs from one packet. `payload_head` borrows the first captured bytes
-/// of the L4 payload (the XDP program copies at most [`PAYLOAD_HEAD`] bytes, and only for DNS).
+/// of the L4 payload (the XDP program copies at most [`PAYLOAD_HEAD`] bytes, only for DNS and
+/// for TCP to the configured web ports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketRecord<'a> {
     /// Wall-clock capture time, Unix nanoseconds.
@@ -31,8 +32,9 @@ pub struct PacketRecord<'a> {
     pub source: u8,
 }
 
-/// Payload bytes the XDP program hands to userspace for DNS packets (enough for a query name
-/// of typical length; longer names are cut and their entropy computed on what arrived).
+/// Payload bytes the XDP program hands to userspace for DNS packets and web requests (enough
+/// for a query name of typical length or a request line; longer names are cut and measured
+/// on what arrived).
 pub const PAYLOAD_HEAD: usize = 192;
 const _: () = assert!(PAYLOAD_HEAD < 256, "OwnedRecord keeps the head length in a u8");
 
