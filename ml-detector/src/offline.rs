@@ -118,7 +118,6 @@ impl ClassResult {
 pub struct Report {
     pub classes: BTreeMap<&'static str, ClassResult>,
     pub benign_files: usize,
-    pub benign_files_flagged: usize,
     pub benign_flows: u64,
     pub benign_flagged: u64,
     /// Benign-capture flows flagged, by the rule or forest that set the final score.
@@ -197,7 +196,6 @@ pub fn evaluate(
                 benign_pool.push((f.scored.final_score, false));
             }
             if flagged > 0 {
-                report.benign_files_flagged += 1;
                 report.benign_flagged_files.insert(c.name.clone(), flagged);
             }
             continue;
@@ -304,7 +302,7 @@ pub fn render(r: &Report, t: &Thresholds) -> String {
         s,
         "\nBenign captures: {} files, {} with any flagged flow; {} of {} flows flagged: false-positive rate {}.",
         r.benign_files,
-        r.benign_files_flagged,
+        r.benign_flagged_files.len(),
         r.benign_flagged,
         r.benign_flows,
         ratio(r.benign_flagged, r.benign_flows)

@@ -168,7 +168,6 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// `sources[i]` describes records whose `source` is `i`.
     /// Takes new fast-rule thresholds, cool-down and internal networks (a config change
     /// while running); flows, host context and open episodes are kept.
     pub fn set_policy(
@@ -182,6 +181,7 @@ impl Engine {
         self.ctx.cfg.internal_nets = internal_nets;
     }
 
+    /// `sources[i]` describes records whose `source` is `i`.
     pub fn new(cfg: EngineConfig, sources: Vec<SourceInfo>) -> Self {
         let shards = cfg.shards.max(1).next_power_of_two();
         let per_shard = cfg.capacity.div_ceil(shards).max(1);
