@@ -19,7 +19,7 @@ pub mod eve;
 pub mod forests;
 pub mod offline;
 pub mod outputs;
-pub mod record;
+pub use mld_events as record;
 pub mod scoring;
 
 /// This daemon's config (raw form); its validated form is `<Config as DaemonConfig>::Valid`.
