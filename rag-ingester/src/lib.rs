@@ -1,11 +1,18 @@
-//! `rag-ingester`: stores every Detection in `SQLite` and FAISS for the rag CLI.
+//! `rag-ingester`: stores every Detection in the RAG event store ([`mld_eventstore`], `SQLite`
+//! in WAL mode) for the `rag` CLI (DESIGN §7).
 //!
-//! What it will do (issue #7): ingestion of `detection.v1` into `SQLite` (WAL) and two FAISS indices, idempotent and crash-safe.
+//! `rag-ingester run` subscribes to `detection.v1` and writes each Detection as its event-log
+//! line ([`mld_events`]), in batches of `batch_max_events` committed at least every
+//! `batch_max_delay_ms`; `rag-ingester backfill LOG...` loads event logs ml-detector wrote
+//! (`events.jsonl` and its rotated files), resuming where an earlier backfill stopped. Both are
+//! idempotent: a detection id is stored once, whoever delivers it and how often.
 //!
-//! What it does today: `rag-ingester validate --config FILE` checks a config against
-//! [`Config`] and reports every problem at once (exit 0 when valid, 64 when not). The binary
-//! has no `run` command yet, so it never pretends to work.
+//! Not yet: the FAISS indices (feature vectors and description embeddings) of issue #7; the
+//! store already keeps each event's feature vector and description for them.
 #![forbid(unsafe_code)]
+
+pub mod backfill;
+pub mod daemon;
 
 /// This daemon's config (raw form); its validated form is `<Config as DaemonConfig>::Valid`.
 pub use mld_config::daemons::rag_ingester::RagIngesterConfig as Config;
@@ -14,4 +21,4 @@ pub use mld_config::daemons::rag_ingester::RagIngesterConfig as Config;
 pub const NAME: &str = "rag-ingester";
 
 /// One line for `--help`.
-pub const ABOUT: &str = "Stores every Detection in SQLite and FAISS for the rag CLI (this build: config validation only; the daemon arrives with issue #7)";
+pub const ABOUT: &str = "Stores every Detection from detection.v1 (or from event logs: `backfill`) in the RAG event store (SQLite) for the rag CLI";

@@ -2,8 +2,9 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    mld_daemon::validate_only_main::<mld_rag_ingester::Config>(
-        mld_rag_ingester::NAME,
-        mld_rag_ingester::ABOUT,
-    )
+    mld_daemon::run_main_with::<
+        mld_rag_ingester::daemon::Ingester,
+        mld_rag_ingester::backfill::Command,
+    >(std::env::args_os(), mld_rag_ingester::backfill::run)
+    .into()
 }

@@ -10,14 +10,27 @@ use crate::{DaemonConfig, FieldError, Validator};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[derive(Default)]
 pub struct RagConfig {
     #[serde(default)]
     pub model: ModelConfig,
     #[serde(default)]
     pub retrieval: RetrievalConfig,
+    /// The event store rag-ingester writes (read-only here).
+    #[serde(default = "crate::daemons::rag_ingester::default_store_path")]
+    pub store_path: String,
     #[serde(default)]
     pub etcd: EtcdConfig,
+}
+
+impl Default for RagConfig {
+    fn default() -> Self {
+        Self {
+            model: ModelConfig::default(),
+            retrieval: RetrievalConfig::default(),
+            store_path: crate::daemons::rag_ingester::default_store_path(),
+            etcd: EtcdConfig::default(),
+        }
+    }
 }
 
 /// The local GGUF model that writes answers.
@@ -66,6 +79,7 @@ pub struct Rag {
     pub max_answer_tokens: u32,
     pub temperature: f64,
     pub top_k: u32,
+    pub store_path: PathBuf,
     pub etcd: ValidEtcd,
 }
 
@@ -87,9 +101,11 @@ impl DaemonConfig for RagConfig {
         }
         let temp = v.range("model.temperature", m.temperature, 0.0, 2.0);
         let top_k = v.range("retrieval.top_k", self.retrieval.top_k, 1, 200);
+        v.check(!self.store_path.trim().is_empty(), "store_path", "\"\"", "must name a file");
         let etcd = self.etcd.validate(&mut v, "etcd");
         v.finish(|| {
             Some(Rag {
+                store_path: PathBuf::from(&self.store_path),
                 gguf: PathBuf::from(&m.gguf),
                 context_tokens: ctx?,
                 max_answer_tokens: answer?,

@@ -16,6 +16,9 @@ use crate::{DaemonConfig, FieldError, Validator};
 pub struct RagIngesterConfig {
     #[serde(default = "default_subscribe")]
     pub subscribe: SubscribeConfig,
+    /// The event store (`SQLite`); created with its folder when missing.
+    #[serde(default = "default_store_path")]
+    pub store_path: String,
     /// Events written per `SQLite` transaction at most.
     #[serde(default = "default_batch_max_events")]
     pub batch_max_events: u32,
@@ -34,6 +37,7 @@ impl Default for RagIngesterConfig {
     fn default() -> Self {
         Self {
             subscribe: default_subscribe(),
+            store_path: default_store_path(),
             batch_max_events: default_batch_max_events(),
             batch_max_delay_ms: default_batch_max_delay(),
             metrics: default_metrics(),
@@ -45,6 +49,11 @@ impl Default for RagIngesterConfig {
 
 fn default_subscribe() -> SubscribeConfig {
     SubscribeConfig::to(5572)
+}
+
+/// Where rag-ingester keeps the event store and `rag` reads it.
+pub fn default_store_path() -> String {
+    "/var/lib/mldefender/rag/events.db".into()
 }
 
 fn default_metrics() -> MetricsConfig {
@@ -62,6 +71,7 @@ fn default_batch_max_delay() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RagIngester {
     pub subscribe: ValidSubscribe,
+    pub store_path: std::path::PathBuf,
     pub batch_max_events: u32,
     pub batch_max_delay: Duration,
     pub metrics: ValidMetrics,
@@ -76,6 +86,7 @@ impl DaemonConfig for RagIngesterConfig {
     fn validate(&self) -> Result<RagIngester, Vec<FieldError>> {
         let mut v = Validator::new();
         let subscribe = self.subscribe.validate(&mut v, "subscribe");
+        v.check(!self.store_path.trim().is_empty(), "store_path", "\"\"", "must name a file");
         let events = v.range("batch_max_events", self.batch_max_events, 1, 100_000);
         let delay = v.range("batch_max_delay_ms", self.batch_max_delay_ms, 1, 60_000);
         let metrics = self.metrics.validate(&mut v, "metrics");
@@ -84,6 +95,7 @@ impl DaemonConfig for RagIngesterConfig {
         v.finish(|| {
             Some(RagIngester {
                 subscribe: subscribe?,
+                store_path: self.store_path.clone().into(),
                 batch_max_events: events?,
                 batch_max_delay: Duration::from_millis(delay?),
                 metrics: metrics?,
