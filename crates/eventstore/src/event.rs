@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(e.verdict, Verdict::Malicious);
         assert_eq!((e.src_ip.as_str(), e.dst_port, e.proto), ("10.0.0.5", 22, 6));
         assert_eq!(e.authoritative, "FAST");
-        assert_eq!(e.ml_scores, [0.0, 0.0, 0.2, 0.0]);
+        assert!(e.ml_scores.iter().zip([0.0, 0.0, 0.2, 0.0]).all(|(a, b)| (a - b).abs() < 1e-12));
         assert_eq!(e.fast_rules, ["scan.ports"]);
         assert_eq!(e.vector.len(), 4);
         let norm: f32 = e.vector.iter().map(|x| x * x).sum();

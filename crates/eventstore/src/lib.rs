@@ -316,22 +316,22 @@ impl Store {
 
     /// Events matching `f`, newest first, at most `limit`.
     pub fn query(&self, f: &Filter, limit: usize) -> Result<Vec<Event>, Error> {
-        let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1");
+        let mut conds: Vec<String> = vec!["1".into()];
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut arg = |v: rusqlite::types::Value| {
             args.push(v);
             format!("?{}", args.len())
         };
         if let Some(t) = f.since {
-            sql += &format!(" AND last_ts >= {}", arg(t.into()));
+            conds.push(format!("last_ts >= {}", arg(t.into())));
         }
         if let Some(t) = f.until {
-            sql += &format!(" AND last_ts < {}", arg(t.into()));
+            conds.push(format!("last_ts < {}", arg(t.into())));
         }
         if let Some(s) = f.min_score {
-            sql += &format!(" AND final_score >= {}", arg(s.into()));
+            conds.push(format!("final_score >= {}", arg(s.into())));
         }
-        let any = |parts: Vec<String>| format!(" AND ({})", parts.join(" OR "));
+        let any = |parts: Vec<String>| format!("({})", parts.join(" OR "));
         if !f.hosts.is_empty() {
             let parts = f
                 .hosts
@@ -341,7 +341,7 @@ impl Store {
                     format!("src_ip = {p} OR dst_ip = {p}")
                 })
                 .collect();
-            sql += &any(parts);
+            conds.push(any(parts));
         }
         if !f.ports.is_empty() {
             let parts = f
@@ -352,14 +352,14 @@ impl Store {
                     format!("dst_port = {p} OR src_port = {p}")
                 })
                 .collect();
-            sql += &any(parts);
+            conds.push(any(parts));
         }
         if !f.verdicts.is_empty() {
             let parts = f
                 .verdicts
                 .iter()
                 .map(|v| format!("verdict = {}", arg(v.as_str().to_owned().into())));
-            sql += &any(parts.collect());
+            conds.push(any(parts.collect()));
         }
         if !f.detectors.is_empty() {
             // Column names come from DETECTORS, never from the caller.
@@ -369,7 +369,7 @@ impl Store {
                 .filter_map(|d| DETECTORS.iter().find(|k| k.eq_ignore_ascii_case(d)))
                 .map(|k| format!("{k} >= 0.5"))
                 .collect::<Vec<_>>();
-            sql += &any(if parts.is_empty() { vec!["0".into()] } else { parts });
+            conds.push(any(if parts.is_empty() { vec!["0".into()] } else { parts }));
         }
         if !f.rules.is_empty() {
             let parts = f
@@ -380,13 +380,17 @@ impl Store {
                     format!("(' ' || fast_rules || ' ') LIKE '% ' || {p} || '%'")
                 })
                 .collect();
-            sql += &any(parts);
+            conds.push(any(parts));
         }
         if !f.ids.is_empty() {
             let parts = f.ids.iter().map(|&id| format!("id = {}", arg(id.into()))).collect();
-            sql += &any(parts);
+            conds.push(any(parts));
         }
-        sql += &format!(" ORDER BY last_ts DESC, id DESC LIMIT {}", arg(limit_arg(limit)));
+        let limit = arg(limit_arg(limit));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE {} ORDER BY last_ts DESC, id DESC LIMIT {limit}",
+            conds.join(" AND ")
+        );
         let mut st = self.db.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = st
             .query_map(rusqlite::params_from_iter(args), row)

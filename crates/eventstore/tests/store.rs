@@ -1,6 +1,6 @@
 //! The event store on a real `SQLite` file: idempotent inserts, filters, backfill positions,
 //! and the errors an operator sees for a locked, corrupt, missing or newer store.
-#![expect(clippy::unwrap_used, reason = "tests")]
+#![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Duration;
 
