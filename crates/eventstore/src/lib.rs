@@ -461,13 +461,15 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         fast_rules: rules.split_whitespace().map(str::to_owned).collect(),
         reasons: reasons.lines().map(str::to_owned).filter(|s| !s.is_empty()).collect(),
         file: r.get(23)?,
-        vector: blob
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+        vector: floats(&blob).collect(),
         layout: layout.cast_unsigned(),
         description: r.get(26)?,
     })
+}
+
+/// A stored vector (little-endian f32s).
+fn floats(blob: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 fn now() -> f64 {
