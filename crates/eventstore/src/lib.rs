@@ -422,7 +422,7 @@ impl Store {
             let layout: i64 = r.get(1).map_err(|e| self.err(e))?;
             let blob = r.get_ref(2).map_err(|e| self.err(e))?.as_blob().unwrap_or_default();
             v.clear();
-            v.extend(blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            v.extend(floats(blob));
             each(id, layout.cast_unsigned(), &v);
         }
         Ok(())
