@@ -4,11 +4,10 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mld_bus::{Publisher, PublisherOptions, Topic};
-use mld_crypto_transport::{KeyRing, RootSecret};
+use mld_crypto_transport::RootSecret;
 use mld_eventstore::{Filter, Store, Verdict};
 use mld_proto::{
     Detection, DetectorScores, Direction, Endpoint, FastDetection, FlowEvent, FlowKey, ScoreSource,
@@ -62,7 +61,7 @@ fn detections_on_the_bus_are_stored_once_each() {
         "transport": { "root_secret_file": secret },
     });
     std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
-    let ring = Arc::new(KeyRing::new(RootSecret::from_bytes([9; 32]), 1));
+    let ring = mld_test_utils::key_ring(9, 1);
     let ctx = zmq::Context::new();
     let mut registry = mld_telemetry::component_registry("test");
     let mut publisher =
@@ -91,11 +90,7 @@ fn detections_on_the_bus_are_stored_once_each() {
     for k in 1..=20 {
         let _ = publisher.publish(&detection(k)).unwrap(); // re-delivery
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count() < 100 {
-        assert!(Instant::now() < deadline, "stored {} of 100", count());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    mld_test_utils::wait_until(Duration::from_secs(20), "100 events stored", || count() >= 100);
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = child.wait().unwrap();

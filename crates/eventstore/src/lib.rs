@@ -81,6 +81,8 @@ pub enum Error {
         "{path}: schema version {found} is newer than this build reads ({known}); upgrade the suite"
     )]
     Newer { path: PathBuf, found: i64, known: usize },
+    #[error("{path}: cannot create its folder: {source}")]
+    Folder { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
 }
@@ -135,10 +137,8 @@ impl Store {
     /// brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Sqlite {
-                path: path.into(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| Error::Folder { path: path.into(), source })?;
         }
         let db = Connection::open(path).map_err(|e| classify(path, BUSY_TIMEOUT, e))?;
         let mut s = Self { db, path: path.into(), busy: BUSY_TIMEOUT };
