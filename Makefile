@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test e2e train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd run-lab status-lab kill-lab
+.PHONY: help setup build test e2e train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag run-lab status-lab kill-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -58,7 +58,7 @@ train: ## Retrain the four forests from ../shared/data + synthetic traffic (writ
 evaluate: ## Detection quality on the held-out shared captures (per class and overall)
 	$(CARGO) run --release --locked -p mld-ml-detector -- evaluate --data ../shared/data
 
-bench: bench-crypto bench-sniffer bench-detector bench-detector-soak bench-block bench-etcd ## Run every benchmark and print the tables
+bench: bench-crypto bench-sniffer bench-detector bench-detector-soak bench-block bench-etcd bench-rag ## Run every benchmark and print the tables
 
 bench-crypto: ## Seal+open per payload size, portable vs x86-64-v3 (about 5 minutes)
 	bench/crypto.sh
@@ -74,6 +74,9 @@ bench-block: ## Block latency in the lab (p50/p99 over RUNS=99 scans) and block 
 
 bench-etcd: ## etcd-server vs a real etcd 3.4: put/get/watch latency, put throughput, config change -> applied (about 1 minute)
 	$(CARGO) bench --locked --workspace --bench etcd
+
+bench-rag: ## RAG: ingest events/s, feature-vector search at 10k/100k/1M (p50/p99, recall), rag ask first token and total (about 10 minutes)
+	$(CARGO) bench --locked --workspace --bench rag
 
 bench-sniffer: ## pcap frames/s per core, live XDP on veth (root), RSS (about 1 minute)
 	bench/sniffer.sh

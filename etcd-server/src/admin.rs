@@ -8,30 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp};
+use mld_control::admin::{self, Target, connect, epoch, keyed, load_secret};
 use mld_control::{keys, sealed};
 use mld_crypto_transport::{KeyRing, RootSecret};
 use mld_daemon::ExitCode;
-
-/// Where the commands find etcd and the root secret.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Target {
-    /// etcd endpoint (etcd-server or a member of an etcd cluster).
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2379", global = true)]
-    pub endpoint: String,
-    /// The deployment's root secret (64 hex characters, mode 0600).
-    #[arg(long, value_name = "FILE", default_value = "/etc/mldefender/root.secret", global = true)]
-    pub root_secret: PathBuf,
-    /// PEM CA of the etcd server's certificate, for an `https://` endpoint.
-    #[arg(long, value_name = "FILE", global = true)]
-    pub cacert: Option<PathBuf>,
-    /// PEM client certificate, for an etcd that requires one (with --key).
-    #[arg(long, value_name = "FILE", global = true, requires = "key")]
-    pub cert: Option<PathBuf>,
-    /// PEM private key of --cert.
-    #[arg(long, value_name = "FILE", global = true, requires = "cert")]
-    pub key: Option<PathBuf>,
-}
 
 /// Commands of `etcd-server` beside `run` and `validate`.
 #[derive(Debug, clap::Subcommand)]
@@ -115,53 +96,6 @@ fn print(report: &str) {
     println!("{report}");
 }
 
-async fn connect(target: &Target) -> anyhow::Result<Client> {
-    let mut options = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(std::time::Duration::from_secs(3))
-        .with_timeout(std::time::Duration::from_secs(10));
-    if let Some(ca_file) = &target.cacert {
-        let tls = mld_config::common::EtcdTlsConfig {
-            ca_file: ca_file.clone(),
-            cert_file: target.cert.clone(),
-            key_file: target.key.clone(),
-        };
-        options = options.with_tls(mld_control::tls_options(&tls).map_err(anyhow::Error::msg)?);
-    }
-    let mut client = Client::connect([&target.endpoint], Some(options))
-        .await
-        .with_context(|| format!("connecting to etcd at {} (--endpoint)", target.endpoint))?;
-    client
-        .status()
-        .await
-        .with_context(|| format!("etcd at {} (--endpoint) does not answer", target.endpoint))?;
-    Ok(client)
-}
-
-fn load_secret(path: &Path) -> anyhow::Result<RootSecret> {
-    RootSecret::load(path).with_context(|| {
-        format!(
-            "loading the root secret {} (--root-secret; written by `etcd-server init`)",
-            path.display()
-        )
-    })
-}
-
-/// The epoch in etcd (1 when unset) and the key's mod revision (0 when unset).
-async fn epoch(client: &mut Client) -> anyhow::Result<(u32, i64)> {
-    let resp = client.get(keys::EPOCH, None).await.context("reading keys/epoch")?;
-    match resp.kvs().first() {
-        None => Ok((1, 0)),
-        Some(kv) => {
-            let text = String::from_utf8_lossy(kv.value());
-            let epoch = text
-                .trim()
-                .parse::<u32>()
-                .with_context(|| format!("{} holds {text:?}, not an epoch number", keys::EPOCH))?;
-            Ok((epoch, kv.mod_revision()))
-        }
-    }
-}
-
 async fn init(target: &Target) -> anyhow::Result<String> {
     let mut report = Vec::new();
     if target.root_secret.exists() {
@@ -239,37 +173,16 @@ async fn rotate(target: &Target) -> anyhow::Result<String> {
     Ok(report.join("\n"))
 }
 
-/// A client, and the key ring at the deployment's current epoch (the epoch too).
-async fn keyed(target: &Target) -> anyhow::Result<(Client, Arc<KeyRing>, u32)> {
-    let secret = load_secret(&target.root_secret)?;
-    let mut client = connect(target).await?;
-    let (current, _) = epoch(&mut client).await?;
-    Ok((client, Arc::new(KeyRing::new(secret, current)), current))
-}
-
 async fn config_get(target: &Target, component: &str, master: bool) -> anyhow::Result<String> {
     let (mut client, ring, _) = keyed(target).await?;
-    let key = if master { keys::master(component) } else { keys::active(component) };
-    let resp = client.get(key.as_str(), None).await.with_context(|| format!("reading {key}"))?;
-    let kv = resp.kvs().first().with_context(|| format!("{key} is not set"))?;
-    let text = sealed::unseal(&ring, kv.value()).with_context(|| format!("opening {key}"))?;
-    Ok(text)
+    Ok(admin::read_config(&mut client, &ring, component, master).await?.text)
 }
 
 async fn config_put(target: &Target, component: &str, file: &Path) -> anyhow::Result<String> {
-    let checker = mld_config::Component::named(component).with_context(|| {
-        let known: Vec<_> = mld_config::COMPONENTS.iter().map(|c| c.name).collect();
-        format!("unknown component {component:?}; one of {}", known.join(", "))
-    })?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    (checker.check)(&text, file)?;
+    admin::check_config(component, &text, file)?;
     let (mut client, ring, current) = keyed(target).await?;
-    let key = keys::active(component);
-    let put = client
-        .put(key.as_str(), sealed::seal(&ring, &text)?, None)
-        .await
-        .with_context(|| format!("writing {key}"))?;
-    let revision = put.header().map_or(0, etcd_client::ResponseHeader::revision);
-    Ok(format!("{key} set at revision {revision} (epoch {current})"))
+    let revision = admin::write_active(&mut client, &ring, component, &text, file, None).await?;
+    Ok(format!("{} set at revision {revision} (epoch {current})", keys::active(component)))
 }

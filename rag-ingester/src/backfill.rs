@@ -21,6 +21,20 @@ pub enum Command {
     /// into the store, resuming each file where the last backfill stopped; prints progress
     /// and a summary. Exits 1 when a line could not be read (the others are stored).
     Backfill(Args),
+    /// Bring the vector indices (`<store_path>.index/`) up to date with the store: embed new
+    /// summaries, add newer rows, and rebuild an index that is missing, damaged or of other
+    /// vectors (`--rebuild`: rebuild both regardless).
+    Reindex(ReindexArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReindexArgs {
+    /// The rag-ingester config (its `store_path` and `embedding_model`).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Delete the saved indices first, so both are rebuilt from the store.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,23 +137,76 @@ fn reject(sum: &mut Summary, path: &Path, at: u64, why: &str) {
     }
 }
 
-/// `rag-ingester backfill`.
-#[allow(clippy::print_stderr, reason = "progress and the summary are the command's output")]
+/// `rag-ingester backfill` and `rag-ingester reindex`.
 pub fn run(c: Command) -> ExitCode {
-    let Command::Backfill(args) = c;
-    let config = match mld_config::load::<crate::Config>(&args.config) {
-        Ok(c) => c,
+    match c {
+        Command::Backfill(args) => backfill(&args),
+        Command::Reindex(args) => reindex(&args),
+    }
+}
+
+type Config = <crate::Config as mld_config::DaemonConfig>::Valid;
+
+#[allow(clippy::print_stderr, reason = "errors are the command's output")]
+fn open(what: &str, config: &Path) -> Result<(Config, Store), ExitCode> {
+    let config = mld_config::load::<crate::Config>(config).map_err(|e| {
+        eprintln!("rag-ingester {what}: {e}");
+        ExitCode::Config
+    })?;
+    let store = Store::open(&config.store_path).map_err(|e| {
+        eprintln!("rag-ingester {what}: {e}");
+        ExitCode::Unavailable
+    })?;
+    Ok((config, store))
+}
+
+/// Brings the indices up to date (printing what it does); false when it could not.
+#[allow(clippy::print_stderr, reason = "progress is the command's output")]
+fn update_indices(what: &str, config: &Config, store: &mut Store) -> bool {
+    let embedder = match mld_embed::Embedder::load(&config.embedding_model) {
+        Ok(e) => e,
         Err(e) => {
-            eprintln!("rag-ingester backfill: {e}");
-            return ExitCode::Config;
+            eprintln!("rag-ingester {what}: {e} (embedding_model)");
+            return false;
         }
     };
-    let mut store = match Store::open(&config.store_path) {
-        Ok(s) => s,
+    let mut say = |m: &str| eprintln!("rag-ingester {what}: {m}");
+    match crate::indices::Indices::open(store, embedder, &mut say) {
+        Ok(_) => true,
         Err(e) => {
-            eprintln!("rag-ingester backfill: {e}");
-            return ExitCode::Unavailable;
+            eprintln!("rag-ingester {what}: the vector indices: {e}");
+            false
         }
+    }
+}
+
+#[allow(clippy::print_stderr, reason = "errors are the command's output")]
+fn reindex(args: &ReindexArgs) -> ExitCode {
+    let (config, mut store) = match open("reindex", &args.config) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if args.rebuild {
+        let dir = crate::indices::dir_for(store.path());
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("rag-ingester reindex: {}: {e}", dir.display());
+            return ExitCode::Failure;
+        }
+    }
+    if update_indices("reindex", &config, &mut store) {
+        ExitCode::Success
+    } else {
+        ExitCode::Unavailable
+    }
+}
+
+#[allow(clippy::print_stderr, reason = "progress and the summary are the command's output")]
+fn backfill(args: &Args) -> ExitCode {
+    let (config, mut store) = match open("backfill", &args.config) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let batch = usize::try_from(config.batch_max_events).unwrap_or(512);
     let mut sum = Summary::default();
@@ -181,6 +248,9 @@ pub fn run(c: Command) -> ExitCode {
     );
     for r in &sum.first_rejections {
         eprintln!("rag-ingester backfill: unreadable line {r}");
+    }
+    if !update_indices("backfill", &config, &mut store) {
+        return ExitCode::Unavailable;
     }
     if failed || sum.rejected > 0 { ExitCode::Failure } else { ExitCode::Success }
 }

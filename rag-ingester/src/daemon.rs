@@ -18,6 +18,8 @@ use mld_control::restart_only;
 use mld_crypto_transport::KeyRing;
 use mld_daemon::{Control, Daemon, DaemonError, RunContext};
 use mld_eventstore::Store;
+
+use crate::indices::Indices;
 use mld_proto::Detection;
 use mld_telemetry::prometheus_client::metrics::counter::Counter;
 use mld_telemetry::prometheus_client::metrics::family::Family;
@@ -46,6 +48,8 @@ struct Metrics {
     dropped: Counter,
     stored: Gauge,
     pending: Gauge,
+    indexed: Family<Labels, Gauge>,
+    index_errors: Counter,
 }
 
 impl Metrics {
@@ -69,7 +73,25 @@ impl Metrics {
             "Detections received and not yet committed",
             m.pending.clone(),
         );
+        r.register(
+            "indexed_vectors",
+            "Vectors in each FAISS index (features, text)",
+            m.indexed.clone(),
+        );
+        r.register(
+            "index_errors",
+            "Index updates or saves that failed (the store keeps the events; the index is rebuilt from it at the next start)",
+            m.index_errors.clone(),
+        );
         m
+    }
+
+    fn indexed(&self, (features, text): (u64, u64)) {
+        for (name, n) in [("features", features), ("text", text)] {
+            self.indexed
+                .get_or_create(&vec![("index", name.to_owned())])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     fn add(&self, result: &str, n: usize) {
@@ -98,6 +120,7 @@ pub struct Ingester {
     config: Valid,
     ring: Arc<KeyRing>,
     store: Store,
+    indices: Indices,
     subscriber: Subscriber<Detection>,
     metrics: Metrics,
     batching: Batching,
@@ -119,12 +142,17 @@ impl Daemon for Ingester {
 
     fn setup(config: Valid, _flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
         let ring = mld_daemon::key_ring(&config.transport)?;
-        let store = Store::open(&config.store_path)
+        let mut store = Store::open(&config.store_path)
             .map_err(|e| DaemonError::unavailable(anyhow::anyhow!("{e} (store_path)")))?;
+        let embedder = mld_embed::Embedder::load(&config.embedding_model)
+            .map_err(|e| DaemonError::unavailable(anyhow::anyhow!("{e} (embedding_model)")))?;
+        let indices = Indices::open(&mut store, embedder, &mut |m| tracing::info!("{m}"))
+            .map_err(|e| DaemonError::unavailable(anyhow::anyhow!("vector indices: {e}")))?;
         let ctx = zmq::Context::new();
         let subscriber =
             mld_daemon::bus_subscriber(&ctx, Arc::clone(&ring), &config.subscribe, registry)?;
         let metrics = Metrics::register(registry);
+        metrics.indexed(indices.counts());
         let stored = store.count().map_err(|e| DaemonError::unavailable(anyhow::anyhow!("{e}")))?;
         metrics.stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
         tracing::info!(store = %config.store_path.display(), events = stored, "event store open");
@@ -133,6 +161,7 @@ impl Daemon for Ingester {
             config,
             ring,
             store,
+            indices,
             subscriber,
             metrics,
             reloads: std::sync::mpsc::channel(),
@@ -213,11 +242,19 @@ impl Ingester {
             if due && self.last_failure.is_none_or(|t| t.elapsed() >= RETRY) {
                 self.commit();
             }
+            if let Err(e) = self.indices.save_if_due(false) {
+                self.metrics.index_errors.inc();
+                tracing::error!(error = %e, "saving the vector indices failed");
+            }
             if drain_until.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
         }
         self.commit();
+        if let Err(e) = self.indices.save_if_due(true) {
+            self.metrics.index_errors.inc();
+            tracing::error!(error = %e, "saving the vector indices failed");
+        }
         if !self.pending.is_empty() {
             tracing::error!(
                 events = self.pending.len(),
@@ -246,6 +283,15 @@ impl Ingester {
                     }
                     self.pending.drain(..n);
                     self.last_failure = None;
+                    if r.inserted > 0 {
+                        match self.indices.update(&mut self.store) {
+                            Ok(_) => self.metrics.indexed(self.indices.counts()),
+                            Err(e) => {
+                                self.metrics.index_errors.inc();
+                                tracing::error!(error = %e, "updating the vector indices failed");
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     self.metrics.store_errors.inc();

@@ -7,12 +7,14 @@
 //! (`events.jsonl` and its rotated files), resuming where an earlier backfill stopped. Both are
 //! idempotent: a detection id is stored once, whoever delivers it and how often.
 //!
-//! Not yet: the FAISS indices (feature vectors and description embeddings) of issue #7; the
-//! store already keeps each event's feature vector and description for them.
+//! Both keep the two FAISS vector indices beside the store ([`indices`]): feature vectors per
+//! event, and all-MiniLM-L6-v2 embeddings of event summaries; `rag-ingester reindex` brings
+//! them up to date (or rebuilds them) from the store alone.
 #![forbid(unsafe_code)]
 
 pub mod backfill;
 pub mod daemon;
+pub mod indices;
 
 /// This daemon's config (raw form); its validated form is `<Config as DaemonConfig>::Valid`.
 pub use mld_config::daemons::rag_ingester::RagIngesterConfig as Config;

@@ -23,6 +23,7 @@
 //! etcd is unreachable applies it over its local file.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod keys;
 mod plane;
 pub mod sealed;

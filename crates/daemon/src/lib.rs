@@ -114,5 +114,5 @@ pub fn key_ring(
 }
 pub use runtime::{
     Control, Daemon, DaemonError, NoExtra, RunContext, Valid, main, run_main, run_main_with,
-    validate_only_main,
+    validate, validate_only_main,
 };

@@ -234,7 +234,8 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
 }
 
 #[expect(clippy::print_stdout, reason = "validate reports its verdict to the operator")]
-fn validate<C: DaemonConfig>(path: &Path) -> ExitCode {
+/// `<binary> validate --config FILE`: prints every problem of the config, exit 0 or 64.
+pub fn validate<C: DaemonConfig>(path: &Path) -> ExitCode {
     match mld_config::load::<C>(path) {
         Ok(_) => {
             println!("ok: {} is a valid {} config", path.display(), C::COMPONENT);

@@ -72,6 +72,8 @@ pub struct Event {
     /// A hash of the names behind `vector`'s positions: only vectors of one layout compare.
     pub layout: u64,
     pub description: String,
+    /// The store's id of [`summarize`]'s text (0 before the event is stored).
+    pub summary_id: i64,
 }
 
 /// Why a line was not stored.
@@ -165,6 +167,7 @@ pub fn parse(line: &str) -> Result<Event, LineError> {
         vector: Vec::new(),
         layout: 0,
         description: String::new(),
+        summary_id: 0,
     };
     (e.vector, e.layout) = vector(&o);
     e.description = describe(&e);
@@ -251,6 +254,98 @@ pub fn describe(e: &Event) -> String {
     s
 }
 
+/// What a fast rule means, in words (for summaries the text index embeds).
+pub fn rule_words(rule: &str) -> &'static str {
+    match rule {
+        "scan.ports" => "port scanning: one source probing many ports",
+        "scan.hosts" => "host sweep: one source scanning many hosts",
+        "smb.spread" => "SMB spreading to many hosts, ransomware or worm lateral movement",
+        "dns.entropy" => "DNS tunnelling: random-looking query names",
+        "dns.length" => "DNS tunnelling: very long query names",
+        "flood.source" => "flood sent by this source, denial of service",
+        "flood.victim" => "flood aimed at this host, denial of service",
+        "bruteforce" => "brute-force login attempts, password guessing",
+        "web.attack" => "web attack: injection or path traversal in HTTP requests",
+        _ => "a fast rule",
+    }
+}
+
+/// What a forest detects, in words.
+pub fn detector_words(d: &str) -> &'static str {
+    match d {
+        "ddos" => "denial of service",
+        "ransomware" => "ransomware behaviour",
+        "traffic" => "anomalous traffic",
+        "internal" => "internal lateral movement",
+        _ => "a forest",
+    }
+}
+
+/// The service a well-known port names.
+pub fn service(port: u16) -> Option<&'static str> {
+    Some(match port {
+        20 | 21 => "FTP",
+        22 => "SSH",
+        23 => "Telnet",
+        25 | 465 | 587 => "SMTP mail",
+        53 => "DNS",
+        67 | 68 => "DHCP",
+        80 | 8080 => "HTTP web",
+        110 | 995 => "POP3 mail",
+        123 => "NTP time",
+        137..=139 => "NetBIOS",
+        143 | 993 => "IMAP mail",
+        161 | 162 => "SNMP",
+        389 | 636 => "LDAP",
+        443 | 8443 => "HTTPS web",
+        445 => "SMB file sharing",
+        1433 => "MS SQL database",
+        1900 => "SSDP",
+        3306 => "MySQL database",
+        3389 => "RDP remote desktop",
+        5060 => "SIP",
+        5353 => "mDNS",
+        5432 => "PostgreSQL database",
+        5900 => "VNC remote desktop",
+        _ => return None,
+    })
+}
+
+/// Separates a summary's parts.
+pub const FACET_SEPARATOR: &str = " | ";
+
+/// The description without addresses, ports, times and scores: what the event is, in words
+/// an analyst would use, as parts separated by [`FACET_SEPARATOR`]: the verdict and protocol,
+/// then its *facets*: the service, each fast rule and each forest at 0.5 or more, in words
+/// ("Malicious TCP traffic | SSH | brute-force login attempts, password guessing"). Many
+/// events share one summary; the text index embeds each facet once.
+pub fn summarize(e: &Event) -> String {
+    let verdict = match e.verdict {
+        Verdict::Benign => "Benign",
+        Verdict::Suspicious => "Suspicious",
+        Verdict::Malicious => "Malicious",
+    };
+    let mut parts = vec![format!("{verdict} {} traffic", proto_name(e.proto))];
+    if let Some(s) = service(e.dst_port).or_else(|| service(e.src_port)) {
+        parts.push(s.to_owned());
+    }
+    parts.extend(e.fast_rules.iter().map(|r| rule_words(r).to_owned()));
+    parts.extend(
+        DETECTORS
+            .iter()
+            .zip(e.ml_scores)
+            .filter(|(_, sc)| *sc >= 0.5)
+            .map(|(d, _)| detector_words(d).to_owned()),
+    );
+    parts.dedup();
+    parts.join(FACET_SEPARATOR)
+}
+
+/// The facets of a summary (what the text index embeds): every part after the first.
+pub fn facets(summary: &str) -> impl Iterator<Item = &str> {
+    summary.split(FACET_SEPARATOR).skip(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +367,26 @@ mod tests {
             "MALICIOUS TCP flow from 10.0.0.5:40000 to 10.0.0.9:22 at 2023-11-14 22:13:20 UTC, \
              final score 0.90 set by the rule-based fast detector; highest forest traffic 0.20; \
              fast rules scan.ports; 30 ports in 30 s."
+        );
+    }
+
+    #[test]
+    fn summaries_leave_out_what_differs_between_alike_events() {
+        let a = parse(&line("d1", "VERDICT_MALICIOUS", "10.0.0.5", 22, 1_700_000_000.0)).unwrap();
+        let b = parse(&line("d2", "VERDICT_MALICIOUS", "10.9.9.9", 22, 1_800_000_000.0)).unwrap();
+        assert_eq!(summarize(&a), summarize(&b));
+        assert_eq!(
+            summarize(&a),
+            "Malicious TCP traffic | SSH | port scanning: one source probing many ports"
+        );
+        assert_eq!(
+            facets(&summarize(&a)).collect::<Vec<_>>(),
+            ["SSH", "port scanning: one source probing many ports"]
+        );
+        let c = parse(&line("d3", "VERDICT_BENIGN", "10.0.0.5", 40_000, 1.0)).unwrap();
+        assert_eq!(
+            summarize(&c),
+            "Benign TCP traffic | port scanning: one source probing many ports"
         );
     }
 

@@ -25,7 +25,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 pub use event::{DETECTORS, Event, LineError, Verdict};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many have run.
-const MIGRATIONS: [&str; 1] = [r"
+const MIGRATIONS: [&str; 2] = [
+    r"
 CREATE TABLE events (
     id INTEGER PRIMARY KEY,
     detection_id TEXT NOT NULL UNIQUE,
@@ -67,7 +68,21 @@ CREATE TABLE sources (
     offset INTEGER NOT NULL,
     updated_at REAL NOT NULL
 );
-"];
+",
+    // 2: each event points at its summary (the description without addresses, ports and
+    // times, see `event::summarize`); summaries carry the text embedding the text index is
+    // built from. Rows stored before this migration get theirs in `fill_summaries`.
+    r"
+CREATE TABLE summaries (
+    id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL UNIQUE,
+    model TEXT,
+    embedding BLOB
+);
+ALTER TABLE events ADD COLUMN summary_id INTEGER REFERENCES summaries (id);
+CREATE INDEX events_summary ON events (summary_id, last_ts);
+",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -81,6 +96,11 @@ pub enum Error {
         "{path}: schema version {found} is newer than this build reads ({known}); upgrade the suite"
     )]
     Newer { path: PathBuf, found: i64, known: usize },
+    #[error(
+        "{path}: schema version {found} is older than this build reads ({known}); start \
+         rag-ingester (or run `rag-ingester backfill`) once to upgrade it"
+    )]
+    Older { path: PathBuf, found: i64, known: usize },
     #[error("{path}: cannot create its folder: {source}")]
     Folder { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
@@ -125,12 +145,14 @@ pub struct Filter {
     pub min_score: Option<f64>,
     /// Store ids.
     pub ids: Vec<i64>,
+    /// Summary ids (what the text index finds).
+    pub summaries: Vec<i64>,
 }
 
 const COLUMNS: &str = "id, detection_id, event_id, sensor_id, detected_at, first_ts, last_ts, \
     src_ip, src_port, dst_ip, dst_port, proto, verdict, final_score, fast_score, ml_score, \
     ddos, ransomware, traffic, internal, authoritative, fast_rules, reasons, file, vector, \
-    layout, description";
+    layout, description, coalesce(summary_id, 0)";
 
 impl Store {
     /// Opens (creating it and its folder when missing) the store at `path` for writing and
@@ -175,6 +197,9 @@ impl Store {
             if version == 0 {
                 return Err(Error::Missing { path });
             }
+            if usize::try_from(version).is_ok_and(|v| v < known) {
+                return Err(Error::Older { path, found: version, known });
+            }
             return Ok(());
         }
         self.db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
@@ -185,6 +210,9 @@ impl Store {
             tx.execute_batch(m).map_err(err)?;
             tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))
                 .map_err(err)?;
+        }
+        if start < 2 {
+            fill_summaries(&tx).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -223,9 +251,10 @@ impl Store {
                     "INSERT INTO events (detection_id, event_id, sensor_id, detected_at, \
                      first_ts, last_ts, src_ip, src_port, dst_ip, dst_port, proto, verdict, \
                      final_score, fast_score, ml_score, ddos, ransomware, traffic, internal, \
-                     authoritative, fast_rules, reasons, file, vector, layout, description, line) \
+                     authoritative, fast_rules, reasons, file, vector, layout, description, line, \
+                     summary_id) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) \
+                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) \
                      ON CONFLICT (detection_id) DO NOTHING",
                 )
                 .map_err(err)?;
@@ -239,6 +268,7 @@ impl Store {
                     }
                 };
                 let vector: Vec<u8> = e.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                let summary = summary_id(&tx, &event::summarize(&e)).map_err(err)?;
                 let n = insert
                     .execute(params![
                         e.detection_id,
@@ -268,6 +298,7 @@ impl Store {
                         e.layout.cast_signed(),
                         e.description,
                         line,
+                        summary,
                     ])
                     .map_err(err)?;
                 if n == 1 {
@@ -386,6 +417,11 @@ impl Store {
             let parts = f.ids.iter().map(|&id| format!("id = {}", arg(id.into()))).collect();
             conds.push(any(parts));
         }
+        if !f.summaries.is_empty() {
+            let parts =
+                f.summaries.iter().map(|&id| format!("summary_id = {}", arg(id.into()))).collect();
+            conds.push(any(parts));
+        }
         let limit = arg(limit_arg(limit));
         let sql = format!(
             "SELECT {COLUMNS} FROM events WHERE {} ORDER BY last_ts DESC, id DESC LIMIT {limit}",
@@ -429,6 +465,116 @@ impl Store {
     }
 }
 
+/// The id of a summary text, stored when new.
+fn summary_id(tx: &rusqlite::Transaction<'_>, text: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO summaries (text) VALUES (?1) \
+         ON CONFLICT (text) DO UPDATE SET text = excluded.text RETURNING id",
+    )?
+    .query_row([text], |r| r.get(0))
+}
+
+/// Gives events stored before migration 2 their summary (from their stored line).
+fn fill_summaries(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let todo: Vec<(i64, String)> = tx
+        .prepare("SELECT id, line FROM events WHERE summary_id IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, line) in todo {
+        // Stored lines parsed when they were stored; one that no longer does keeps no summary.
+        let Ok(e) = event::parse(&line) else { continue };
+        let s = summary_id(tx, &event::summarize(&e))?;
+        tx.execute("UPDATE events SET summary_id = ?1 WHERE id = ?2", [s, id])?;
+    }
+    Ok(())
+}
+
+/// A summary: the description without addresses, ports and times, shared by many events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub id: i64,
+    pub text: String,
+    /// The embedding and the model that made it, when one has.
+    pub embedding: Option<(String, Vec<f32>)>,
+}
+
+impl Store {
+    /// The layout and length of the newest event's vector (`None` when empty): the layout a
+    /// feature index holds.
+    pub fn latest_layout(&self) -> Result<Option<(u64, usize)>, Error> {
+        self.db
+            .query_row(
+                "SELECT layout, length(vector) / 4 FROM events ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    let n: i64 = r.get(1)?;
+                    Ok((r.get::<_, i64>(0)?.cast_unsigned(), usize::try_from(n).unwrap_or(0)))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Summaries with id above `after`, in id order.
+    pub fn summaries(&self, after: i64) -> Result<Vec<Summary>, Error> {
+        let mut st = self
+            .db
+            .prepare("SELECT id, text, model, embedding FROM summaries WHERE id > ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        st.query_map([after], |r| {
+            let model: Option<String> = r.get(2)?;
+            let blob: Option<Vec<u8>> = r.get(3)?;
+            Ok(Summary {
+                id: r.get(0)?,
+                text: r.get(1)?,
+                embedding: model.zip(blob).map(|(m, b)| (m, floats(&b).collect())),
+            })
+        })
+        .map_err(|e| self.err(e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| self.err(e))
+    }
+
+    /// (id, text) of the summaries without an embedding from `model`, in id order.
+    pub fn summaries_to_embed(&self, model: &str) -> Result<Vec<(i64, String)>, Error> {
+        let mut st = self
+            .db
+            .prepare(
+                "SELECT id, text FROM summaries WHERE model IS NULL OR model != ?1 \
+                 OR embedding IS NULL ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_map([model], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The largest summary id (0 when none).
+    pub fn max_summary_id(&self) -> Result<i64, Error> {
+        self.db
+            .query_row("SELECT coalesce(max(id), 0) FROM summaries", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores embeddings made by `model` for summaries, in one transaction.
+    pub fn set_embeddings(&mut self, model: &str, rows: &[(i64, Vec<f32>)]) -> Result<(), Error> {
+        let (path, busy) = (self.path.clone(), self.busy);
+        let err = |e| classify(&path, busy, e);
+        let tx = self.db.transaction().map_err(err)?;
+        {
+            let mut st = tx
+                .prepare_cached("UPDATE summaries SET model = ?1, embedding = ?2 WHERE id = ?3")
+                .map_err(err)?;
+            for (id, v) in rows {
+                let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                st.execute(params![model, blob, id]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+}
+
 fn limit_arg(limit: usize) -> rusqlite::types::Value {
     i64::try_from(limit).unwrap_or(i64::MAX).into()
 }
@@ -464,6 +610,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         vector: floats(&blob).collect(),
         layout: layout.cast_unsigned(),
         description: r.get(26)?,
+        summary_id: r.get(27)?,
     })
 }
 

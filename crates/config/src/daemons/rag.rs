@@ -18,6 +18,9 @@ pub struct RagConfig {
     /// The event store rag-ingester writes (read-only here).
     #[serde(default = "crate::daemons::rag_ingester::default_store_path")]
     pub store_path: String,
+    /// The all-MiniLM-L6-v2 folder that embeds questions (the one rag-ingester uses).
+    #[serde(default = "crate::daemons::rag_ingester::default_embedding_model")]
+    pub embedding_model: String,
     #[serde(default)]
     pub etcd: EtcdConfig,
 }
@@ -28,6 +31,7 @@ impl Default for RagConfig {
             model: ModelConfig::default(),
             retrieval: RetrievalConfig::default(),
             store_path: crate::daemons::rag_ingester::default_store_path(),
+            embedding_model: crate::daemons::rag_ingester::default_embedding_model(),
             etcd: EtcdConfig::default(),
         }
     }
@@ -80,6 +84,7 @@ pub struct Rag {
     pub temperature: f64,
     pub top_k: u32,
     pub store_path: PathBuf,
+    pub embedding_model: PathBuf,
     pub etcd: ValidEtcd,
 }
 
@@ -102,10 +107,17 @@ impl DaemonConfig for RagConfig {
         let temp = v.range("model.temperature", m.temperature, 0.0, 2.0);
         let top_k = v.range("retrieval.top_k", self.retrieval.top_k, 1, 200);
         v.check(!self.store_path.trim().is_empty(), "store_path", "\"\"", "must name a file");
+        v.check(
+            !self.embedding_model.trim().is_empty(),
+            "embedding_model",
+            "\"\"",
+            "must name the model's folder",
+        );
         let etcd = self.etcd.validate(&mut v, "etcd");
         v.finish(|| {
             Some(Rag {
                 store_path: PathBuf::from(&self.store_path),
+                embedding_model: PathBuf::from(&self.embedding_model),
                 gguf: PathBuf::from(&m.gguf),
                 context_tokens: ctx?,
                 max_answer_tokens: answer?,

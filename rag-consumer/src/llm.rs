@@ -1,0 +1,310 @@
+//! The local model (any GGUF; SmolLM2-135M-Instruct from `make setup` by default) through
+//! llama.cpp, answering only from the events it is given.
+//!
+//! Citations are constrained while the answer is written: a grammar lets the model write
+//! `[#` only as the start of a citation of one of the given event ids, and end only after
+//! at least one, so it cannot cite an event it was not shown nor answer without citing.
+//! [`citations`] checks the finished text again regardless.
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+
+/// What the model is told before the events.
+pub const SYSTEM: &str = "You assist a network security analyst. Answer the question \
+using only the events in the message. First list the ids of the events you rely on, like \
+Events [#12], [#15]: then answer in one to three sentences. If the events do not answer the \
+question, say so.";
+
+pub struct Llm {
+    backend: LlamaBackend,
+    model: LlamaModel,
+    path: PathBuf,
+    context_tokens: u32,
+    max_answer_tokens: u32,
+    temperature: f32,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// The user message: the events and the question.
+    pub prompt: String,
+    pub answer: String,
+}
+
+/// A finished answer and its timings.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub answer_tokens: usize,
+    /// From the start of prompt evaluation to the first answer token.
+    pub first_token: Duration,
+    pub total: Duration,
+}
+
+/// Checks that `path` is a readable GGUF file before llama.cpp sees it.
+fn check_file(path: &Path) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| {
+        format!("{}: {e} (model.gguf; `make setup` installs the default model)", path.display())
+    })?;
+    let mut magic = [0u8; 4];
+    f.read_exact(&mut magic)
+        .ok()
+        .filter(|()| &magic == b"GGUF")
+        .ok_or_else(|| format!("{}: not a GGUF model file (model.gguf)", path.display()))
+}
+
+/// llama.cpp is built for x86-64-v3 (`.cargo/config.toml`): refuse a CPU without it rather
+/// than die of an illegal instruction.
+fn check_cpu() -> Result<(), String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let missing: Vec<&str> = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
+            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
+        ]
+        .iter()
+        .filter(|(_, has)| !has)
+        .map(|(name, _)| *name)
+        .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "this CPU lacks {} which this build of llama.cpp uses (x86-64-v3); rebuild with \
+                 the GGML_* settings in .cargo/config.toml turned OFF",
+                missing.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Llm {
+    pub fn load(
+        path: &Path,
+        context_tokens: u32,
+        max_answer_tokens: u32,
+        temperature: f64,
+    ) -> Result<Self, String> {
+        check_file(path)?;
+        check_cpu()?;
+        let mut backend = LlamaBackend::init().map_err(|e| format!("starting llama.cpp: {e}"))?;
+        backend.void_logs();
+        let model = LlamaModel::load_from_file(&backend, path, &LlamaModelParams::default())
+            .map_err(|e| {
+                format!(
+                    "{}: llama.cpp could not load it ({e}); damaged or unsupported",
+                    path.display()
+                )
+            })?;
+        #[allow(clippy::cast_possible_truncation, reason = "a temperature in 0..=2")]
+        let temperature = temperature as f32;
+        Ok(Llm {
+            backend,
+            model,
+            path: path.into(),
+            context_tokens,
+            max_answer_tokens,
+            temperature,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Tokens `text` takes.
+    pub fn tokens(&self, text: &str) -> usize {
+        self.model.vocab().tokenize(text.as_bytes(), false, true).len()
+    }
+
+    /// The chat prompt for `history` and a new user message.
+    fn prompt(&self, history: &[Turn], user: &str) -> Result<String, String> {
+        let tmpl = self.model.chat_template(None).map_err(|e| {
+            format!("{}: the model has no chat template ({e})", self.path.display())
+        })?;
+        let msg = |role: &str, text: &str| {
+            LlamaChatMessage::new(role.into(), text.into()).map_err(|e| e.to_string())
+        };
+        let mut chat = vec![msg("system", SYSTEM)?];
+        for t in history {
+            chat.push(msg("user", &t.prompt)?);
+            chat.push(msg("assistant", &t.answer)?);
+        }
+        chat.push(msg("user", user)?);
+        self.model.apply_chat_template(&tmpl, &chat, true).map_err(|e| e.to_string())
+    }
+
+    /// Room for the prompt: the context less the answer.
+    pub fn prompt_budget(&self) -> usize {
+        (self.context_tokens - self.max_answer_tokens) as usize
+    }
+
+    /// Whether `history` + `user` fits the prompt budget.
+    pub fn fits(&self, history: &[Turn], user: &str) -> Result<bool, String> {
+        Ok(self.tokens(&self.prompt(history, user)?) <= self.prompt_budget())
+    }
+
+    /// Writes the answer to `user` after `history`, citing only `allowed` ids; `each` gets
+    /// the text as it is generated.
+    pub fn answer(
+        &self,
+        history: &[Turn],
+        user: &str,
+        allowed: &[i64],
+        each: &mut dyn FnMut(&str),
+    ) -> Result<Answer, String> {
+        let t0 = Instant::now();
+        let prompt = self.prompt(history, user)?;
+        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), false, true);
+        if tokens.len() > self.prompt_budget() {
+            return Err(format!(
+                "the prompt takes {} tokens, more than model.context_tokens - \
+                 model.max_answer_tokens = {}",
+                tokens.len(),
+                self.prompt_budget()
+            ));
+        }
+        let threads =
+            std::thread::available_parallelism().map_or(2, |n| i32::try_from(n.get()).unwrap_or(2));
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(self.context_tokens))
+            .with_n_batch(self.context_tokens)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let mut ctx = self
+            .model
+            .new_context(&self.backend, params)
+            .map_err(|e| format!("llama.cpp context: {e}"))?;
+        let mut batch = LlamaBatch::new(self.context_tokens as usize, 1);
+        let last = tokens.len().saturating_sub(1);
+        for (i, t) in tokens.iter().enumerate() {
+            let pos = i32::try_from(i).map_err(|e| e.to_string())?;
+            batch.add(*t, pos, &[0], i == last).map_err(|e| e.to_string())?;
+        }
+        ctx.decode(&mut batch).map_err(|e| format!("llama.cpp: {e}"))?;
+        let mut sampler = self.sampler(allowed)?;
+        let mut text = String::new();
+        let mut pending = Vec::new();
+        let mut first_token = None;
+        let mut pos = i32::try_from(tokens.len()).map_err(|e| e.to_string())?;
+        let mut n = 0;
+        let vocab = self.model.vocab();
+        while n < self.max_answer_tokens as usize {
+            let token = sampler.sample(&ctx, batch.n_tokens() - 1);
+            first_token.get_or_insert_with(|| t0.elapsed());
+            if vocab.is_eog(token) {
+                break;
+            }
+            n += 1;
+            pending.extend(vocab.token_to_piece(token, false, None));
+            // Pieces may split a UTF-8 character; emit whole characters only.
+            let valid = match std::str::from_utf8(&pending) {
+                Ok(s) => s.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            if valid > 0 {
+                let piece = String::from_utf8_lossy(&pending[..valid]).into_owned();
+                pending.drain(..valid);
+                each(&piece);
+                text.push_str(&piece);
+            }
+            batch.clear();
+            batch.add(token, pos, &[0], true).map_err(|e| e.to_string())?;
+            pos += 1;
+            ctx.decode(&mut batch).map_err(|e| format!("llama.cpp: {e}"))?;
+        }
+        if !pending.is_empty() {
+            let rest = String::from_utf8_lossy(&pending).into_owned();
+            each(&rest);
+            text.push_str(&rest);
+        }
+        Ok(Answer {
+            text,
+            prompt_tokens: tokens.len(),
+            answer_tokens: n,
+            first_token: first_token.unwrap_or_else(|| t0.elapsed()),
+            total: t0.elapsed(),
+        })
+    }
+
+    fn sampler(&self, allowed: &[i64]) -> Result<LlamaSampler, String> {
+        let grammar = LlamaSampler::grammar(&self.model, &citation_grammar(allowed), "root")
+            .map_err(|e| format!("the citation grammar: {e}"))?;
+        // Small models loop ("a fast rules attack or a fast rules attack …"): penalise
+        // repeats over the last 64 tokens.
+        let repeats = LlamaSampler::penalties(self.model.vocab().n_tokens(), 64, 1.1, 0.0, 0.0);
+        let pick = if self.temperature <= 0.0 {
+            vec![LlamaSampler::greedy()]
+        } else {
+            vec![LlamaSampler::temp(self.temperature), LlamaSampler::dist(0x6d6c_6464)]
+        };
+        Ok(LlamaSampler::chain_simple([grammar, repeats].into_iter().chain(pick)))
+    }
+}
+
+/// GBNF: the answer opens with the events it relies on, `Events [#12], [#15]: `, one or
+/// more of the allowed ids, then one line of text without `[` or `#`. (A 135M model left to cite inline
+/// mostly did not; made to choose first, it always cites, and only what it was shown.)
+pub fn citation_grammar(allowed: &[i64]) -> String {
+    if allowed.is_empty() {
+        return "root ::= [^[#]*\n".into();
+    }
+    let mut g = String::from("root ::= \"Events \" cite (\", \" cite)* \": \" [^[#\\n]*\n");
+    let ids: Vec<String> = allowed.iter().map(|i| format!("\"{i}\"")).collect();
+    let _ = writeln!(g, "cite ::= \"[#\" ({}) \"]\"", ids.join(" | "));
+    g
+}
+
+/// The ids an answer cites (`[#12]`, `[#12, #15]`, `#12`), in order, once each.
+pub fn citations(text: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'#' {
+            let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits > 0
+                && let Ok(id) = text[i + 1..i + 1 + digits].parse::<i64>()
+                && !out.contains(&id)
+            {
+                out.push(id);
+            }
+            i += 1 + digits;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citations_are_found_in_any_form() {
+        assert_eq!(citations("Host A scanned [#12] and [#15, #12]; see #7."), [12, 15, 7]);
+        assert_eq!(citations("no citations # here [#]"), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn the_grammar_lists_only_allowed_ids() {
+        let g = citation_grammar(&[3, 41]);
+        assert!(g.contains("cite ::= \"[#\" (\"3\" | \"41\") \"]\""), "{g}");
+        assert!(g.starts_with("root ::= \"Events \" cite"), "at least one citation: {g}");
+        assert!(!citation_grammar(&[]).contains("cite"));
+    }
+}
