@@ -258,15 +258,17 @@ pub fn similar(config: &Config, a: &SimilarArgs) -> Outcome {
     Ok(ExitCode::Success)
 }
 
-/// A `--since`/`--until` value: a date or a time expression.
-fn time_bound(s: &str, start: bool) -> Result<f64, (ExitCode, String)> {
+/// An `--until` value: a date (its 00:00 UTC) or a time expression.
+fn until_bound(s: &str) -> Result<f64, (ExitCode, String)> {
     if let Some(t) = query::parse_date(s) {
         return Ok(t);
     }
     let q = query::parse(s, now()).map_err(usage)?;
-    let t = if start { q.filter.since } else { q.filter.until.or(q.filter.since) };
-    t.filter(|_| q.topic.is_empty())
-        .ok_or_else(|| usage(format!("{s:?} is not a date (YYYY-MM-DD) or a time expression")))
+    q.filter.until.or(q.filter.since).filter(|_| q.topic.is_empty()).ok_or_else(|| not_a_time(s))
+}
+
+fn not_a_time(s: &str) -> (ExitCode, String) {
+    usage(format!("{s:?} is not a date (YYYY-MM-DD) or a time expression"))
 }
 
 pub fn events(config: &Config, a: &EventsArgs) -> Outcome {
@@ -280,15 +282,13 @@ pub fn events(config: &Config, a: &EventsArgs) -> Outcome {
         ..Filter::default()
     };
     if let Some(s) = &a.since {
-        f.since = Some(time_bound(s, true)?);
-        if let Ok(q) = query::parse(s, now())
-            && f.until.is_none()
-        {
-            f.until = q.filter.until;
-        }
+        // "yesterday", a bare date: a range that also ends.
+        let q = query::parse(s, now()).map_err(usage)?;
+        f.since = Some(q.filter.since.filter(|_| q.topic.is_empty()).ok_or_else(|| not_a_time(s))?);
+        f.until = q.filter.until;
     }
     if let Some(u) = &a.until {
-        f.until = Some(time_bound(u, false)?);
+        f.until = Some(until_bound(u)?);
     }
     for h in &a.host {
         h.parse::<std::net::IpAddr>()
@@ -427,21 +427,17 @@ pub fn answer(
             history.remove(0);
         }
     }
-    let mut allowed: Vec<i64> = hits.iter().take(MODEL_EVENTS).map(|h| h.event.id).collect();
+    let shown: Vec<i64> = hits.iter().take(MODEL_EVENTS).map(|h| h.event.id).collect();
+    let mut allowed = shown.clone();
     for t in history.iter() {
-        allowed.extend(citations_in_prompt(&t.prompt));
+        allowed.extend(&t.shown);
     }
     let user = user_message(&hits, question);
     let answer = llm.answer(history, &user, &allowed, each).map_err(fail)?;
     let cited = citations(&answer.text);
     let unretrieved = cited.iter().copied().filter(|c| !allowed.contains(c)).collect();
-    history.push(Turn { prompt: user, answer: answer.text.clone() });
+    history.push(Turn { prompt: user, answer: answer.text.clone(), shown });
     Ok(Some(Answered { hits, answer, cited, unretrieved, retrieval }))
-}
-
-/// The event ids listed in an earlier user message.
-fn citations_in_prompt(prompt: &str) -> Vec<i64> {
-    prompt.lines().filter_map(|l| l.strip_prefix("[#")?.split(']').next()?.parse().ok()).collect()
 }
 
 fn load_llm(config: &Config) -> Result<Llm, (ExitCode, String)> {

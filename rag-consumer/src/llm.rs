@@ -40,6 +40,8 @@ pub struct Turn {
     /// The user message: the events and the question.
     pub prompt: String,
     pub answer: String,
+    /// The ids of the events `prompt` listed (citable in later turns too).
+    pub shown: Vec<i64>,
 }
 
 /// A finished answer and its timings.
