@@ -8,6 +8,8 @@
 #   sniffer         XDP attached on a veth (capture xdp_native) and AF_PACKET (capture af_packet)
 #   firewall-agent  table inet mldefender created in the namespace's nftables
 #   ml-detector     serves its metrics with no capability at all
+#   etcd-server     answers etcdctl with no capability at all, its store in a nobody-owned dir
+#   rag-ingester    opens its store and vector indices (embedding model from /opt) with none
 #
 # Environment: MLD_LAB_BIN (default target/release), as scripts/lab.sh.
 set -euo pipefail
@@ -43,14 +45,16 @@ chmod 600 "$WORK/root.secret"
 mkdir -p "$WORK/audit" "$WORK/events"
 chown "$USER_ID:$GROUP_ID" "$WORK/root.secret" "$WORK/audit" "$WORK/events"
 
-# run NAME CAPS CONFIG READY-COMMAND...: starts NAME as nobody with CAPS in the namespace,
-# waits up to 5 s for READY-COMMAND to succeed; returns its status; stops the daemon.
+# run NAME CAPS CONFIG READY-COMMAND...: starts NAME as nobody with CAPS in the namespace
+# (with RUN_ARGS after the config), waits up to 5 s for READY-COMMAND to succeed; returns its
+# status; stops the daemon.
+RUN_ARGS=()
 run() {
   local name=$1 caps=$2 config=$3; shift 3
   local set="-all${caps:+,$caps}" ok=1 i
   ip netns exec "$NS" setpriv --reuid="$USER_ID" --regid="$GROUP_ID" --clear-groups \
     --inh-caps="$set" --ambient-caps="$set" --bounding-set="$set" \
-    "$BIN/$name" --log-format json run --config "$config" >"$WORK/$name.log" 2>&1 &
+    "$BIN/$name" --log-format json run --config "$config" "${RUN_ARGS[@]}" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   for i in $(seq 1 50); do
     if "$@" >/dev/null 2>&1; then ok=0; break; fi
@@ -121,6 +125,28 @@ jq --arg w "$WORK" '.transport.root_secret_file = $w + "/root.secret" | .event_l
     .etcd.endpoints = [] | .metrics.listen = "127.0.0.1:29102"' "$ROOT/config/ml-detector.json" >"$WORK/ml-detector.json"
 detector_ready() { metrics_have 29102 mld_ml_detector_detections_total; }
 expect ml-detector mldefender-ml-detector.service "$WORK/ml-detector.json" "running" "" detector_ready
+
+mkdir -p "$WORK/etcd"
+chown "$USER_ID:$GROUP_ID" "$WORK/etcd"
+jq '.listen = "127.0.0.1:23790" | .metrics.listen = "127.0.0.1:29105"' \
+  "$ROOT/config/etcd-server.json" >"$WORK/etcd-server.json"
+etcd_ready() {
+  ip netns exec "$NS" env ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:23790 put units/check ok &&
+    [ "$(ip netns exec "$NS" env ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:23790 get --print-value-only units/check)" = ok ]
+}
+RUN_ARGS=(--data-dir "$WORK/etcd")
+expect etcd-server mldefender-etcd-server.service "$WORK/etcd-server.json" \
+  "serving etcdctl (put, get)" "" etcd_ready
+RUN_ARGS=()
+
+mkdir -p "$WORK/rag"
+chown "$USER_ID:$GROUP_ID" "$WORK/rag"
+jq --arg w "$WORK" '.transport.root_secret_file = $w + "/root.secret" | .store_path = $w + "/rag/events.db" |
+    .subscribe.connect = ["tcp://127.0.0.1:25572"] | .etcd.endpoints = [] | del(.etcd.cache_file) |
+    .metrics.listen = "127.0.0.1:29104"' "$ROOT/config/rag-ingester.json" >"$WORK/rag-ingester.json"
+ingester_ready() { metrics_have 29104 'mld_rag_ingester_indexed_vectors{index="text"}'; }
+expect rag-ingester mldefender-rag-ingester.service "$WORK/rag-ingester.json" \
+  "store and indices open" "" ingester_ready
 
 [ "$FAILED" = 0 ] && log "the units' capabilities are each needed and together sufficient"
 exit "$FAILED"

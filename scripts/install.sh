@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs ML Defender on a gateway as systemd services: the release binaries, the shipped
+# Installs ML Defender on a gateway as systemd services: the release binaries (the daemons and
+# the analyst's `rag` CLI), the shipped
 # configs (never overwriting ones already in /etc/mldefender), the units from systemd/, a
 # system user `mldefender` and a fresh root secret (0600, owned by that user; never replaced).
 # Then enables and starts the units, unless told not to. Run as root after
@@ -35,8 +36,8 @@ log() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || [ -n "$DEST" ] || die "run as root: sudo scripts/install.sh"
 
-DAEMONS=(etcd-server sniffer ml-detector firewall-agent)
-for d in "${DAEMONS[@]}"; do
+DAEMONS=(etcd-server sniffer ml-detector firewall-agent rag-ingester)
+for d in "${DAEMONS[@]}" rag; do
   [ -x "$TARGET/$d" ] || die "$TARGET/$d not found: cargo build --release --workspace --bins first"
 done
 
@@ -64,6 +65,16 @@ for d in "${DAEMONS[@]}"; do
   fi
   "$DEST/usr/local/bin/$d" validate --config "$conf" >/dev/null || die "$conf is invalid"
 done
+# The rag CLI: no unit, a config beside the daemons'.
+install -m 0755 "$TARGET/rag" "$DEST/usr/local/bin/rag"
+if [ -e "$DEST/etc/mldefender/rag.json" ]; then
+  log "$DEST/etc/mldefender/rag.json exists: kept"
+else
+  install -m 0640 "$ROOT/config/rag.json" "$DEST/etc/mldefender/rag.json"
+  log "installed $DEST/etc/mldefender/rag.json"
+fi
+"$DEST/usr/local/bin/rag" validate --config "$DEST/etc/mldefender/rag.json" >/dev/null ||
+  die "$DEST/etc/mldefender/rag.json is invalid"
 
 secret="$DEST/etc/mldefender/root.secret"
 if [ ! -e "$secret" ]; then
@@ -75,7 +86,7 @@ if [ -z "$DEST" ]; then
   chown mldefender:mldefender "$secret"
   systemctl daemon-reload
   systemctl enable "${DAEMONS[@]/#/mldefender-}" >/dev/null
-  log "enabled mldefender-sniffer, mldefender-ml-detector, mldefender-firewall-agent"
+  log "enabled ${DAEMONS[*]/#/mldefender-}"
   if [ "$START" = 1 ]; then
     systemctl restart "${DAEMONS[@]/#/mldefender-}"
     log "started; journalctl -u 'mldefender-*' -f to follow, firewall-agent status --config /etc/mldefender/firewall-agent.json for blocks"

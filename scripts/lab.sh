@@ -7,11 +7,13 @@
 #                                ├── gateway (gw) ────┤        nginx :80, sshd :22, dnsmasq :53
 #   attacker 203.0.113.66-68 ─ext1┘  sniffer (XDP on ext0, ext1, int0)
 #            203.0.113.100-199       ml-detector, firewall-agent (table inet mldefender)
+#                                    rag-ingester (event store and indices for `rag`)
 #                                    etcd-server (every daemon registers there)
 #
 # The gateway forwards between the outside (client, attacker) and the server; the real XDP
 # sniffer sees every packet arriving on its three interfaces, ml-detector scores the flows and
-# firewall-agent blocks attackers in the gateway's own nftables (forward and input hooks). The
+# firewall-agent blocks attackers in the gateway's own nftables (forward and input hooks);
+# rag-ingester stores every Detection for the analyst's `rag` CLI. The
 # daemons talk over ZeroMQ on the gateway namespace's loopback, sealed with a root secret that
 # `etcd-server init` made for the lab; they register with etcd-server there, heartbeat, and
 # follow their active config and the key epoch (the scenario changes one and rotates the other
@@ -23,12 +25,14 @@
 #             addresses, then a replay of a shared ssh brute-force capture; prints the outcome
 #   status    components, counters, blocks
 #   check     the end-to-end assertions (after `scenario`): attackers blocked, benign hosts never,
-#             every packet accounted for from the interfaces to the detector; exit 1 on a failure
+#             every packet accounted for from the interfaces to the detector and every
+#             Detection to the event store, `rag events` and `rag ask` find the attacks;
+#             exit 1 on a failure
 #   down      stop everything and remove the namespaces and the lab directory
 #   e2e       up + scenario + check + down (down also on failure); exit status of check
 #
 # Environment:
-#   MLD_LAB_BIN     directory of the sniffer, ml-detector and firewall-agent binaries
+#   MLD_LAB_BIN     directory of the daemons' binaries and the rag CLI
 #                   (default target/release; `make e2e` uses target/debug)
 #   MLD_LAB_DIR     state: configs, logs, audit log, event log (default /tmp/mldlab)
 #   MLD_LAB_PREFIX  namespace name prefix (default mldlab)
@@ -54,8 +58,9 @@ REPLAY_ATTACKER=147.32.80.40   # LABELS.tsv: the capture's malicious host
 REPLAY_VICTIM=147.32.80.37
 ATTACKERS=("$SCAN_IP" "$FLOOD_IP" "$BRUTE_IP" "$REPLAY_ATTACKER")
 SNIFFER_METRICS=127.0.0.1:9101 DETECTOR_METRICS=127.0.0.1:9102 AGENT_METRICS=127.0.0.1:9103
+INGESTER_METRICS=127.0.0.1:9104
 ETCD=http://127.0.0.1:2379
-DAEMONS=(sniffer ml-detector firewall-agent)
+DAEMONS=(sniffer ml-detector firewall-agent rag-ingester)
 
 log() { printf '[lab] %s\n' "$*"; }
 die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
@@ -74,7 +79,7 @@ check_tools() {
     command -v "$t" >/dev/null || missing+=("$t")
   done
   [ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]} (run: sudo make setup)"
-  for b in sniffer ml-detector firewall-agent; do
+  for b in "${DAEMONS[@]}" etcd-server rag; do
     [ -x "$BIN/$b" ] || die "$BIN/$b not found: build it (make run-lab builds release binaries) or set MLD_LAB_BIN"
   done
   [ -f "$DATA/$REPLAY_PCAP" ] || die "$DATA/$REPLAY_PCAP not found: set MLD_DATA to the shared captures"
@@ -175,7 +180,13 @@ write_configs() {
     "$ROOT/config/ml-detector.json" >"$DIR/ml-detector.json"
   jq --arg dir "$DIR" --arg etcd "$ETCD" "$t"' | .audit_dir = $dir + "/audit" | .on_exit = "remove"' \
     "$ROOT/config/firewall-agent.json" >"$DIR/firewall-agent.json"
-  for b in sniffer ml-detector firewall-agent; do
+  jq --arg dir "$DIR" --arg etcd "$ETCD" "$t"' | .store_path = $dir + "/rag/events.db" | .batch_max_delay_ms = 200' \
+    "$ROOT/config/rag-ingester.json" >"$DIR/rag-ingester.json"
+  # The analyst's CLI reads the same store; `rag status` asks the lab's etcd-server.
+  jq --arg dir "$DIR" --arg etcd "$ETCD" '.store_path = $dir + "/rag/events.db" | .etcd.endpoints = [$etcd]' \
+    "$ROOT/config/rag.json" >"$DIR/rag.json"
+  "$BIN/rag" validate --config "$DIR/rag.json" >/dev/null || die "lab config $DIR/rag.json is invalid"
+  for b in "${DAEMONS[@]}"; do
     "$BIN/$b" validate --config "$DIR/$b.json" >/dev/null || die "lab config $DIR/$b.json is invalid"
   done
 }
@@ -232,6 +243,8 @@ cmd_up() {
   # Start order: each publisher waits until its subscriber is connected.
   start firewall-agent
   wait_metrics firewall-agent "$AGENT_METRICS" mld_
+  start rag-ingester
+  wait_metrics rag-ingester "$INGESTER_METRICS" 'mld_rag_ingester_indexed_vectors{index="text"}'
   start ml-detector --wait-for-subscriber 20
   wait_metrics ml-detector "$DETECTOR_METRICS" mld_
   start sniffer
@@ -239,8 +252,8 @@ cmd_up() {
   local mode
   mode=$(jq -r 'select(.message == "XDP program attached") | "\(.iface) \(.mode | sub("CAPTURE_MODE_XDP_"; "") | ascii_downcase)"' \
     "$DIR/sniffer.log" 2>/dev/null | paste -sd' ' || true)
-  log "gateway: sniffer (XDP ${mode:-on ext0 ext1 int0}), ml-detector, firewall-agent (table inet mldefender), etcd-server on $ETCD"
-  for i in $(seq 1 50); do [ "$(components | wc -l)" -ge 3 ] && break; sleep 0.1; done
+  log "gateway: sniffer (XDP ${mode:-on ext0 ext1 int0}), ml-detector, firewall-agent (table inet mldefender), rag-ingester ($DIR/rag), etcd-server on $ETCD"
+  for i in $(seq 1 50); do [ "$(components | wc -l)" -ge "${#DAEMONS[@]}" ] && break; sleep 0.1; done
   components | jq -r '"registered: \(.component)/\(.instance) (pid \(.pid), key epoch \(.key_epoch))"' | sed 's/^/[lab]    /' 
   # The sniffer's first subscriber (ml-detector) connects asynchronously: give it a moment so
   # that the first flows are not published to nobody.
@@ -388,7 +401,7 @@ cmd_status() {
   need_root
   ip netns list | grep -q "^$GW\b" || { log "the lab is not up"; return 0; }
   local name pid
-  for name in sniffer ml-detector firewall-agent etcd-server nginx sshd dnsmasq; do
+  for name in "${DAEMONS[@]}" etcd-server nginx sshd dnsmasq; do
     pid=$(cat "$DIR/$name.pid" 2>/dev/null || true)
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       log "$name: running (pid $pid)"
@@ -549,6 +562,34 @@ cmd_check() {
   in_events=$(cat "$DIR"/events/events*.jsonl | jq -s '[.[] | select(.snapshot | not) | .features.total_fwd_packets + .features.total_bwd_packets] | add // 0')
   expect_eq "packets in the sniffer's flows = packets in the detector's final events" "$packets" "$in_events"
   log "accounted: $packets packets in $flows flows (+ $snapshots snapshots), $ring_full lost at the ring"
+
+  # The RAG layer: rag-ingester stored every Detection, and the analyst's CLI finds the attacks
+  # in the store (`rag events` in SQL, `rag ask` through the indices and the local model).
+  local stored=0 r
+  for i in $(seq 1 100); do
+    stored=$(metric "$(scrape "$INGESTER_METRICS")" mld_rag_ingester_stored_events)
+    [ "$stored" -ge "$lines" ] && break
+    sleep 0.2
+  done
+  r=$(scrape "$INGESTER_METRICS")
+  expect_eq "Detections published by ml-detector = Detections received by rag-ingester" \
+    "$(metric "$d" 'mld_ml_detector_bus_published_messages_total{topic="detection.v1"}')" \
+    "$(metric "$r" 'mld_rag_ingester_bus_received_messages_total{topic="detection.v1"}')"
+  expect_eq "Detections logged by ml-detector = events in rag-ingester's store" "$lines" "$stored"
+  local malicious
+  malicious=$(in_ns "$GW" "$BIN/rag" --config "$DIR/rag.json" events --verdict MALICIOUS --limit 1000000 --json |
+    jq -r '.[].src_ip' | sort -u)
+  for a in "${ATTACKERS[@]}"; do
+    if grep -qx "$a" <<<"$malicious"; then pass "rag events --verdict MALICIOUS lists attacker $a"; else fail "rag events --verdict MALICIOUS does not list attacker $a"; fi
+  done
+  if grep -qx "$CLIENT_IP" <<<"$malicious"; then fail "rag events lists the benign client $CLIENT_IP as MALICIOUS"; else pass "rag events lists no MALICIOUS event from the benign client"; fi
+  local question="which hosts were scanning today?" asked rc=0
+  asked=$(in_ns "$GW" env OMP_WAIT_POLICY=PASSIVE "$BIN/rag" --config "$DIR/rag.json" ask --json "$question" 2>"$DIR/rag-ask.err") || rc=$?
+  if [ "$rc" = 0 ] && jq -e --arg s "$SCAN_IP" '(.cited | length > 0) and ([.events[].src_ip] | index($s))' <<<"$asked" >/dev/null; then
+    pass "rag ask \"$question\": retrieved the scanner $SCAN_IP, cited $(jq -c .cited <<<"$asked") (all retrieved) in $(jq .timings_ms.answer <<<"$asked") ms: $(jq -r .answer <<<"$asked" | head -c 200)"
+  else
+    fail "rag ask \"$question\" (exit $rc): $(head -c 300 "$DIR/rag-ask.err") $(jq -c '{cited, unretrieved, hosts: [.events[]?.src_ip] | unique}' <<<"$asked" 2>/dev/null)"
+  fi
   return 0
 }
 
@@ -572,7 +613,7 @@ cmd_down() {
   need_root
   local name pid
   # The daemons first: they revoke their registrations in etcd-server as they stop.
-  for name in sniffer ml-detector firewall-agent etcd-server; do stop_daemon "$name"; done
+  for name in "${DAEMONS[@]}" etcd-server; do stop_daemon "$name"; done
   for name in nginx sshd dnsmasq; do
     pid=$(cat "$DIR/$name.pid" 2>/dev/null || true)
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
