@@ -8,7 +8,7 @@ use mld_eventstore::event::utc;
 use mld_eventstore::{Filter, Verdict};
 use serde_json::json;
 
-use crate::llm::{Llm, Turn, citations};
+use crate::llm::{Grounds, Llm, Turn, addresses, citations};
 use crate::query::{self, Query};
 use crate::retrieve::{Hit, Retriever};
 
@@ -394,6 +394,8 @@ pub struct Answered {
     pub cited: Vec<i64>,
     /// Cited ids that were not retrieved (a bug if ever non-empty).
     pub unretrieved: Vec<i64>,
+    /// Addresses the answer names that no retrieved event has (a bug if ever non-empty).
+    pub unretrieved_addresses: Vec<std::net::IpAddr>,
     pub retrieval: std::time::Duration,
 }
 
@@ -427,17 +429,31 @@ pub fn answer(
             history.remove(0);
         }
     }
-    let shown: Vec<i64> = hits.iter().take(MODEL_EVENTS).map(|h| h.event.id).collect();
-    let mut allowed = shown.clone();
+    let mut grounds = Grounds {
+        ids: hits.iter().take(MODEL_EVENTS).map(|h| h.event.id).collect(),
+        addresses: Vec::new(),
+    };
+    for e in hits.iter().map(|h| &h.event) {
+        for a in [&e.src_ip, &e.dst_ip] {
+            if let Ok(a) = a.parse()
+                && !grounds.addresses.contains(&a)
+            {
+                grounds.addresses.push(a);
+            }
+        }
+    }
+    let mut allowed = grounds.clone();
     for t in history.iter() {
-        allowed.extend(&t.shown);
+        allowed.extend(&t.grounds);
     }
     let user = user_message(&hits, question);
     let answer = llm.answer(history, &user, &allowed, each).map_err(fail)?;
     let cited = citations(&answer.text);
-    let unretrieved = cited.iter().copied().filter(|c| !allowed.contains(c)).collect();
-    history.push(Turn { prompt: user, answer: answer.text.clone(), shown });
-    Ok(Some(Answered { hits, answer, cited, unretrieved, retrieval }))
+    let unretrieved = cited.iter().copied().filter(|c| !allowed.ids.contains(c)).collect();
+    let unretrieved_addresses =
+        addresses(&answer.text).into_iter().filter(|a| !allowed.addresses.contains(a)).collect();
+    history.push(Turn { prompt: user, answer: answer.text.clone(), grounds });
+    Ok(Some(Answered { hits, answer, cited, unretrieved, unretrieved_addresses, retrieval }))
 }
 
 fn load_llm(config: &Config) -> Result<Llm, (ExitCode, String)> {
@@ -468,6 +484,7 @@ pub fn ask(config: &Config, a: &AskArgs) -> Outcome {
         let v = json!({
             "question": text, "filters": q.understood, "topic": q.topic,
             "answer": done.answer.text, "cited": done.cited, "unretrieved": done.unretrieved,
+            "unretrieved_addresses": done.unretrieved_addresses,
             "prompt_tokens": done.answer.prompt_tokens, "answer_tokens": done.answer.answer_tokens,
             "events": done.hits.iter().map(event_json).collect::<Vec<_>>(),
             "timings_ms": {
@@ -493,14 +510,24 @@ pub fn ask(config: &Config, a: &AskArgs) -> Outcome {
             done.answer.total.as_secs_f64() * 1e3
         );
     }
-    if !done.unretrieved.is_empty() {
-        eprintln!(
-            "rag: the answer cites events that were not retrieved: {:?}; do not trust it",
-            done.unretrieved
-        );
+    if let Some(problem) = ungrounded(&done) {
+        eprintln!("rag: the answer {problem}; do not trust it");
         return Ok(ExitCode::Software);
     }
     Ok(ExitCode::Success)
+}
+
+/// What in an answer was not retrieved: cited events, named addresses.
+fn ungrounded(done: &Answered) -> Option<String> {
+    let mut parts = Vec::new();
+    if !done.unretrieved.is_empty() {
+        parts.push(format!("cites events that were not retrieved: {:?}", done.unretrieved));
+    }
+    if !done.unretrieved_addresses.is_empty() {
+        let a: Vec<String> = done.unretrieved_addresses.iter().map(ToString::to_string).collect();
+        parts.push(format!("names addresses no retrieved event has: {}", a.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join(" and "))
 }
 
 fn understood(q: &Query) -> String {
@@ -559,11 +586,8 @@ pub fn chat(config: &Config) -> Outcome {
             Some(done) => {
                 println!("\n\nBased on {} event(s){}:", done.hits.len(), understood(&q));
                 print!("{}", table(&done.hits));
-                if !done.unretrieved.is_empty() {
-                    eprintln!(
-                        "rag: cites unretrieved events {:?}; do not trust it",
-                        done.unretrieved
-                    );
+                if let Some(problem) = ungrounded(&done) {
+                    eprintln!("rag: the answer {problem}; do not trust it");
                     failed = true;
                 }
             }

@@ -1,10 +1,12 @@
 //! The local model (any GGUF; SmolLM2-135M-Instruct from `make setup` by default) through
 //! llama.cpp, answering only from the events it is given.
 //!
-//! Citations are constrained while the answer is written: a grammar lets the model write
-//! `[#` only as the start of a citation of one of the given event ids, and end only after
-//! at least one, so it cannot cite an event it was not shown nor answer without citing.
-//! [`citations`] checks the finished text again regardless.
+//! Citations and addresses are constrained while the answer is written: a grammar lets the
+//! model write `[#` only as the start of a citation of one of the given event ids, and end
+//! only after at least one, so it cannot cite an event it was not shown nor answer without
+//! citing; and it lets digits form a number or one of the retrieved events' addresses, never
+//! an address of its own. [`citations`] and [`addresses`] check the finished text again
+//! regardless.
 
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -40,8 +42,32 @@ pub struct Turn {
     /// The user message: the events and the question.
     pub prompt: String,
     pub answer: String,
-    /// The ids of the events `prompt` listed (citable in later turns too).
-    pub shown: Vec<i64>,
+    /// What the answer could cite and name (in later turns too).
+    pub grounds: Grounds,
+}
+
+/// What an answer may refer to: the ids of the events it was shown, and the addresses of the
+/// events retrieved for it (their sources and targets).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grounds {
+    pub ids: Vec<i64>,
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
+impl Grounds {
+    /// Adds `other`'s ids and addresses (no duplicates).
+    pub fn extend(&mut self, other: &Grounds) {
+        for i in &other.ids {
+            if !self.ids.contains(i) {
+                self.ids.push(*i);
+            }
+        }
+        for a in &other.addresses {
+            if !self.addresses.contains(a) {
+                self.addresses.push(*a);
+            }
+        }
+    }
 }
 
 /// A finished answer and its timings.
@@ -159,13 +185,13 @@ impl Llm {
         Ok(self.tokens(&self.prompt(history, user)?) <= self.prompt_budget())
     }
 
-    /// Writes the answer to `user` after `history`, citing only `allowed` ids; `each` gets
-    /// the text as it is generated.
+    /// Writes the answer to `user` after `history`, citing only ids and naming only
+    /// addresses in `grounds`; `each` gets the text as it is generated.
     pub fn answer(
         &self,
         history: &[Turn],
         user: &str,
-        allowed: &[i64],
+        grounds: &Grounds,
         each: &mut dyn FnMut(&str),
     ) -> Result<Answer, String> {
         let t0 = Instant::now();
@@ -197,7 +223,7 @@ impl Llm {
             batch.add(*t, pos, &[0], i == last).map_err(|e| e.to_string())?;
         }
         ctx.decode(&mut batch).map_err(|e| format!("llama.cpp: {e}"))?;
-        let mut sampler = self.sampler(allowed)?;
+        let mut sampler = self.sampler(grounds)?;
         let mut text = String::new();
         let mut pending = Vec::new();
         let mut first_token = None;
@@ -242,9 +268,9 @@ impl Llm {
         })
     }
 
-    fn sampler(&self, allowed: &[i64]) -> Result<LlamaSampler, String> {
-        let grammar = LlamaSampler::grammar(&self.model, &citation_grammar(allowed), "root")
-            .map_err(|e| format!("the citation grammar: {e}"))?;
+    fn sampler(&self, grounds: &Grounds) -> Result<LlamaSampler, String> {
+        let grammar = LlamaSampler::grammar(&self.model, &answer_grammar(grounds), "root")
+            .map_err(|e| format!("the answer grammar: {e}"))?;
         // Small models loop ("a fast rules attack or a fast rules attack …"): penalise
         // repeats over the last 64 tokens.
         let repeats = LlamaSampler::penalties(self.model.vocab().n_tokens(), 64, 1.1, 0.0, 0.0);
@@ -258,16 +284,56 @@ impl Llm {
 }
 
 /// GBNF: the answer opens with the events it relies on, `Events [#12], [#15]: `, one or
-/// more of the allowed ids, then one line of text without `[` or `#`. (A 135M model left to cite inline
-/// mostly did not; made to choose first, it always cites, and only what it was shown.)
-pub fn citation_grammar(allowed: &[i64]) -> String {
-    if allowed.is_empty() {
+/// more of the allowed ids, then one line of text without `[` or `#`. (A 135M model left to
+/// cite inline mostly did not; made to choose first, it always cites, and only what it was
+/// shown.) In that line a run of digits is a `word`: a number, or one of the allowed
+/// addresses; after a word comes a character that is not a digit, `.` or `:`, or `.`/`:`
+/// followed by one, so digits and dots cannot be strung into an address of the model's own
+/// (before this, `SmolLM2` answered "10.88.0.67 and 10.88.0.97 were scanning" where the
+/// scanner was 203.0.113.66 and neither address existed). Times (`22:47`) cannot be written.
+pub fn answer_grammar(g: &Grounds) -> String {
+    if g.ids.is_empty() {
         return "root ::= [^[#]*\n".into();
     }
-    let mut g = String::from("root ::= \"Events \" cite (\", \" cite)* \": \" [^[#\\n]*\n");
-    let ids: Vec<String> = allowed.iter().map(|i| format!("\"{i}\"")).collect();
-    let _ = writeln!(g, "cite ::= \"[#\" ({}) \"]\"", ids.join(" | "));
-    g
+    let mut s = String::from(
+        "root ::= \"Events \" cite (\", \" cite)* \": \" body \"\\n\"\n\
+         body ::= (char | mark | word (char | mark))* word? [.:]?\n\
+         char ::= [^[#\\n0-9.:]\n\
+         mark ::= [.:] char\n",
+    );
+    let ids: Vec<String> = g.ids.iter().map(|i| format!("\"{i}\"")).collect();
+    let _ = writeln!(s, "cite ::= \"[#\" ({}) \"]\"", ids.join(" | "));
+    if g.addresses.is_empty() {
+        s.push_str("word ::= [0-9]+\n");
+    } else {
+        // IpAddr's Display writes only hex digits, `.` and `:`: nothing to escape.
+        let addrs: Vec<String> = g.addresses.iter().map(|a| format!("\"{a}\"")).collect();
+        let _ = writeln!(s, "word ::= [0-9]+ | addr\naddr ::= {}", addrs.join(" | "));
+    }
+    s
+}
+
+/// The IP addresses `text` names (IPv4 and IPv6, as written runs of hex digits, `.` and `:`
+/// that parse as one), in order, once each.
+pub fn addresses(text: &str) -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    for run in text.split(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':')) {
+        let run = run.trim_matches(|c| c == '.' || c == ':');
+        if !run.contains(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        // An IPv4 address with a port (`10.0.0.1:22`) names the address.
+        let parsed = run.parse::<std::net::IpAddr>().ok().or_else(|| {
+            let (host, _) = run.rsplit_once(':')?;
+            host.parse::<std::net::Ipv4Addr>().ok().map(std::net::IpAddr::V4)
+        });
+        if let Some(a) = parsed
+            && !out.contains(&a)
+        {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// The ids an answer cites (`[#12]`, `[#12, #15]`, `#12`), in order, once each.
@@ -302,11 +368,31 @@ mod tests {
         assert_eq!(citations("no citations # here [#]"), Vec::<i64>::new());
     }
 
+    fn grounds(ids: &[i64], addresses: &[&str]) -> Grounds {
+        Grounds {
+            ids: ids.to_vec(),
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        }
+    }
+
     #[test]
-    fn the_grammar_lists_only_allowed_ids() {
-        let g = citation_grammar(&[3, 41]);
+    fn the_grammar_lists_only_allowed_ids_and_addresses() {
+        let g = answer_grammar(&grounds(&[3, 41], &["203.0.113.66", "fe80::1"]));
         assert!(g.contains("cite ::= \"[#\" (\"3\" | \"41\") \"]\""), "{g}");
         assert!(g.starts_with("root ::= \"Events \" cite"), "at least one citation: {g}");
-        assert!(!citation_grammar(&[]).contains("cite"));
+        assert!(g.contains("addr ::= \"203.0.113.66\" | \"fe80::1\"\n"), "{g}");
+        assert!(!answer_grammar(&grounds(&[3], &[])).contains("addr"));
+        assert!(!answer_grammar(&Grounds::default()).contains("cite"));
+    }
+
+    #[test]
+    fn addresses_are_found_as_written() {
+        let a = addresses(
+            "Events [#1]: 203.0.113.66 (4) scanned 10.88.0.10:22, then fe80::1. Port 443, 2.5 s, \
+             at 22:47:29; not 1.2.3 nor 300.1.1.1 nor ::",
+        );
+        let want: Vec<std::net::IpAddr> =
+            ["203.0.113.66", "10.88.0.10", "fe80::1"].iter().map(|s| s.parse().unwrap()).collect();
+        assert_eq!(a, want);
     }
 }

@@ -284,7 +284,8 @@ fn no_match_and_bad_input_are_clear_failures() {
 }
 
 /// The real model: an answer cites only events that were retrieved (and, for a question
-/// with matches, cites at least one); a question with no match gets no answer at all.
+/// with matches, cites at least one) and names only their addresses; a question with no
+/// match gets no answer at all.
 #[test]
 fn answers_cite_only_retrieved_events() {
     let (now, ..) = day_after(SCAN, "scan");
@@ -304,6 +305,22 @@ fn answers_cite_only_retrieved_events() {
             "cited {cited:?}, retrieved {retrieved:?}"
         );
         assert_eq!(v["unretrieved"], serde_json::json!([]));
+        // Every address the answer names is an endpoint of a retrieved event.
+        let endpoints: BTreeSet<&str> = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| [e["src_ip"].as_str().unwrap(), e["dst_ip"].as_str().unwrap()])
+            .collect();
+        let answer = v["answer"].as_str().unwrap();
+        for a in mld_rag_consumer::llm::addresses(answer) {
+            assert!(
+                endpoints.contains(a.to_string().as_str()),
+                "{a} in {answer:?}, retrieved {endpoints:?}"
+            );
+        }
+        assert_eq!(v["unretrieved_addresses"], serde_json::json!([]));
+        eprintln!("{question} -> {answer}");
     }
     let o = rag(&["--now", &now, "ask", "what did 203.0.113.77 do yesterday?"]);
     assert_eq!(o.status.code(), Some(1));
