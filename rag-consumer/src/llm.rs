@@ -286,11 +286,12 @@ impl Llm {
 /// GBNF: the answer opens with the events it relies on, `Events [#12], [#15]: `, one or
 /// more of the allowed ids, then one line of text without `[` or `#`. (A 135M model left to
 /// cite inline mostly did not; made to choose first, it always cites, and only what it was
-/// shown.) In that line a run of digits is a `word`: a number, or one of the allowed
-/// addresses; after a word comes a character that is not a digit, `.` or `:`, or `.`/`:`
-/// followed by one, so digits and dots cannot be strung into an address of the model's own
-/// (before this, `SmolLM2` answered "10.88.0.67 and 10.88.0.97 were scanning" where the
-/// scanner was 203.0.113.66 and neither address existed). Times (`22:47`) cannot be written.
+/// shown.) In that line a run of digits is a `word`: a number, a time of day (`22:47:29`, as
+/// the events show them), or one of the allowed addresses, with a port or not; after a word comes a character
+/// that is not a digit, `.` or `:`, or `.`/`:` followed by one, so digits and dots cannot be
+/// strung into an address of the model's own (before this, `SmolLM2` answered "10.88.0.67
+/// and 10.88.0.97 were scanning" where the scanner was 203.0.113.66 and neither address
+/// existed).
 pub fn answer_grammar(g: &Grounds) -> String {
     if g.ids.is_empty() {
         return "root ::= [^[#]*\n".into();
@@ -304,12 +305,17 @@ pub fn answer_grammar(g: &Grounds) -> String {
     let ids: Vec<String> = g.ids.iter().map(|i| format!("\"{i}\"")).collect();
     let _ = writeln!(s, "cite ::= \"[#\" ({}) \"]\"", ids.join(" | "));
     if g.addresses.is_empty() {
-        s.push_str("word ::= [0-9]+\n");
+        s.push_str("word ::= [0-9]+ | time\n");
     } else {
         // IpAddr's Display writes only hex digits, `.` and `:`: nothing to escape.
         let addrs: Vec<String> = g.addresses.iter().map(|a| format!("\"{a}\"")).collect();
-        let _ = writeln!(s, "word ::= [0-9]+ | addr\naddr ::= {}", addrs.join(" | "));
+        let _ = writeln!(
+            s,
+            "word ::= [0-9]+ | time | addr (\":\" [0-9]+)?\naddr ::= {}",
+            addrs.join(" | ")
+        );
     }
+    s.push_str("time ::= [0-9] [0-9] \":\" [0-9] [0-9] (\":\" [0-9] [0-9])?\n");
     s
 }
 
