@@ -25,7 +25,7 @@ use faiss::{Idx, Index, MetricType};
 use serde::{Deserialize, Serialize};
 
 /// Lists probed per IVF search.
-pub const NPROBE: u32 = 16;
+pub const NPROBE: u32 = 64;
 
 /// Below this many vectors the index is exact.
 pub const EXACT_BELOW: u64 = 20_000;
@@ -240,12 +240,18 @@ impl VectorIndex {
     }
 
     fn tune(&mut self) -> Result<(), Error> {
+        self.set_nprobe(NPROBE)
+    }
+
+    /// Lists probed per search of an IVF index ([`NPROBE`] unless changed; the benchmark
+    /// sweeps it). An exact index ignores it.
+    pub fn set_nprobe(&mut self, nprobe: u32) -> Result<(), Error> {
         if let Some(index) = &self.index
             && self.meta.factory.starts_with("IVF")
         {
             let (path, _) = Self::files(&self.dir, self.meta.kind);
             ParameterSpace::new()
-                .and_then(|p| p.set_index_parameter(index, "nprobe", NPROBE))
+                .and_then(|p| p.set_index_parameter(index, "nprobe", nprobe))
                 .map_err(|e| faiss_err(&path, e))?;
         }
         Ok(())
