@@ -91,8 +91,8 @@ impl Scored {
 pub fn forests(x: &[f32; LEN]) -> [f64; 4] {
     let packed = &*crate::forests::PACKED;
     let mut out = [0.0; 4];
-    for (o, p) in out.iter_mut().zip(packed) {
-        *o = f64::from(p.score(x));
+    for ((o, p), d) in out.iter_mut().zip(packed).zip(&ALL) {
+        *o = f64::from(mld_forest::calibrate(p.score(x), d.cut));
     }
     out
 }
@@ -101,7 +101,7 @@ pub fn forests(x: &[f32; LEN]) -> [f64; 4] {
 pub fn forests_tree_by_tree(x: &[f32; LEN]) -> [f64; 4] {
     let mut out = [0.0; 4];
     for (o, d) in out.iter_mut().zip(ALL.iter()) {
-        *o = f64::from(d.forest.score(x));
+        *o = f64::from(mld_forest::calibrate(d.forest.score(x), d.cut));
     }
     out
 }

@@ -162,15 +162,19 @@ fn sniffer_to_detector_to_a_decrypting_subscriber_with_logs_on_disk() {
         assert!((d.ml_score - ml).abs() < 1e-12 && (d.final_score - ml.max(fast)).abs() < 1e-12);
         assert_eq!(d.model_versions.len(), 4);
     }
-    // The flood's flows are the TCP ones (the DNS capture's are UDP): all of them MALICIOUS.
+    // The flood's flows are the TCP ones (the DNS capture's are UDP): all of them flagged,
+    // and all but a few MALICIOUS (the ddos forest's cut, ADR 0010, leaves 7 of 348 flows of
+    // this capture SUSPICIOUS).
     let flood: Vec<&Detection> = got
         .values()
         .filter(|d| d.flow.as_ref().unwrap().key.as_ref().unwrap().ip_proto == 6)
         .collect();
     assert!(flood.len() > 300, "{} flood flows", flood.len());
     for d in &flood {
-        assert_eq!(d.verdict(), Verdict::Malicious, "{d:?}");
+        assert_ne!(d.verdict(), Verdict::Benign, "{d:?}");
     }
+    let malicious = flood.iter().filter(|d| d.verdict() == Verdict::Malicious).count();
+    assert!(malicious * 100 >= flood.len() * 95, "{malicious} of {} MALICIOUS", flood.len());
     // The DNS capture's flows (UDP, between public addresses) are benign: among others, the
     // internal forest does not apply outside the site's networks.
     let dns: Vec<&Detection> = got

@@ -16,6 +16,8 @@ pub struct Meta<'a> {
     pub generator: &'a str,
     /// Where the model card is.
     pub card: &'a str,
+    /// The forest's cut: the score it flags at, read as 0.5 after [`crate::calibrate`].
+    pub cut: f32,
 }
 
 /// FNV-1a over the nodes: a short version that changes whenever the model does.
@@ -77,7 +79,12 @@ pub fn render(meta: &Meta<'_>, forest: &OwnedForest) -> String {
     );
     let _ = writeln!(s, "use mld_forest::{{Forest, Node}};\n");
     let _ = writeln!(s, "pub const NAME: &str = {:?};", meta.name);
-    let _ = writeln!(s, "pub const VERSION: &str = \"{}\";\n", version(forest));
+    let _ = writeln!(s, "pub const VERSION: &str = \"{}\";", version(forest));
+    let _ = writeln!(
+        s,
+        "/// The score this forest flags at (see the model card): read as 0.5 by scoring."
+    );
+    let _ = writeln!(s, "pub const CUT: f32 = {};\n", float(meta.cut));
     let _ = writeln!(s, "#[rustfmt::skip]");
     let _ = writeln!(s, "static NODES: [Node; {}] = [", forest.nodes.len());
     for n in &forest.nodes {
@@ -109,9 +116,11 @@ mod tests {
             nodes: vec![Node::split(2, 0.1, 1, 2, 0.5), Node::leaf(0.0), Node::leaf(1.0)],
             roots: vec![0],
         };
-        let meta = Meta { name: "ddos", generator: "make train", card: "docs/models/ddos.md" };
+        let meta =
+            Meta { name: "ddos", generator: "make train", card: "docs/models/ddos.md", cut: 0.5 };
         let text = render(&meta, &forest);
         assert!(text.contains("Node::split(2, 0.1, 1, 2, 0.5),"), "{text}");
+        assert!(text.contains("pub const CUT: f32 = 0.5;"), "{text}");
         assert!(text.contains("Node::leaf(0.0),") && text.contains("Node::leaf(1.0),"));
         assert!(
             text.contains("static NODES: [Node; 3]") && text.contains("static ROOTS: [u32; 1]")

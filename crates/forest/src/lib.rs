@@ -54,6 +54,17 @@ impl Node {
     }
 }
 
+/// A forest's score `s` on a scale where its cut reads 0.5: linear from 0 to the cut and from
+/// the cut to 1, so the order of scores is kept, 0 and 1 stay, and a cut of 0.5 changes
+/// nothing. A forest whose cut is higher than 0.5 (chosen in training, so that it flags few
+/// benign flows) then meets the same verdict thresholds as the others.
+pub fn calibrate(s: f32, cut: f32) -> f32 {
+    if cut <= 0.0 || cut >= 1.0 {
+        return s;
+    }
+    if s < cut { 0.5 * s / cut } else { 0.5 + 0.5 * (s - cut) / (1.0 - cut) }
+}
+
 /// A forest over borrowed node arrays (`'static` when compiled in).
 #[derive(Debug, Clone, Copy)]
 pub struct Forest<'a> {
@@ -236,6 +247,26 @@ mod tests {
             ],
             roots: vec![0, 3],
         }
+    }
+
+    #[test]
+    fn calibration_reads_the_cut_as_one_half_and_keeps_the_order() {
+        for cut in [0.5f32, 0.62, 0.9] {
+            assert!((calibrate(cut, cut) - 0.5).abs() < 1e-6);
+            assert!(calibrate(0.0, cut).abs() < 1e-6);
+            assert!((calibrate(1.0, cut) - 1.0).abs() < 1e-6);
+            let mut last = -1.0;
+            for i in 0..=100u8 {
+                let c = calibrate(f32::from(i) / 100.0, cut);
+                assert!(c > last, "{cut}: not increasing at {i}");
+                last = c;
+            }
+        }
+        // A cut of 0.5 changes nothing; a higher cut lowers a score between 0.5 and the cut
+        // below 0.5.
+        assert!((calibrate(0.7, 0.5) - 0.7).abs() < 1e-6);
+        assert!(calibrate(0.55, 0.62) < 0.5);
+        assert!(calibrate(0.7, 0.62) > 0.5);
     }
 
     #[test]

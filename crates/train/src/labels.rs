@@ -232,6 +232,29 @@ pub fn split(captures: &[Capture], eval_share: f64) -> Vec<bool> {
     is_eval
 }
 
+/// Cross-validation folds of the training captures (`None` for evaluation captures): each
+/// family's files in the order of a salted hash of their names, dealt round-robin, so every
+/// fold holds a share of every family.
+pub fn folds(captures: &[Capture], is_eval: &[bool], k: usize) -> Vec<Option<usize>> {
+    let mut fold = vec![None; captures.len()];
+    let mut families: Vec<Family> = captures.iter().map(|c| c.family).collect();
+    families.sort_unstable();
+    families.dedup();
+    for family in families {
+        let mut members: Vec<(u64, usize)> = captures
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.family == family && !is_eval[*i])
+            .map(|(i, c)| (fnv(format!("fold:{}", c.name).as_bytes()), i))
+            .collect();
+        members.sort_unstable();
+        for (n, &(_, i)) in members.iter().enumerate() {
+            fold[i] = Some(n % k);
+        }
+    }
+    fold
+}
+
 fn fnv(bytes: &[u8]) -> u64 {
     bytes
         .iter()
@@ -296,5 +319,30 @@ mod tests {
         assert_eq!(s[7..].iter().filter(|&&e| e).count(), 1);
         let one = [caps[7].clone()];
         assert_eq!(split(&one, 0.3), vec![true]);
+    }
+
+    #[test]
+    fn folds_deal_each_familys_training_files_and_leave_evaluation_files_out() {
+        let caps: Vec<Capture> = (0..12)
+            .map(|i| Capture {
+                path: PathBuf::new(),
+                name: format!("f{i}"),
+                class: if i < 9 { "benign" } else { "ddos" }.into(),
+                family: if i < 9 { Family::Benign } else { Family::Ddos },
+                scope: Scope::Benign,
+            })
+            .collect();
+        let is_eval: Vec<bool> = (0..12).map(|i| i == 0 || i == 11).collect();
+        let f = folds(&caps, &is_eval, 3);
+        assert_eq!(f, folds(&caps, &is_eval, 3));
+        assert_eq!((f[0], f[11]), (None, None));
+        // Eight benign training files: 3, 3 and 2 per fold; two ddos files in two folds.
+        let mut per_fold = [0; 3];
+        for k in f[1..9].iter().map(|k| k.unwrap()) {
+            per_fold[k] += 1;
+        }
+        per_fold.sort_unstable();
+        assert_eq!(per_fold, [2, 3, 3]);
+        assert_ne!(f[9].unwrap(), f[10].unwrap());
     }
 }

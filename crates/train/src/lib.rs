@@ -95,9 +95,20 @@ pub struct TrainingSet {
 
 /// Real flows of the training captures plus the synthetic flows.
 pub fn training_set(real: &RealData, synthetic: &[(FlowEvent, Family)]) -> TrainingSet {
+    training_subset(real, synthetic, |_| true)
+}
+
+/// [`training_set`] with only the training captures that `keep` (given a capture's index).
+pub fn training_subset(
+    real: &RealData,
+    synthetic: &[(FlowEvent, Family)],
+    keep: impl Fn(usize) -> bool,
+) -> TrainingSet {
     let mut t = TrainingSet::default();
-    for ((c, flows), eval) in real.captures.iter().zip(&real.flows).zip(&real.is_eval) {
-        if *eval {
+    for (i, ((c, flows), eval)) in
+        real.captures.iter().zip(&real.flows).zip(&real.is_eval).enumerate()
+    {
+        if *eval || !keep(i) {
             continue;
         }
         for ev in flows {
@@ -150,6 +161,96 @@ pub fn train_all(set: &TrainingSet, seed: u64) -> Vec<Model> {
         .collect()
 }
 
+/// Folds of the training split for cross-validation.
+pub const FOLDS: usize = 3;
+
+/// Share of benign flows one forest may flag: a quarter of the 0.1 % goal, as four forests
+/// (and the fast rules) share it.
+pub const FOREST_FP_BUDGET: f64 = 0.00025;
+
+/// Out-of-fold scores: (family, the four forests' scores) of every real flow of the training
+/// split, each scored by forests trained without its capture's fold.
+pub fn cross_validate(
+    real: &RealData,
+    synthetic: &[(FlowEvent, Family)],
+    seed: u64,
+    mut progress: impl FnMut(&str),
+) -> Vec<(Family, [f32; 4])> {
+    let fold = labels::folds(&real.captures, &real.is_eval, FOLDS);
+    let mut out = Vec::new();
+    for k in 0..FOLDS {
+        let set = training_subset(real, synthetic, |i| fold[i] != Some(k));
+        progress(&format!("cross-validation fold {}/{FOLDS}: {} rows", k + 1, set.x.len()));
+        let models = train_all(&set, seed);
+        for (i, (c, flows)) in real.captures.iter().zip(&real.flows).enumerate() {
+            if fold[i] != Some(k) {
+                continue;
+            }
+            for ev in flows {
+                let x = vector::of_event(ev);
+                let mut s = [0.0; 4];
+                for (o, m) in s.iter_mut().zip(&models) {
+                    *o = m.trained.forest.as_forest().score(&x);
+                }
+                out.push((flow_family(c, ev), s));
+            }
+        }
+    }
+    out
+}
+
+/// A forest's cut (its decision threshold, read as 0.5 after [`mld_forest::calibrate`]) from
+/// out-of-fold scores: the lowest of 0.50, 0.51, … 0.95 at which it flags at most
+/// [`FOREST_FP_BUDGET`] of the benign flows, as long as it keeps its flow recall within 0.01
+/// of the recall at 0.5; when the budget cannot be met so, the highest cut that keeps it.
+#[allow(clippy::cast_precision_loss, reason = "counts")]
+pub fn choose_cut(oof: &[(Family, [f32; 4])], d: Detector) -> Cut {
+    let i = d as usize;
+    let count = |t: f32, pos: bool| {
+        oof.iter()
+            .filter(|(f, _)| (f.detector() == Some(d)) == pos && (pos || *f == Family::Benign))
+            .filter(|(_, s)| s[i] >= t)
+            .count()
+    };
+    let positives = oof.iter().filter(|(f, _)| f.detector() == Some(d)).count();
+    let benign = oof.iter().filter(|(f, _)| *f == Family::Benign).count();
+    let recall =
+        |t: f32| if positives == 0 { 1.0 } else { count(t, true) as f64 / positives as f64 };
+    let floor = recall(0.5) - 0.01;
+    let mut best = 0.5f32;
+    for step in 50..=95u8 {
+        let t = f32::from(step) / 100.0;
+        if recall(t) < floor {
+            break;
+        }
+        best = t;
+        if count(t, false) as f64 <= FOREST_FP_BUDGET * benign as f64 {
+            break;
+        }
+    }
+    Cut {
+        cut: best,
+        benign,
+        positives,
+        benign_flagged_at_half: count(0.5, false),
+        benign_flagged: count(best, false),
+        recall_at_half: recall(0.5),
+        recall: recall(best),
+    }
+}
+
+/// A chosen cut and the out-of-fold numbers behind it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cut {
+    pub cut: f32,
+    pub benign: usize,
+    pub positives: usize,
+    pub benign_flagged_at_half: usize,
+    pub benign_flagged: usize,
+    pub recall_at_half: f64,
+    pub recall: f64,
+}
+
 /// The command that regenerates the models.
 pub const GENERATOR: &str = "make train";
 
@@ -158,10 +259,14 @@ pub fn card_path(detector: Detector) -> String {
 }
 
 /// The generated Rust module of a model.
-pub fn render(m: &Model) -> String {
+pub fn render(m: &Model, cut: f32) -> String {
     let card = card_path(m.detector);
-    let meta =
-        mld_forest::codegen::Meta { name: m.detector.name(), generator: GENERATOR, card: &card };
+    let meta = mld_forest::codegen::Meta {
+        name: m.detector.name(),
+        generator: GENERATOR,
+        card: &card,
+        cut,
+    };
     mld_forest::codegen::render(&meta, &m.trained.forest)
 }
 
@@ -179,9 +284,9 @@ pub struct Holdout {
     pub captures: Vec<(String, String, u64, u64)>,
 }
 
-/// Scores the evaluation captures with `m` at threshold 0.5.
+/// Scores the evaluation captures with `m` at its cut.
 #[allow(clippy::many_single_char_names, reason = "m, f, h, c, a, b")]
-pub fn holdout(m: &Model, real: &RealData) -> Holdout {
+pub fn holdout(m: &Model, cut: f32, real: &RealData) -> Holdout {
     let f = m.trained.forest.as_forest();
     let mut h = Holdout::default();
     for ((c, flows), eval) in real.captures.iter().zip(&real.flows).zip(&real.is_eval) {
@@ -191,7 +296,7 @@ pub fn holdout(m: &Model, real: &RealData) -> Holdout {
         let mine = c.family.detector() == Some(m.detector);
         let mut flagged = 0;
         for ev in flows {
-            let hit = f.score(&vector::of_event(ev)) >= 0.5;
+            let hit = f.score(&vector::of_event(ev)) >= cut;
             flagged += u64::from(hit);
             let (a, b) = endpoints(ev);
             let truth = c.flow_is_malicious(a, b).map(|mal| mal && mine);
@@ -221,7 +326,13 @@ pub fn holdout(m: &Model, real: &RealData) -> Holdout {
     clippy::many_single_char_names,
     reason = "one document, top to bottom"
 )]
-pub fn card(m: &Model, set: &TrainingSet, real: &RealData, synthetic_seed: u64) -> String {
+pub fn card(
+    m: &Model,
+    cut: &Cut,
+    set: &TrainingSet,
+    real: &RealData,
+    synthetic_seed: u64,
+) -> String {
     let f = m.trained.forest.as_forest();
     let mut s = String::new();
     let d = m.detector;
@@ -321,8 +432,26 @@ pub fn card(m: &Model, set: &TrainingSet, real: &RealData, synthetic_seed: u64) 
         p.seed,
         m.trained.forest.nodes.len()
     );
-    let h = holdout(m, real);
-    let _ = writeln!(s, "## Held-out results (this forest alone, threshold 0.5)\n");
+    let _ = writeln!(s, "## Cut\n");
+    let _ = writeln!(
+        s,
+        "The forest flags a flow when its score reaches **{:.2}** (ml-detector reads that score as 0.5, `mld_forest::calibrate`). The cut comes from the training split alone: {FOLDS}-fold cross-validation by capture file (every fold a share of each family's files; forests trained without a fold score its flows), then the lowest of 0.50, 0.51, … 0.95 at which the forest flags at most {:.3} % of the benign flows (a quarter of the 0.1 % goal), unless that costs more than 0.01 of its flow recall.\n",
+        cut.cut,
+        FOREST_FP_BUDGET * 100.0
+    );
+    let _ = writeln!(s, "| out-of-fold | at 0.50 | at the cut |\n|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| benign flows flagged (of {}) | {} | {} |",
+        cut.benign, cut.benign_flagged_at_half, cut.benign_flagged
+    );
+    let _ = writeln!(
+        s,
+        "| flow recall ({} positives) | {:.3} | {:.3} |\n",
+        cut.positives, cut.recall_at_half, cut.recall
+    );
+    let h = holdout(m, cut.cut, real);
+    let _ = writeln!(s, "## Held-out results (this forest alone, at its cut)\n");
     let ratio = |a: u64, b: u64| {
         if b == 0 { "n/a".to_owned() } else { format!("{:.3}", a as f64 / b as f64) }
     };
@@ -389,10 +518,22 @@ pub fn outputs(
         set.synthetic
     ));
     let models = train_all(&set, seed);
+    let oof = cross_validate(&real, &synth, seed, &mut progress);
     let mut out = Vec::new();
     for m in &models {
-        out.push((forest_path(root, m.detector), render(m)));
-        out.push((root.join(card_path(m.detector)), card(m, &set, &real, seed)));
+        let c = choose_cut(&oof, m.detector);
+        progress(&format!(
+            "{}: cut {:.2} (out of fold: benign flows flagged {} -> {} of {}, flow recall {:.3} -> {:.3})",
+            m.detector.name(),
+            c.cut,
+            c.benign_flagged_at_half,
+            c.benign_flagged,
+            c.benign,
+            c.recall_at_half,
+            c.recall
+        ));
+        out.push((forest_path(root, m.detector), render(m, c.cut)));
+        out.push((root.join(card_path(m.detector)), card(m, &c, &set, &real, seed)));
     }
     Ok(out)
 }
@@ -400,4 +541,37 @@ pub fn outputs(
 /// The engine configuration synthetic traffic runs through (the sniffer's defaults).
 pub fn engine_config() -> EngineConfig {
     mld_flow::offline::default_config("synthetic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` out-of-fold rows of `family` whose `ddos` score is `score`.
+    fn rows(family: Family, score: f32, n: usize) -> Vec<(Family, [f32; 4])> {
+        vec![(family, [score, 0.0, 0.0, 0.0]); n]
+    }
+
+    #[test]
+    fn the_cut_rises_until_benign_flows_fit_the_budget_unless_recall_pays() {
+        // 10,000 benign flows, 20 scoring 0.6 and 2 scoring 0.7: the budget (2.5 flows) is
+        // met at 0.61.
+        let mut oof = rows(Family::Benign, 0.1, 9_978);
+        oof.extend(rows(Family::Benign, 0.6, 20));
+        oof.extend(rows(Family::Benign, 0.7, 2));
+        oof.extend(rows(Family::Ddos, 0.95, 1_000));
+        let c = choose_cut(&oof, Detector::Ddos);
+        assert!((c.cut - 0.61).abs() < 1e-6, "{c:?}");
+        assert_eq!((c.benign, c.benign_flagged_at_half, c.benign_flagged), (10_000, 22, 2));
+        assert!((c.recall - 1.0).abs() < 1e-12);
+        // When 5 % of the positives score 0.55, the cut stops at 0.55 (a higher one would
+        // lose more than 0.01 of recall) although the budget is not met there.
+        oof.extend(rows(Family::Ddos, 0.55, 53));
+        let c = choose_cut(&oof, Detector::Ddos);
+        assert!((c.cut - 0.55).abs() < 1e-6, "{c:?}");
+        assert_eq!(c.benign_flagged, 22);
+        // Other detectors' families are neither positives nor benign for this forest.
+        let c = choose_cut(&rows(Family::Scan, 0.9, 100), Detector::Ddos);
+        assert_eq!((c.cut, c.benign, c.positives), (0.5, 0, 0));
+    }
 }

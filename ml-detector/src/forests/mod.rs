@@ -20,14 +20,31 @@ pub struct Detector {
     pub name: &'static str,
     pub version: &'static str,
     pub forest: Forest<'static>,
+    /// The forest's score at which it flags (read as 0.5 by [`mld_forest::calibrate`]).
+    pub cut: f32,
 }
 
 /// In `DetectorScores` order: ddos, ransomware, traffic, internal.
 pub const ALL: [Detector; 4] = [
-    Detector { name: ddos::NAME, version: ddos::VERSION, forest: ddos::FOREST },
-    Detector { name: ransomware::NAME, version: ransomware::VERSION, forest: ransomware::FOREST },
-    Detector { name: traffic::NAME, version: traffic::VERSION, forest: traffic::FOREST },
-    Detector { name: internal::NAME, version: internal::VERSION, forest: internal::FOREST },
+    Detector { name: ddos::NAME, version: ddos::VERSION, forest: ddos::FOREST, cut: ddos::CUT },
+    Detector {
+        name: ransomware::NAME,
+        version: ransomware::VERSION,
+        forest: ransomware::FOREST,
+        cut: ransomware::CUT,
+    },
+    Detector {
+        name: traffic::NAME,
+        version: traffic::VERSION,
+        forest: traffic::FOREST,
+        cut: traffic::CUT,
+    },
+    Detector {
+        name: internal::NAME,
+        version: internal::VERSION,
+        forest: internal::FOREST,
+        cut: internal::CUT,
+    },
 ];
 
 /// The four forests laid out for scoring ([`mld_forest::Packed`]), built once from [`ALL`].

@@ -6,6 +6,8 @@ use mld_forest::{Forest, Node};
 
 pub const NAME: &str = "ransomware";
 pub const VERSION: &str = "dfacd1494a42f40b";
+/// The score this forest flags at (see the model card): read as 0.5 by scoring.
+pub const CUT: f32 = 0.5;
 
 #[rustfmt::skip]
 static NODES: [Node; 248] = [
