@@ -204,17 +204,7 @@ pub fn load(data: &Path) -> anyhow::Result<Vec<Capture>> {
 /// go to evaluation, at least one, and at least one stays for training when there are two.
 pub fn split(captures: &[Capture], eval_share: f64) -> Vec<bool> {
     let mut is_eval = vec![false; captures.len()];
-    let mut families: Vec<Family> = captures.iter().map(|c| c.family).collect();
-    families.sort_unstable();
-    families.dedup();
-    for family in families {
-        let mut members: Vec<(u64, usize)> = captures
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.family == family)
-            .map(|(i, c)| (fnv(c.name.as_bytes()), i))
-            .collect();
-        members.sort_unstable();
+    for members in by_family(captures, "", |_| true) {
         #[allow(
             clippy::cast_precision_loss,
             clippy::cast_possible_truncation,
@@ -225,11 +215,32 @@ pub fn split(captures: &[Capture], eval_share: f64) -> Vec<bool> {
         if members.len() >= 2 {
             k = k.min(members.len() - 1);
         }
-        for &(_, i) in members.iter().take(k) {
+        for &i in members.iter().take(k) {
             is_eval[i] = true;
         }
     }
     is_eval
+}
+
+/// Per family, the indices of the captures that `keep`, in the order of the FNV hash of
+/// `salt` + file name.
+fn by_family(captures: &[Capture], salt: &str, keep: impl Fn(usize) -> bool) -> Vec<Vec<usize>> {
+    let mut families: Vec<Family> = captures.iter().map(|c| c.family).collect();
+    families.sort_unstable();
+    families.dedup();
+    families
+        .into_iter()
+        .map(|family| {
+            let mut members: Vec<(u64, usize)> = captures
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| c.family == family && keep(*i))
+                .map(|(i, c)| (fnv(format!("{salt}{}", c.name).as_bytes()), i))
+                .collect();
+            members.sort_unstable();
+            members.into_iter().map(|(_, i)| i).collect()
+        })
+        .collect()
 }
 
 /// Cross-validation folds of the training captures (`None` for evaluation captures): each
@@ -237,18 +248,8 @@ pub fn split(captures: &[Capture], eval_share: f64) -> Vec<bool> {
 /// fold holds a share of every family.
 pub fn folds(captures: &[Capture], is_eval: &[bool], k: usize) -> Vec<Option<usize>> {
     let mut fold = vec![None; captures.len()];
-    let mut families: Vec<Family> = captures.iter().map(|c| c.family).collect();
-    families.sort_unstable();
-    families.dedup();
-    for family in families {
-        let mut members: Vec<(u64, usize)> = captures
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| c.family == family && !is_eval[*i])
-            .map(|(i, c)| (fnv(format!("fold:{}", c.name).as_bytes()), i))
-            .collect();
-        members.sort_unstable();
-        for (n, &(_, i)) in members.iter().enumerate() {
+    for members in by_family(captures, "fold:", |i| !is_eval[i]) {
+        for (n, i) in members.into_iter().enumerate() {
             fold[i] = Some(n % k);
         }
     }
@@ -302,17 +303,22 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn the_split_keeps_files_on_both_sides_and_is_stable() {
-        let caps: Vec<Capture> = (0..10)
+    /// `n` captures named f0, f1, …: the first `benign` benign, the rest `ddos`.
+    fn captures(n: usize, benign: usize) -> Vec<Capture> {
+        (0..n)
             .map(|i| Capture {
                 path: PathBuf::new(),
                 name: format!("f{i}"),
-                class: if i < 7 { "benign" } else { "ddos" }.into(),
-                family: if i < 7 { Family::Benign } else { Family::Ddos },
+                class: if i < benign { "benign" } else { "ddos" }.into(),
+                family: if i < benign { Family::Benign } else { Family::Ddos },
                 scope: Scope::Benign,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_split_keeps_files_on_both_sides_and_is_stable() {
+        let caps = captures(10, 7);
         let s = split(&caps, 0.3);
         assert_eq!(s, split(&caps, 0.3));
         assert_eq!(s[..7].iter().filter(|&&e| e).count(), 2);
@@ -323,15 +329,7 @@ mod tests {
 
     #[test]
     fn folds_deal_each_familys_training_files_and_leave_evaluation_files_out() {
-        let caps: Vec<Capture> = (0..12)
-            .map(|i| Capture {
-                path: PathBuf::new(),
-                name: format!("f{i}"),
-                class: if i < 9 { "benign" } else { "ddos" }.into(),
-                family: if i < 9 { Family::Benign } else { Family::Ddos },
-                scope: Scope::Benign,
-            })
-            .collect();
+        let caps = captures(12, 9);
         let is_eval: Vec<bool> = (0..12).map(|i| i == 0 || i == 11).collect();
         let f = folds(&caps, &is_eval, 3);
         assert_eq!(f, folds(&caps, &is_eval, 3));
