@@ -186,86 +186,124 @@ async fn follow(
     }
 }
 
+/// The watches of one stream.
+struct Streamed {
+    shared: Arc<Shared>,
+    tx: Out,
+    progress_every: std::time::Duration,
+    watches: std::collections::HashMap<i64, tokio::task::JoinHandle<()>>,
+    next_id: i64,
+}
+
+impl Streamed {
+    /// Answers one request; false when the client is gone.
+    async fn handle(&mut self, r: PbWatchRequest) -> bool {
+        let shared = &self.shared;
+        match r.request_union {
+            Some(PbWatchRequestUnion::CreateRequest(c)) => {
+                let id = if c.watch_id > 0 { c.watch_id } else { self.next_id };
+                self.next_id = self.next_id.max(id + 1);
+                let spec = Spec {
+                    id,
+                    range: KeyRange::new(c.key, c.range_end),
+                    start: c.start_revision,
+                    prev_kv: c.prev_kv,
+                    no_put: c.filters.contains(&0),
+                    no_delete: c.filters.contains(&1),
+                    progress: c.progress_notify.then_some(self.progress_every),
+                };
+                // Subscribe before answering, so nothing after the answer is missed.
+                let live = shared.subscribe();
+                let rev = shared.store().revision();
+                let created = PbWatchResponse {
+                    header: shared.header(rev),
+                    watch_id: id,
+                    created: true,
+                    ..Default::default()
+                };
+                if self.tx.send(Ok(created)).await.is_err() {
+                    return false;
+                }
+                let task =
+                    tokio::spawn(follow(Arc::clone(shared), spec, self.tx.clone(), live, rev));
+                self.watches.insert(id, task);
+                shared.metrics.watches_created.inc();
+            }
+            Some(PbWatchRequestUnion::CancelRequest(c)) => {
+                if let Some(task) = self.watches.remove(&c.watch_id) {
+                    task.abort();
+                }
+                let rev = shared.store().revision();
+                let _ = self
+                    .tx
+                    .send(Ok(PbWatchResponse {
+                        header: shared.header(rev),
+                        watch_id: c.watch_id,
+                        canceled: true,
+                        ..Default::default()
+                    }))
+                    .await;
+            }
+            Some(PbWatchRequestUnion::ProgressRequest(_)) => {
+                let rev = shared.store().revision();
+                let _ = self
+                    .tx
+                    .send(Ok(PbWatchResponse {
+                        header: shared.header(rev),
+                        watch_id: -1,
+                        ..Default::default()
+                    }))
+                    .await;
+            }
+            None => {}
+        }
+        true
+    }
+}
+
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        for (_, task) in self.watches.drain() {
+            task.abort();
+        }
+        self.shared.metrics.watch_streams.dec();
+    }
+}
+
 #[tonic::async_trait]
 impl PbWatchService for Watch {
     type WatchStream = ReceiverStream<Result<PbWatchResponse, Status>>;
 
+    /// The stream's first request is answered before the call returns (and so before the
+    /// response headers go out), as etcd does: a client that waits for the headers, as
+    /// `etcd-client` does, then has its first watch in place, and a write it makes next is
+    /// seen. Answering later lost such a write now and then (the watch was created after it).
     async fn watch(
         &self,
         req: Request<Streaming<PbWatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(256);
-        let shared = Arc::clone(&self.shared);
-        let progress_every = self.progress_every;
-        tokio::spawn(async move {
-            shared.metrics.watch_streams.inc();
-            let mut watches: std::collections::HashMap<i64, tokio::task::JoinHandle<()>> =
-                std::collections::HashMap::new();
-            let mut next_id = 0i64;
-            while let Ok(Some(r)) = inbound.message().await {
-                match r.request_union {
-                    Some(PbWatchRequestUnion::CreateRequest(c)) => {
-                        let id = if c.watch_id > 0 { c.watch_id } else { next_id };
-                        next_id = next_id.max(id + 1);
-                        let spec = Spec {
-                            id,
-                            range: KeyRange::new(c.key, c.range_end),
-                            start: c.start_revision,
-                            prev_kv: c.prev_kv,
-                            no_put: c.filters.contains(&0),
-                            no_delete: c.filters.contains(&1),
-                            progress: c.progress_notify.then_some(progress_every),
-                        };
-                        // Subscribe before answering, so nothing after the answer is missed.
-                        let live = shared.subscribe();
-                        let rev = shared.store().revision();
-                        let created = PbWatchResponse {
-                            header: shared.header(rev),
-                            watch_id: id,
-                            created: true,
-                            ..Default::default()
-                        };
-                        if tx.send(Ok(created)).await.is_err() {
-                            break;
-                        }
-                        let task =
-                            tokio::spawn(follow(Arc::clone(&shared), spec, tx.clone(), live, rev));
-                        watches.insert(id, task);
-                        shared.metrics.watches_created.inc();
+        self.shared.metrics.watch_streams.inc();
+        let mut streamed = Streamed {
+            shared: Arc::clone(&self.shared),
+            tx,
+            progress_every: self.progress_every,
+            watches: std::collections::HashMap::new(),
+            next_id: 0,
+        };
+        let first = inbound.message().await;
+        if let Ok(Some(r)) = first
+            && streamed.handle(r).await
+        {
+            tokio::spawn(async move {
+                while let Ok(Some(r)) = inbound.message().await {
+                    if !streamed.handle(r).await {
+                        break;
                     }
-                    Some(PbWatchRequestUnion::CancelRequest(c)) => {
-                        if let Some(task) = watches.remove(&c.watch_id) {
-                            task.abort();
-                        }
-                        let rev = shared.store().revision();
-                        let _ = tx
-                            .send(Ok(PbWatchResponse {
-                                header: shared.header(rev),
-                                watch_id: c.watch_id,
-                                canceled: true,
-                                ..Default::default()
-                            }))
-                            .await;
-                    }
-                    Some(PbWatchRequestUnion::ProgressRequest(_)) => {
-                        let rev = shared.store().revision();
-                        let _ = tx
-                            .send(Ok(PbWatchResponse {
-                                header: shared.header(rev),
-                                watch_id: -1,
-                                ..Default::default()
-                            }))
-                            .await;
-                    }
-                    None => {}
                 }
-            }
-            for (_, task) in watches {
-                task.abort();
-            }
-            shared.metrics.watch_streams.dec();
-        });
+            });
+        }
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
