@@ -287,11 +287,11 @@ impl Llm {
 /// more of the allowed ids, then one line of text without `[` or `#`. (A 135M model left to
 /// cite inline mostly did not; made to choose first, it always cites, and only what it was
 /// shown.) In that line a run of digits is a `word`: a number, a time of day (`22:47:29`, as
-/// the events show them), or one of the allowed addresses, with a port or not; after a word comes a character
-/// that is not a digit, `.` or `:`, or `.`/`:` followed by one, so digits and dots cannot be
-/// strung into an address of the model's own (before this, `SmolLM2` answered "10.88.0.67
-/// and 10.88.0.97 were scanning" where the scanner was 203.0.113.66 and neither address
-/// existed).
+/// the events show them), or one of the allowed addresses, with a port or not; after a word
+/// comes a character that is not a digit, `.` or `:`, or `.`/`:` followed by one, so digits
+/// and dots cannot be strung into an address of the model's own (before this, `SmolLM2`
+/// answered "10.88.0.67 and 10.88.0.97 were scanning" where the scanner was 203.0.113.66 and
+/// neither address existed).
 pub fn answer_grammar(g: &Grounds) -> String {
     if g.ids.is_empty() {
         return "root ::= [^[#]*\n".into();

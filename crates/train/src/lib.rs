@@ -212,8 +212,9 @@ pub fn choose_cut(oof: &[(Family, [f32; 4])], d: Detector) -> Cut {
             .filter(|(_, s)| s[i] >= t)
             .count()
     };
-    let positives = oof.iter().filter(|(f, _)| f.detector() == Some(d)).count();
-    let benign = oof.iter().filter(|(f, _)| *f == Family::Benign).count();
+    // Forest scores are finite: every row of the kind counts at -∞.
+    let positives = count(f32::NEG_INFINITY, true);
+    let benign = count(f32::NEG_INFINITY, false);
     let recall =
         |t: f32| if positives == 0 { 1.0 } else { count(t, true) as f64 / positives as f64 };
     let floor = recall(0.5) - 0.01;
