@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ml-detector soak: memory over a long run, and detections/s over the real bus.
 #
-# The release sniffer reads every shared capture (--pcap, as one capture) and publishes sealed
+# The release sniffer reads every shared capture (--pcap, each a capture of its own) and publishes sealed
 # FlowEvents on flow.v1, again and again for SOAK_SECS; `ml-detector run` (pinned to core 1)
 # scores them, publishes sealed Detections on detection.v1 and writes events.jsonl, eve.json
 # and sealed alert artifacts (alerts.mld), each rotating at 16 MiB and keeping 3 files. Every SAMPLE_SECS the table

@@ -70,8 +70,8 @@ impl Daemon for EtcdServer {
     }
 
     fn setup(config: Valid, flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
-        std::fs::create_dir_all(&flags.data_dir)
-            .with_context(|| format!("creating the data directory {}", flags.data_dir.display()))
+        mld_daemon::state_dir(&flags.data_dir)
+            .context("the data directory (--data-dir)")
             .map_err(DaemonError::unavailable)?;
         let path = flags.data_dir.join("mvcc.db");
         let store = Store::open(&path)

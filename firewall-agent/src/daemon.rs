@@ -20,7 +20,7 @@ use mld_config::common::ValidEtcd;
 use mld_config::daemons::firewall_agent::{FirewallAgent as Valid, OnExit};
 use mld_control::restart_only;
 use mld_crypto_transport::KeyRing;
-use mld_daemon::{Control, Daemon, DaemonError, RunContext};
+use mld_daemon::{Control, Daemon, DaemonError, Membership, RunContext};
 use mld_flow::id::EventIds;
 use mld_proto::{Detection, FirewallAction, FirewallActionKind};
 use mld_telemetry::prometheus_client::metrics::counter::Counter;
@@ -101,6 +101,11 @@ impl Daemon for FirewallDaemon {
 
     fn metrics_listen(config: &Valid) -> Option<SocketAddr> {
         config.metrics.listen
+    }
+
+    /// The audit log's folder (the unit's `StateDirectory`).
+    fn state_dirs(config: &Valid) -> Vec<(&'static str, std::path::PathBuf)> {
+        vec![("audit_dir", config.audit_dir.clone())]
     }
 
     fn setup(config: Valid, _flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
@@ -189,7 +194,7 @@ impl Daemon for FirewallDaemon {
     /// batch window, `on_exit`) while running. The allowlist sets change in nftables here, in
     /// one transaction, so that a refusal rolls the config back; the rest is taken by the
     /// work loop before its next Detection. Every other field changes only at restart.
-    fn control(&mut self) -> Option<Control<Valid>> {
+    fn control(&mut self) -> Membership<Valid> {
         let running = self.config.clone();
         let local = self.local.clone();
         let nft = self.nft.clone();
@@ -224,7 +229,7 @@ impl Daemon for FirewallDaemon {
                 .send(Reload { rules, config: new.clone() })
                 .map_err(|_| "the firewall loop has stopped".to_owned())
         };
-        Some(Control { ring: Arc::clone(&self.ring), apply: Box::new(apply) })
+        Membership::Join(Control { ring: Arc::clone(&self.ring), apply: Box::new(apply) })
     }
 }
 

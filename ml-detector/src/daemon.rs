@@ -17,7 +17,7 @@ use mld_config::common::ValidEtcd;
 use mld_config::daemons::ml_detector::MlDetector as Valid;
 use mld_control::restart_only;
 use mld_crypto_transport::KeyRing;
-use mld_daemon::{Control, Daemon, DaemonError, RunContext};
+use mld_daemon::{Control, Daemon, DaemonError, Membership, RunContext};
 use mld_proto::{FlowEvent, Verdict};
 use mld_telemetry::prometheus_client::metrics::counter::Counter;
 use mld_telemetry::prometheus_client::metrics::family::Family;
@@ -140,6 +140,11 @@ impl Daemon for MlDetectorDaemon {
         config.metrics.listen
     }
 
+    /// The event log's folder (the unit's `LogsDirectory`).
+    fn state_dirs(config: &Valid) -> Vec<(&'static str, std::path::PathBuf)> {
+        vec![("event_log.dir", config.event_log.dir.clone())]
+    }
+
     fn setup(config: Valid, flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
         let ring = mld_daemon::key_ring(&config.transport)?;
         let outputs = Outputs::open(&config.event_log, Arc::clone(&ring))
@@ -187,7 +192,7 @@ impl Daemon for MlDetectorDaemon {
 
     /// Verdict thresholds and internal networks change while running; the rest (endpoints,
     /// event log, transport) only at restart.
-    fn control(&mut self) -> Option<Control<Valid>> {
+    fn control(&mut self) -> Membership<Valid> {
         let running = self.config.clone();
         let to_loop = self.reloads.0.clone();
         let apply = move |new: &Valid| {
@@ -199,7 +204,7 @@ impl Daemon for MlDetectorDaemon {
             restart_only("transport", &running.transport, &new.transport)?;
             to_loop.send(policy(new)).map_err(|_| "the detection loop has stopped".to_owned())
         };
-        Some(Control { ring: Arc::clone(&self.ring), apply: Box::new(apply) })
+        Membership::Join(Control { ring: Arc::clone(&self.ring), apply: Box::new(apply) })
     }
 }
 

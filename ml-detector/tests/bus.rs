@@ -123,7 +123,7 @@ fn sniffer_to_detector_to_a_decrypting_subscriber_with_logs_on_disk() {
         .args(["run", "--config"])
         .arg(&sn_cfg)
         .arg("--pcap")
-        // Oldest first: one capture whose clock moves forward, as a live sensor's does.
+        // Two captures, each read as a capture of its own.
         .arg(shared("benign/ndpi-dns.pcap"))
         .arg(shared("ddos/stopddos-amp.TCP.syn.optionallyACK.optionallysamePort.pcapng"))
         .args(["--wait-for-subscriber", "30", "--jsonl"])
@@ -261,6 +261,7 @@ fn start_up_problems_name_the_file_and_exit_non_zero() {
     let missing = dir.path().join("no-such.secret");
     let (code, err) = run(&json!({
         "metrics": { "listen": null },
+        "event_log": { "dir": dir.path().join("logs") },
         "transport": { "root_secret_file": missing },
     }));
     assert_eq!(code, Some(69), "{err}");

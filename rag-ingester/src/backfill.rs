@@ -204,9 +204,37 @@ fn reindex(args: &ReindexArgs) -> ExitCode {
 
 #[allow(clippy::print_stderr, reason = "progress and the summary are the command's output")]
 fn backfill(args: &Args) -> ExitCode {
-    let (config, mut store) = match open("backfill", &args.config) {
-        Ok(x) => x,
-        Err(code) => return code,
+    let config = match mld_config::load::<crate::Config>(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rag-ingester backfill: {e}");
+            return ExitCode::Config;
+        }
+    };
+    // Every input is checked before the store is opened (and created): a mistyped path
+    // leaves nothing behind.
+    let unreadable: Vec<String> = args
+        .logs
+        .iter()
+        .filter_map(|log| match std::fs::File::open(log).and_then(|f| f.metadata()) {
+            Ok(m) if m.is_file() => None,
+            Ok(_) => Some(format!("{}: not a file", log.display())),
+            Err(e) => Some(format!("{}: {e}", log.display())),
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        for u in &unreadable {
+            eprintln!("rag-ingester backfill: cannot read the event log {u}");
+        }
+        eprintln!("rag-ingester backfill: nothing was stored");
+        return ExitCode::Failure;
+    }
+    let mut store = match Store::open(&config.store_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rag-ingester backfill: {e}");
+            return ExitCode::Unavailable;
+        }
     };
     let batch = usize::try_from(config.batch_max_events).unwrap_or(512);
     let mut sum = Summary::default();

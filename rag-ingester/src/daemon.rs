@@ -16,7 +16,7 @@ use mld_config::common::ValidEtcd;
 use mld_config::daemons::rag_ingester::RagIngester as Valid;
 use mld_control::restart_only;
 use mld_crypto_transport::KeyRing;
-use mld_daemon::{Control, Daemon, DaemonError, RunContext};
+use mld_daemon::{Control, Daemon, DaemonError, Membership, RunContext};
 use mld_eventstore::Store;
 
 use crate::indices::Indices;
@@ -140,6 +140,11 @@ impl Daemon for Ingester {
         config.metrics.listen
     }
 
+    /// The event store's folder (the unit's `StateDirectory`).
+    fn state_dirs(config: &Valid) -> Vec<(&'static str, std::path::PathBuf)> {
+        config.store_path.parent().map(|p| ("store_path", p.to_path_buf())).into_iter().collect()
+    }
+
     fn setup(config: Valid, _flags: Flags, registry: &mut Registry) -> Result<Self, DaemonError> {
         let ring = mld_daemon::key_ring(&config.transport)?;
         let mut store = Store::open(&config.store_path)
@@ -182,7 +187,7 @@ impl Daemon for Ingester {
 
     /// Registers, follows the key epoch, and applies new batch settings while running; every
     /// other field changes only at restart.
-    fn control(&mut self) -> Option<Control<Valid>> {
+    fn control(&mut self) -> Membership<Valid> {
         let running = self.config.clone();
         let to_loop = self.reloads.0.clone();
         let apply = move |new: &Valid| {
@@ -193,7 +198,7 @@ impl Daemon for Ingester {
             restart_only("transport", &running.transport, &new.transport)?;
             to_loop.send(Batching::of(new)).map_err(|_| "the ingest loop has stopped".to_owned())
         };
-        Some(Control { ring: Arc::clone(&self.ring), apply: Box::new(apply) })
+        Membership::Join(Control { ring: Arc::clone(&self.ring), apply: Box::new(apply) })
     }
 }
 

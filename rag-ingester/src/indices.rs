@@ -43,7 +43,7 @@ impl Indices {
         for (ix, how) in [(&features, &how_f), (&text, &how_t)] {
             let m = ix.meta();
             progress(&format!(
-                "{} index: {} vectors ({}), {how:?}",
+                "{} index: {} vectors ({}), {how}",
                 m.kind.name(),
                 m.count,
                 m.factory

@@ -124,13 +124,12 @@ fn unreadable_lines_are_reported_with_file_and_offset_and_the_rest_stored() {
         .write_all(b"{\"schema_version\":7}\n\xff\xfe\n")
         .unwrap();
     write_log(&log, 3, 3);
-    let out = backfill(&cfg, &[&log, Path::new("/nonexistent/events.jsonl")]);
+    let out = backfill(&cfg, &[&log]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("6 stored") && err.contains("2 unreadable"), "{err}");
     assert!(err.contains(&format!("events.jsonl@{at}: schema_version 7")), "{err}");
     assert!(err.contains("not UTF-8"), "{err}");
-    assert!(err.contains("/nonexistent/events.jsonl: cannot open"), "{err}");
     assert_eq!(count(dir.path()), 6);
 }
 
@@ -145,8 +144,26 @@ fn a_bad_config_or_store_is_a_clear_error() {
     let cfg = config(dir.path(), 10);
     std::fs::create_dir_all(dir.path().join("store")).unwrap();
     std::fs::write(dir.path().join("store/events.db"), vec![7u8; 4096]).unwrap();
-    let out = backfill(&cfg, &[Path::new("x")]);
+    let log = dir.path().join("events.jsonl");
+    write_log(&log, 0, 1);
+    let out = backfill(&cfg, &[&log]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(69), "{err}");
     assert!(err.contains("events.db: not an event store or corrupt"), "{err}");
+}
+
+#[test]
+fn a_missing_event_log_is_refused_before_the_store_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 200);
+    let log = dir.path().join("events.jsonl");
+    write_log(&log, 0, 10);
+    let missing = dir.path().join("no-such-events.jsonl");
+    let out = backfill(&cfg, &[&log, &missing]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot read the event log {}", missing.display())), "{err}");
+    assert!(err.contains("nothing was stored"), "{err}");
+    // Neither the store nor its folder was made.
+    assert!(!dir.path().join("store").exists(), "{err}");
 }

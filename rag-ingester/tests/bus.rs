@@ -28,6 +28,10 @@ fn detection(k: u8) -> Detection {
                 ip_proto: 6,
                 initiator: Direction::AToB.into(),
             }),
+            features: Some(mld_proto::FlowFeatures {
+                flow_duration_us: f64::from(k) * 1e6,
+                ..mld_proto::FlowFeatures::default()
+            }),
             fast: Some(FastDetection {
                 score: 0.9,
                 rule_ids: vec!["bruteforce".into()],
@@ -99,6 +103,20 @@ fn detections_on_the_bus_are_stored_once_each() {
     assert!(status.success(), "{status}\n{err}");
     let s = Store::open_read_only(&store_path).unwrap();
     assert_eq!(s.count().unwrap(), 100, "{err}");
+    // The store started empty: both indices are built as rows arrive and saved at shutdown
+    // (an index opened empty used to stay empty until a `reindex`).
+    let index = mld_vindex::dir_for(&store_path);
+    let count = |kind: &str| {
+        let meta: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(index.join(format!("{kind}.json")))
+                .unwrap_or_else(|e| panic!("{kind} index: {e}\n{err}")),
+        )
+        .unwrap();
+        meta["count"].as_u64().unwrap()
+    };
+    // One feature vector per event; one text vector per distinct summary.
+    assert_eq!(count("features"), 100, "{err}");
+    assert!(count("text") > 0, "{err}");
     let f = Filter { hosts: vec!["198.51.100.42".into()], ..Filter::default() };
     let e = s.query(&f, 10).unwrap();
     assert_eq!(e.len(), 1);

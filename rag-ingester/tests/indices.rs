@@ -55,7 +55,9 @@ fn indices_follow_the_store_and_are_rebuilt_from_it() {
     append(&log, 0, 300, "VERDICT_MALICIOUS", 22);
     let o = ingester(&["backfill"], &cfg, &[&log]);
     assert!(
-        said(&o).contains("features index: 300 vectors (IDMap,Flat), Rebuilt(\"none saved\")"),
+        said(&o).contains(
+            "features index: 300 vectors (IDMap,Flat), rebuilt from the store (none saved)"
+        ),
         "{}",
         said(&o)
     );
@@ -69,19 +71,27 @@ fn indices_follow_the_store_and_are_rebuilt_from_it() {
     append(&log, 300, 50, "VERDICT_BENIGN", 443);
     let o = ingester(&["backfill"], &cfg, &[&log]);
     assert!(
-        said(&o).contains("features index: 350 vectors (IDMap,Flat), CaughtUp(50)"),
+        said(&o).contains("features index: 350 vectors (IDMap,Flat), 50 newer rows added"),
         "{}",
         said(&o)
     );
-    assert!(said(&o).contains("text index: 4 vectors (IDMap,Flat), CaughtUp(2)"), "{}", said(&o));
+    assert!(
+        said(&o).contains("text index: 4 vectors (IDMap,Flat), 2 newer rows added"),
+        "{}",
+        said(&o)
+    );
     let o = ingester(&["reindex"], &cfg, &[]);
-    assert!(said(&o).contains("features index: 350 vectors (IDMap,Flat), Fresh"), "{}", said(&o));
+    assert!(
+        said(&o).contains("features index: 350 vectors (IDMap,Flat), up to date"),
+        "{}",
+        said(&o)
+    );
 
     // A damaged index file is rebuilt from the store.
     std::fs::write(index.join("features.faiss"), b"not an index").unwrap();
     let o = ingester(&["reindex"], &cfg, &[]);
     assert!(
-        said(&o).contains("features index: 350 vectors (IDMap,Flat), Rebuilt("),
+        said(&o).contains("features index: 350 vectors (IDMap,Flat), rebuilt from the store ("),
         "{}",
         said(&o)
     );
@@ -94,7 +104,7 @@ fn indices_follow_the_store_and_are_rebuilt_from_it() {
     std::fs::write(index.join("features.json"), m.to_string()).unwrap();
     let o = ingester(&["reindex"], &cfg, &[]);
     assert!(
-        said(&o).contains("features index: 350 vectors (IDMap,Flat), Rebuilt("),
+        said(&o).contains("features index: 350 vectors (IDMap,Flat), rebuilt from the store ("),
         "{}",
         said(&o)
     );
@@ -103,7 +113,8 @@ fn indices_follow_the_store_and_are_rebuilt_from_it() {
     // --rebuild: both from scratch, same contents.
     let o = ingester(&["reindex", "--rebuild"], &cfg, &[]);
     assert!(
-        said(&o).contains("text index: 4 vectors (IDMap,Flat), Rebuilt(\"none saved\")"),
+        said(&o)
+            .contains("text index: 4 vectors (IDMap,Flat), rebuilt from the store (none saved)"),
         "{}",
         said(&o)
     );

@@ -9,7 +9,7 @@
 //! - **`AF_PACKET`** ([`afpacket`]): a raw socket per interface, used when XDP cannot attach
 //!   (and said so in the log).
 //! - **capture files** (`--pcap FILE...`): pcap or pcapng, timestamps from the file, as fast
-//!   as possible or `--realtime`.
+//!   as possible or `--realtime`; each file is a capture of its own.
 //!
 //! Events go to the bus (unless `--no-publish`) and, with `--jsonl FILE|-`, to JSON lines.
 #![forbid(unsafe_code)]
@@ -26,7 +26,7 @@ use mld_config::common::ValidEtcd;
 use mld_config::daemons::sniffer::Sniffer as Valid;
 use mld_control::restart_only;
 use mld_crypto_transport::KeyRing;
-use mld_daemon::{Control, Daemon, DaemonError, RunContext};
+use mld_daemon::{Control, Daemon, DaemonError, Membership, RunContext};
 use mld_flow::engine::{Engine, EngineConfig, SourceInfo};
 use mld_proto::{CaptureMode, InterfaceRole};
 use mld_telemetry::prometheus_client::registry::Registry;
@@ -52,8 +52,8 @@ pub const ABOUT: &str = "Captures packets (XDP, AF_PACKET or pcap files), builds
 /// How this run gets its packets and where its events go.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Flags {
-    /// Read these pcap/pcapng files (in order, as one capture) instead of the configured
-    /// interfaces, then exit.
+    /// Read these pcap/pcapng files instead of the configured interfaces, then exit. Each
+    /// file is a capture of its own (its flows end with it; host context starts empty).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub pcap: Vec<PathBuf>,
     /// With --pcap: release packets at their recorded pace instead of as fast as possible.
@@ -65,11 +65,15 @@ pub struct Flags {
     /// Do not publish on the bus (offline use; no root secret needed).
     #[arg(long)]
     pub no_publish: bool,
-    /// With --pcap: wait up to SECS for a bus subscriber before reading, so that none of the
-    /// first events is published to nobody.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub wait_for_subscriber: u64,
+    /// With --pcap and publishing: wait up to SECS (default 10) for a `flow.v1` subscriber
+    /// before reading, and refuse to run (exit 69) when none came, rather than publish the
+    /// capture to nobody; 0 publishes at once, subscriber or not.
+    #[arg(long, value_name = "SECS")]
+    pub wait_for_subscriber: Option<u64>,
 }
+
+/// How long `--pcap` waits for a `flow.v1` subscriber when `--wait-for-subscriber` is not given.
+pub const DEFAULT_SUBSCRIBER_WAIT_SECS: u64 = 10;
 
 /// The daemon.
 pub struct SnifferDaemon {
@@ -146,8 +150,12 @@ impl Daemon for SnifferDaemon {
     /// Registers, follows the key epoch, and applies a new config's fast-detector thresholds,
     /// cool-down and internal networks while running (the capture loop takes them within a
     /// tick); every other field changes only at restart.
-    fn control(&mut self) -> Option<Control<Valid>> {
-        let ring = Arc::clone(self.ring.as_ref()?);
+    fn control(&mut self) -> Membership<Valid> {
+        let Some(ring) = self.ring.as_ref().map(Arc::clone) else {
+            return Membership::Standalone {
+                why: "--no-publish loads no root secret, and configs in etcd are sealed with it",
+            };
+        };
         let running = self.config.clone();
         let to_loop = self.sink.reloader();
         let apply = move |new: &Valid| {
@@ -170,7 +178,7 @@ impl Daemon for SnifferDaemon {
             restart_only("transport", &running.transport, &new.transport)?;
             to_loop.send(new.clone()).map_err(|_| "the capture loop has stopped".to_owned())
         };
-        Some(Control { ring, apply: Box::new(apply) })
+        Membership::Join(Control { ring, apply: Box::new(apply) })
     }
 }
 
@@ -188,12 +196,24 @@ impl SnifferDaemon {
                 "--pcap given: reading files, not capturing on the configured interfaces"
             );
         }
-        if let (Some(p), secs @ 1..) = (&mut self.sink.publisher, self.flags.wait_for_subscriber)
-            && !p
+        if let Some(p) = &mut self.sink.publisher {
+            let secs = self.flags.wait_for_subscriber.unwrap_or(DEFAULT_SUBSCRIBER_WAIT_SECS);
+            let subscribed = p
                 .wait_for_subscriber(mld_bus::Topic::Flow, Duration::from_secs(secs))
-                .unwrap_or(false)
-        {
-            tracing::warn!(secs, "no subscriber connected; publishing anyway");
+                .map_err(|e| DaemonError::unavailable(anyhow::Error::new(e)))?;
+            match (subscribed, secs) {
+                (true, _) => {}
+                (false, 0) => tracing::warn!(
+                    bind = self.config.publish.bind.as_str(),
+                    "no flow.v1 subscriber yet; publishing anyway (--wait-for-subscriber 0): events sent before one connects are lost"
+                ),
+                (false, _) => {
+                    return Err(DaemonError::unavailable(anyhow::anyhow!(
+                        "no flow.v1 subscriber connected to {} within {secs} s: the capture's events would go to nobody; start ml-detector first (its subscribe.connect), wait longer with --wait-for-subscriber SECS, publish anyway with --wait-for-subscriber 0, or read offline with --no-publish --jsonl FILE",
+                        self.config.publish.bind.as_str()
+                    )));
+                }
+            }
         }
         let source = SourceInfo {
             interface: "pcap".to_owned(),

@@ -193,8 +193,10 @@ pub struct PcapSummary {
     pub files_cut_short: usize,
 }
 
-/// Reads `files` in order into the engine (one flow table across files, as if one capture),
-/// then flushes it. With `realtime`, frames are released at their recorded pace.
+/// Reads `files` in order into the engine, each as a capture of its own: at the end of each
+/// file its flows are exported and the host context is forgotten (as `ml-detector analyze`
+/// does), so a file's verdicts do not depend on the files beside it. With `realtime`, frames
+/// are released at their recorded pace (each file from its own first frame).
 pub fn run_pcaps(
     files: &[PathBuf],
     realtime: bool,
@@ -269,9 +271,10 @@ pub fn run_pcaps(
                 }
             }
         }
+        engine.end_capture(&mut |o| sink.emit(o));
+        pace = None;
         tracing::debug!(file = %path.display(), frames = frames_here, "capture file done");
     }
-    engine.flush(&mut |o| sink.emit(o));
     sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
     sink.flush(true);
     if let Some(e) = sink.take_error() {

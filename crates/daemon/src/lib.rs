@@ -15,8 +15,9 @@
 //! then drains. A second signal during the drain, or a drain longer than the grace period,
 //! ends the process with a non-zero code; nothing waits forever.
 //!
-//! Daemons whose run loop does not exist yet use [`validate_only_main`], which offers only
-//! `validate`, so that no binary pretends to do work it cannot do.
+//! A daemon whose config lists `etcd.endpoints` joins the control plane when its
+//! [`Daemon::control`] says [`Membership::Join`]; a run that cannot (the sniffer with
+//! `--no-publish` has no root secret to unseal configs with) says why, and the runtime logs it.
 #![forbid(unsafe_code)]
 
 mod exit;
@@ -113,6 +114,6 @@ pub fn key_ring(
     )))
 }
 pub use runtime::{
-    Control, Daemon, DaemonError, NoExtra, RunContext, Valid, main, run_main, run_main_with,
-    validate, validate_only_main,
+    Control, Daemon, DaemonError, Membership, NoExtra, RunContext, Valid, main, run_main,
+    run_main_with, state_dir, validate,
 };

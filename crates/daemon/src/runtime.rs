@@ -51,11 +51,28 @@ pub trait Daemon: Sized + Send + 'static {
         mld_control::host_instance()
     }
 
-    /// What the control plane needs (key ring, how to apply a new config); taken once after
-    /// `setup` when etcd is configured. `None` (the default): the daemon cannot use etcd.
-    fn control(&mut self) -> Option<Control<Valid<Self>>> {
-        None
+    /// The folders this daemon writes its state or logs in (the units' `StateDirectory` and
+    /// `LogsDirectory`). Run by hand, the runtime creates each missing one (mode 0750, its
+    /// missing parents 0755) before `setup`, or refuses to start naming the folder.
+    /// Each with the config field that names it, for the error.
+    fn state_dirs(_config: &Valid<Self>) -> Vec<(&'static str, PathBuf)> {
+        Vec::new()
     }
+
+    /// What the control plane needs (key ring, how to apply a new config); taken once after
+    /// `setup` when etcd is configured. The default: the daemon does not use etcd.
+    fn control(&mut self) -> Membership<Valid<Self>> {
+        Membership::Standalone { why: "this daemon does not use etcd" }
+    }
+}
+
+/// Whether a daemon joins the control plane in this run.
+pub enum Membership<V> {
+    /// It registers, takes up `active` and follows the key epoch.
+    Join(Control<V>),
+    /// It runs on its local config alone this time, for this reason (logged at start when
+    /// `etcd.endpoints` is set), e.g. an offline run that loads no root secret.
+    Standalone { why: &'static str },
 }
 
 /// A daemon's part in the control plane.
@@ -202,31 +219,6 @@ pub fn run_main_with<D: Daemon, X: Subcommand>(
     }
 }
 
-/// For daemons whose run loop is not built yet: the same CLI, with only `validate`.
-pub fn validate_only_main<C: DaemonConfig>(
-    name: &'static str,
-    about: &'static str,
-) -> std::process::ExitCode {
-    #[derive(Parser)]
-    struct ValidateOnly {
-        #[command(subcommand)]
-        command: Only,
-    }
-    #[derive(Subcommand)]
-    enum Only {
-        /// Check a config file and print every problem in it; exit 0 when valid, 64 when not.
-        Validate(ValidateArgs),
-    }
-    let command = ValidateOnly::command().name(name).about(about);
-    let parsed = command
-        .try_get_matches_from(std::env::args_os())
-        .and_then(|m| ValidateOnly::from_arg_matches(&m));
-    match parsed {
-        Ok(ValidateOnly { command: Only::Validate(args) }) => validate::<C>(&args.config).into(),
-        Err(e) => clap_exit(&e).into(),
-    }
-}
-
 fn clap_exit(e: &clap::Error) -> ExitCode {
     // --help and --version print to stdout and succeed; real usage errors go to stderr.
     let _ = e.print();
@@ -273,6 +265,18 @@ async fn serve<D: Daemon>(
     let metrics_addr = D::metrics_listen(&config);
     let etcd = D::etcd(&config).filter(|e| !e.endpoints.is_empty()).cloned();
     let instance = D::instance(&config);
+    let mut dirs = D::state_dirs(&config);
+    // The kept config is written only when the daemon joins the control plane; its folder is
+    // made then (below), so that an offline run creates nothing it does not use.
+    let cache_dir =
+        etcd.as_ref().and_then(|e| e.cache_file.as_deref()?.parent().map(Path::to_path_buf));
+    dirs.retain(|(_, d)| !d.as_os_str().is_empty());
+    for (field, dir) in &dirs {
+        if let Err(e) = state_dir(dir) {
+            tracing::error!(error = format!("{e:#} ({field})"), "start-up failed");
+            return ExitCode::Unavailable;
+        }
+    }
     let mut registry = mld_telemetry::component_registry(D::NAME);
     let mut daemon = match D::setup(config, flags, &mut registry) {
         Ok(daemon) => daemon,
@@ -283,21 +287,29 @@ async fn serve<D: Daemon>(
     };
     let plane = match (etcd, daemon.control()) {
         (None, _) => None,
-        (Some(etcd), Some(control)) => Some(mld_control::ControlPlane::<D::Config>::new(
-            mld_control::Options {
-                component: <D::Config as DaemonConfig>::COMPONENT,
-                instance,
-                version: env!("CARGO_PKG_VERSION"),
-                etcd,
-                ring: control.ring,
-                apply: control.apply,
-            },
-            &raw,
-            &mut registry,
-        )),
-        (Some(_), None) => {
-            tracing::error!("etcd.endpoints is set, but {} does not use etcd", D::NAME);
-            return ExitCode::Config;
+        (Some(etcd), Membership::Join(control)) => {
+            if let Some(dir) = cache_dir.filter(|d| !d.as_os_str().is_empty())
+                && let Err(e) = state_dir(&dir)
+            {
+                tracing::error!(error = format!("{e:#} (etcd.cache_file)"), "start-up failed");
+                return ExitCode::Unavailable;
+            }
+            Some(mld_control::ControlPlane::<D::Config>::new(
+                mld_control::Options {
+                    component: <D::Config as DaemonConfig>::COMPONENT,
+                    instance,
+                    version: env!("CARGO_PKG_VERSION"),
+                    etcd,
+                    ring: control.ring,
+                    apply: control.apply,
+                },
+                &raw,
+                &mut registry,
+            ))
+        }
+        (Some(_), Membership::Standalone { why }) => {
+            tracing::info!(reason = why, "not joining the control plane: etcd.endpoints unused");
+            None
         }
     };
     let shutdown = CancellationToken::new();
@@ -363,6 +375,39 @@ async fn serve<D: Daemon>(
     }
     tracing::info!(exit_code = code.code(), "stopped");
     code
+}
+
+/// Makes sure `dir` exists: a missing folder is created with mode 0750 (its missing parents
+/// 0755), as systemd makes a unit's `StateDirectory`; an existing one is left as it is. The
+/// error names the folder and why it cannot be had.
+pub fn state_dir(dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(file) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+        anyhow::bail!(
+            "cannot create the folder {}: {} is not a folder",
+            dir.display(),
+            file.display()
+        );
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o750).create(dir) {
+        Ok(()) => {
+            tracing::info!(path = %dir.display(), "created the state folder");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create the folder {}", dir.display())),
+    }
 }
 
 /// Waits for the next SIGTERM or SIGINT.

@@ -311,6 +311,18 @@ impl Engine {
         }
     }
 
+    /// Ends one capture (a file of several given in turn): exports every open flow, forgets
+    /// the host context and the clock, so that the next capture starts as a fresh engine
+    /// would, while counters and event ids go on. Without it, a later file's timestamps would
+    /// expire an earlier file's flows with the later file's (empty) host context.
+    pub fn end_capture(&mut self, out: &mut impl FnMut(Output)) {
+        self.flush(out);
+        let ctx = &mut self.ctx;
+        ctx.hosts = LruMap::new(ctx.cfg.max_hosts.max(1));
+        ctx.now_ns = 0;
+        self.last_sweep_ns = 0;
+    }
+
     fn sweep(&mut self, out: &mut impl FnMut(Output)) {
         let ctx = &mut self.ctx;
         let now = ctx.now_ns;

@@ -94,6 +94,17 @@ pub enum Opened {
     Empty,
 }
 
+impl std::fmt::Display for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Opened::Fresh => f.write_str("up to date"),
+            Opened::CaughtUp(n) => write!(f, "{n} newer rows added"),
+            Opened::Rebuilt(why) => write!(f, "rebuilt from the store ({why})"),
+            Opened::Empty => f.write_str("nothing to index yet; built when the first rows arrive"),
+        }
+    }
+}
+
 pub struct VectorIndex {
     index: Option<IndexImpl>,
     meta: Meta,
@@ -270,8 +281,14 @@ impl VectorIndex {
         Ok(())
     }
 
-    /// Adds the rows of `source` newer than the index; returns how many.
+    /// Adds the rows of `source` newer than the index; returns how many. An index opened
+    /// empty ([`Opened::Empty`]) is built once the source has rows.
     pub fn add_from(&mut self, source: &dyn Source) -> Result<u64, Error> {
+        if self.index.is_none() {
+            let Some((key, dim)) = source.key()? else { return Ok(0) };
+            *self = Self::build(&self.dir, self.meta.kind, source, &key, dim)?;
+            return Ok(self.meta.count);
+        }
         let dim = self.meta.dim;
         let mut ids = Vec::new();
         let mut data = Vec::new();
@@ -388,5 +405,52 @@ impl Source for Texts<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows in memory: `(id, vector)`, all of one key.
+    struct Rows(Vec<(i64, Vec<f32>)>);
+
+    impl Source for Rows {
+        fn key(&self) -> Result<Option<(String, usize)>, Error> {
+            Ok(self.0.first().map(|(_, v)| ("k".to_owned(), v.len())))
+        }
+        fn rows(
+            &self,
+            _: &str,
+            after: i64,
+            each: &mut dyn FnMut(i64, &[f32]),
+        ) -> Result<(), Error> {
+            self.0.iter().filter(|(id, _)| *id > after).for_each(|(id, v)| each(*id, v));
+            Ok(())
+        }
+    }
+
+    fn unit(i: i64) -> Vec<f32> {
+        #[expect(clippy::cast_precision_loss, reason = "small test ids")]
+        let a = i as f32;
+        let n = (1.0 + a * a).sqrt();
+        vec![1.0 / n, a / n]
+    }
+
+    #[test]
+    fn an_index_opened_empty_is_built_when_rows_arrive_and_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut ix, how) = VectorIndex::open(dir.path(), Kind::Features, &Rows(vec![])).unwrap();
+        assert_eq!(how, Opened::Empty);
+        assert_eq!(ix.add_from(&Rows(vec![])).unwrap(), 0);
+        let mut rows = Rows((1..=3).map(|i| (i, unit(i))).collect());
+        assert_eq!(ix.add_from(&rows).unwrap(), 3);
+        rows.0.push((4, unit(4)));
+        assert_eq!(ix.add_from(&rows).unwrap(), 1);
+        assert_eq!((ix.meta().count, ix.meta().max_id, ix.meta().dim), (4, 4, 2));
+        assert_eq!(ix.search(&unit(4), 1).unwrap()[0].0, 4);
+        ix.save().unwrap();
+        let (ix, how) = VectorIndex::open(dir.path(), Kind::Features, &rows).unwrap();
+        assert_eq!((how, ix.meta().count), (Opened::Fresh, 4));
     }
 }
