@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test e2e train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag run-lab status-lab kill-lab
+.PHONY: help setup build test e2e readme-test train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag run-lab status-lab kill-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -15,9 +15,14 @@ setup: ## Install every system package and model the suite needs (Debian 12, as 
 build: ## Build the whole workspace (debug)
 	$(CARGO) build --workspace --all-targets --locked
 
-test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab
+test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab, the README's commands
 	$(CARGO) test --workspace --locked
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory readme-test
+
+readme-test: ## The README's quick-start and operating commands, run as written in a private namespace (root)
+	$(CARGO) build --workspace --locked --bins
+	scripts/readme-test.py --bin "$${CARGO_TARGET_DIR:-target}/debug"
 
 e2e: ## The lab scenario as a test (root): attackers blocked, benign hosts not, every packet accounted for; systemd units' capabilities
 	$(CARGO) build --workspace --locked --bins

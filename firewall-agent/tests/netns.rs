@@ -236,6 +236,8 @@ fn blocks_with_real_nftables_and_real_packets() {
     c["on_exit"] = "remove".into();
     c["audit_dir"] = audit_dir.display().to_string().into();
     c["metrics"]["listen"] = Value::Null;
+    // The kept config goes to the test's folder, not the shipped /var/lib path.
+    c["etcd"]["cache_file"] = dir.path().join("active-config.json").display().to_string().into();
     c["transport"]["root_secret_file"] = secret.display().to_string().into();
     std::fs::write(&config, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
 

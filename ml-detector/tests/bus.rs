@@ -83,6 +83,7 @@ fn sniffer_to_detector_to_a_decrypting_subscriber_with_logs_on_disk() {
             "publish": { "bind": format!("tcp://127.0.0.1:{det_port}") },
             "metrics": { "listen": null },
             "event_log": { "dir": logs, "flush": "interval", "flush_interval_ms": 100 },
+            "etcd": { "cache_file": dir.path().join("ml-detector-active.json") },
             "transport": transport,
         }),
         &det_cfg,
@@ -93,6 +94,7 @@ fn sniffer_to_detector_to_a_decrypting_subscriber_with_logs_on_disk() {
         &json!({
             "publish": { "bind": format!("tcp://127.0.0.1:{flow_port}") },
             "metrics": { "listen": null },
+            "etcd": { "cache_file": dir.path().join("sniffer-active.json") },
             "transport": transport,
         }),
         &sn_cfg,
