@@ -10,9 +10,12 @@
 //!   EVE-JSON ([`eve`]) and sealed alert [`artifacts`], rotated by `mld_logfile`.
 //! - [`offline`]: `ml-detector analyze --pcap FILE... --out FILE` and
 //!   `ml-detector evaluate --data DIR`, in-process with the sniffer's flow engine.
+//! - [`corpus`]: `ml-detector evaluate --corpus DIR`, the cross-corpus table on traffic of
+//!   real tools (`make corpus`) that nothing was tuned on.
 #![forbid(unsafe_code)]
 
 pub mod artifacts;
+pub mod corpus;
 pub mod daemon;
 pub mod detection;
 pub mod eve;

@@ -79,8 +79,16 @@ struct Evaluate {
     #[arg(long, default_value = "../shared/data")]
     data: PathBuf,
     /// Include the files the models were trained on (optimistic); default: held-out files only.
+    /// With --corpus: the corpus's train part too; default: its test part only.
     #[arg(long)]
     all: bool,
+    /// Instead of the shared data, a real-tool corpus folder (`make corpus`: LABELS.tsv with
+    /// attack windows, pcap/): the cross-corpus table per class and tool.
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+    /// With --corpus: also write the table to FILE (whole, or not at all).
+    #[arg(long, value_name = "FILE", requires = "corpus")]
+    write: Option<PathBuf>,
     #[command(flatten)]
     thresholds: ThresholdArgs,
 }
@@ -166,6 +174,20 @@ fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
     } else {
         let e = Evaluate::parse_from(args);
         let p = e.thresholds.policy()?;
+        if let Some(dir) = &e.corpus {
+            let report = mld_ml_detector::corpus::evaluate(dir, &p, e.all, |k, n, f| {
+                eprintln!("ml-detector: capture {}/{n}: {}", k + 1, f.display());
+            })?;
+            let text = mld_ml_detector::corpus::render(&report, &p, dir);
+            if let Some(path) = &e.write {
+                let tmp = path.with_extension("partial");
+                std::fs::write(&tmp, &text)
+                    .and_then(|()| std::fs::rename(&tmp, path))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            return Ok(());
+        }
         let report = offline::evaluate(&e.data, &p, e.all, |k, n| {
             if k % 50 == 0 {
                 eprintln!("ml-detector: capture {}/{n}", k + 1);

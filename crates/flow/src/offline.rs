@@ -16,6 +16,10 @@ use crate::record::PacketRecord;
 pub struct Offline {
     /// Every flow event, finished flows and snapshots (`snapshot == true`) alike.
     pub flows: Vec<FlowEvent>,
+    /// For each of `flows`, the engine's clock (capture time, Unix ns) when it was exported:
+    /// when a live sensor would have published it (a snapshot at the packet that raised it, a
+    /// finished flow at its close or its idle timeout, the rest at the end of the capture).
+    pub exported_ns: Vec<u64>,
     pub alerts: Vec<FastAlert>,
     pub frames: u64,
     /// Frames the parser skipped (not IP, truncated, malformed…).
@@ -45,8 +49,12 @@ pub fn run_file(path: &Path, cfg: EngineConfig) -> Result<Offline, CaptureError>
     let mut engine = Engine::new(cfg, vec![source]);
     let mut out = Offline::default();
     let reader = CaptureReader::open(path)?;
+    let clock = std::cell::Cell::new(0u64);
     let mut sink = |o: Output| match o {
-        Output::Flow(ev) => out.flows.push(*ev),
+        Output::Flow(ev) => {
+            out.flows.push(*ev);
+            out.exported_ns.push(clock.get());
+        }
         Output::Alert(a) => out.alerts.push(a),
     };
     let mut cut_short = None;
@@ -60,6 +68,7 @@ pub fn run_file(path: &Path, cfg: EngineConfig) -> Result<Offline, CaptureError>
             }
         };
         frames += 1;
+        clock.set(clock.get().max(frame.ts_ns));
         match parse(frame.link, &frame.data) {
             Ok(p) => engine
                 .process(&PacketRecord::from_packet(frame.ts_ns, &p, &frame.data, 0), &mut sink),

@@ -1,0 +1,546 @@
+//! `ml-detector evaluate --corpus DIR`: the cross-corpus measurement. The forests and rules
+//! are trained and tuned on `../shared/data` (+ synthetic flows); the corpus is traffic of real
+//! tools run fresh in network namespaces (`make corpus`, `scripts/corpus/`), which nothing was
+//! tuned on. The report is per class and per tool/parameterisation (scenario).
+//!
+//! Scoring never reads the labels: every capture is turned into flow events and scored first
+//! (thresholds fixed by the config or the flags); only then are the events joined with the
+//! label rows. A labelled attack flow is one that involves an attacker host of its row (any
+//! host when the row's attackers are `*`, as for spoofed floods: then the victims are the
+//! hosts to find) and a victim host (any when `-`), and overlaps the row's time window.
+//! Flows of benign rows are the negatives; flows of attack captures that match no label
+//! (background traffic) are negatives too and are counted apart.
+//!
+//! `LABELS.tsv` columns (tab-separated, header first): `path class tool params
+//! attacker_hosts victim_hosts start end split`; hosts comma-separated; `start`/`end` Unix
+//! seconds; `split` `train` or `test`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use mld_flow::offline::{default_config, run_file};
+use mld_proto::Verdict;
+
+use crate::offline::ClassResult;
+use crate::scoring::{Policy, score};
+
+/// Which hosts of a row are attackers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hosts {
+    /// Any address (spoofed or random sources).
+    Any,
+    List(BTreeSet<IpAddr>),
+}
+
+impl Hosts {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "*" => Ok(Self::Any),
+            "-" | "" => Ok(Self::List(BTreeSet::new())),
+            s => s
+                .split(',')
+                .map(|h| h.trim().parse().map_err(|_| format!("{h:?} is not an address")))
+                .collect::<Result<_, _>>()
+                .map(Self::List),
+        }
+    }
+
+    fn has(&self, ip: Option<IpAddr>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::List(l) => ip.is_some_and(|ip| l.contains(&ip)),
+        }
+    }
+
+    fn list(&self) -> Vec<IpAddr> {
+        match self {
+            Self::Any => Vec::new(),
+            Self::List(l) => l.iter().copied().collect(),
+        }
+    }
+}
+
+/// One row of the corpus's `LABELS.tsv`.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub path: PathBuf,
+    pub class: String,
+    pub tool: String,
+    pub params: String,
+    pub attackers: Hosts,
+    pub victims: Hosts,
+    pub start: f64,
+    pub end: f64,
+    pub test: bool,
+}
+
+impl Row {
+    pub fn benign(&self) -> bool {
+        self.class == "benign"
+    }
+
+    /// The hosts to find: the attackers, or the victims of a flood from any address.
+    fn units(&self) -> Vec<IpAddr> {
+        match (&self.attackers, &self.victims) {
+            (Hosts::Any, v) => v.list(),
+            (a, _) => a.list(),
+        }
+    }
+
+    /// Whether a flow between `a` and `b` over `[first, last]` is this row's attack.
+    fn matches(&self, a: Option<IpAddr>, b: Option<IpAddr>, first: f64, last: f64) -> bool {
+        const SLACK: f64 = 1.0;
+        let in_window = last >= self.start - SLACK && first <= self.end + SLACK;
+        let victims_any = matches!(&self.victims, Hosts::List(l) if l.is_empty());
+        let pair = |x, y| self.attackers.has(x) && (victims_any || self.victims.has(y));
+        in_window && (pair(a, b) || pair(b, a))
+    }
+
+    /// The scenario's name in the report.
+    pub fn scenario(&self) -> String {
+        if self.params.is_empty() || self.params == "-" {
+            self.tool.clone()
+        } else {
+            format!("{} {}", self.tool, self.params)
+        }
+    }
+}
+
+/// Reads `dir/LABELS.tsv`; errors name the line and the column.
+pub fn labels(dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let file = dir.join("LABELS.tsv");
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let mut lines = text.lines().enumerate();
+    let Some((_, header)) = lines.next() else { bail!("{}: empty", file.display()) };
+    let cols: Vec<&str> = header.split('\t').collect();
+    let want = [
+        "path",
+        "class",
+        "tool",
+        "params",
+        "attacker_hosts",
+        "victim_hosts",
+        "start",
+        "end",
+        "split",
+    ];
+    let at = |name: &str| cols.iter().position(|c| *c == name);
+    let idx: Vec<usize> = want
+        .iter()
+        .map(|w| {
+            at(w).with_context(|| format!("{}: no column {w:?} in the header", file.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut rows = Vec::new();
+    for (n, line) in lines {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        let where_ = || format!("{}:{}", file.display(), n + 1);
+        let get = |k: usize| {
+            f.get(idx[k]).copied().with_context(|| format!("{}: no {} column", where_(), want[k]))
+        };
+        let time = |k: usize| -> anyhow::Result<f64> {
+            let v = get(k)?;
+            v.parse()
+                .map_err(|_| anyhow::anyhow!("{}: {} {v:?} is not a number", where_(), want[k]))
+        };
+        let hosts = |k: usize| -> anyhow::Result<Hosts> {
+            Hosts::parse(get(k)?).map_err(|e| anyhow::anyhow!("{}: {}: {e}", where_(), want[k]))
+        };
+        let split = get(8)?;
+        let test = match split {
+            "test" => true,
+            "train" => false,
+            s => bail!("{}: split {s:?}: expected train or test", where_()),
+        };
+        rows.push(Row {
+            path: dir.join(get(0)?),
+            class: get(1)?.to_owned(),
+            tool: get(2)?.to_owned(),
+            params: get(3)?.to_owned(),
+            attackers: hosts(4)?,
+            victims: hosts(5)?,
+            start: time(6)?,
+            end: time(7)?,
+            test,
+        });
+    }
+    Ok(rows)
+}
+
+/// A scored flow event, as the evaluation sees it (no label).
+#[derive(Debug, Clone)]
+struct Scored {
+    a: Option<IpAddr>,
+    b: Option<IpAddr>,
+    /// The flow's initiator (the address a block would name).
+    initiator: Option<IpAddr>,
+    first: f64,
+    last: f64,
+    exported: f64,
+    final_score: f64,
+    verdict: Verdict,
+    snapshot: bool,
+}
+
+#[allow(clippy::cast_precision_loss, reason = "Unix seconds")]
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn scored_flows(path: &Path, p: &Policy) -> anyhow::Result<Vec<Scored>> {
+    let run = run_file(path, default_config("evaluate"))
+        .with_context(|| format!("cannot read capture file {}", path.display()))?;
+    Ok(run
+        .flows
+        .iter()
+        .zip(&run.exported_ns)
+        .map(|(ev, &exported)| {
+            let j = mld_flow::json::flow_event(ev);
+            let (s, _) = score(ev, p);
+            Scored {
+                a: j.src_ip,
+                b: j.dst_ip,
+                // The JSON form names the initiator's endpoint `src`.
+                initiator: j.src_ip,
+                first: secs(ev.start_ns),
+                last: secs(ev.end_ns),
+                exported: secs(exported),
+                final_score: s.final_score,
+                verdict: s.verdict,
+                snapshot: ev.snapshot,
+            }
+        })
+        .collect())
+}
+
+/// One line of the report: a scenario or a whole class.
+#[derive(Debug, Default, Clone)]
+pub struct Line {
+    pub flows: ClassResult,
+    /// Hosts to find, and how many reached MALICIOUS / SUSPICIOUS or worse.
+    pub units: usize,
+    pub malicious: usize,
+    pub suspicious: usize,
+    /// Seconds from the row's start to the first MALICIOUS flow event of each host found.
+    pub to_malicious: Vec<f64>,
+    pub scenarios: usize,
+}
+
+impl Line {
+    fn add(&mut self, o: &Line) {
+        self.flows.tp += o.flows.tp;
+        self.flows.fn_ += o.flows.fn_;
+        self.flows.fp += o.flows.fp;
+        self.flows.tn += o.flows.tn;
+        self.flows.ranked.extend(o.flows.ranked.iter().copied());
+        self.units += o.units;
+        self.malicious += o.malicious;
+        self.suspicious += o.suspicious;
+        self.to_malicious.extend(o.to_malicious.iter().copied());
+        self.scenarios += o.scenarios;
+    }
+
+    pub fn median_to_malicious(&self) -> Option<f64> {
+        let mut v = self.to_malicious.clone();
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| {
+            let m = v.len() / 2;
+            if v.len() % 2 == 1 { v[m] } else { f64::midpoint(v[m - 1], v[m]) }
+        })
+    }
+}
+
+/// The benign side.
+#[derive(Debug, Default, Clone)]
+pub struct Benign {
+    pub scenarios: usize,
+    pub flows: u64,
+    pub flagged: u64,
+    pub malicious: u64,
+    /// Initiators of benign flows that reached MALICIOUS: the hosts a firewall would block.
+    pub blocked_hosts: BTreeSet<IpAddr>,
+    /// Flows of attack captures that match no label row.
+    pub background_flows: u64,
+    pub background_flagged: u64,
+}
+
+/// The cross-corpus report.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// class -> scenario -> line.
+    pub scenarios: BTreeMap<String, BTreeMap<String, Line>>,
+    pub classes: BTreeMap<String, Line>,
+    pub benign: Benign,
+    pub files: usize,
+    pub test_only: bool,
+}
+
+/// Scores every capture of the corpus (the test part unless `all`), then joins the labels.
+pub fn evaluate(
+    dir: &Path,
+    p: &Policy,
+    all: bool,
+    mut progress: impl FnMut(usize, usize, &Path),
+) -> anyhow::Result<Report> {
+    let rows: Vec<Row> = labels(dir)?.into_iter().filter(|r| all || r.test).collect();
+    let mut files: Vec<&Path> = rows.iter().map(|r| r.path.as_path()).collect();
+    files.sort_unstable();
+    files.dedup();
+    if files.is_empty() {
+        bail!("{}: no {}rows in LABELS.tsv", dir.display(), if all { "" } else { "test " });
+    }
+    // Scoring first, labels never looked at here.
+    let mut scored = BTreeMap::new();
+    for (k, f) in files.iter().enumerate() {
+        progress(k, files.len(), f);
+        scored.insert(*f, scored_flows(f, p)?);
+    }
+    let mut report = Report { test_only: !all, files: files.len(), ..Report::default() };
+    let mut benign_pool = Vec::new();
+    for (file, flows) in &scored {
+        let here: Vec<&Row> = rows.iter().filter(|r| r.path == *file).collect();
+        for f in flows.iter().filter(|f| !f.snapshot) {
+            let attack = here.iter().any(|r| !r.benign() && r.matches(f.a, f.b, f.first, f.last));
+            let benign_row = here.iter().any(|r| r.benign());
+            if attack {
+                continue;
+            }
+            let flagged = f.verdict != Verdict::Benign;
+            if benign_row {
+                report.benign.flows += 1;
+                report.benign.flagged += u64::from(flagged);
+                benign_pool.push((f.final_score, false));
+                if f.verdict == Verdict::Malicious {
+                    report.benign.malicious += 1;
+                    report.benign.blocked_hosts.extend(f.initiator);
+                }
+            } else {
+                report.benign.background_flows += 1;
+                report.benign.background_flagged += u64::from(flagged);
+            }
+        }
+        // Snapshots of benign flows can block too.
+        if here.iter().any(|r| r.benign()) {
+            for f in flows.iter().filter(|f| f.snapshot && f.verdict == Verdict::Malicious) {
+                let attack =
+                    here.iter().any(|r| !r.benign() && r.matches(f.a, f.b, f.first, f.last));
+                if !attack {
+                    report.benign.blocked_hosts.extend(f.initiator);
+                }
+            }
+        }
+    }
+    report.benign.scenarios = rows.iter().filter(|r| r.benign()).count();
+    for r in rows.iter().filter(|r| !r.benign()) {
+        let flows = &scored[r.path.as_path()];
+        let mut line = Line { scenarios: 1, ..Line::default() };
+        for f in flows.iter().filter(|f| !f.snapshot) {
+            if !r.matches(f.a, f.b, f.first, f.last) {
+                continue;
+            }
+            let hit = f.verdict != Verdict::Benign;
+            if hit {
+                line.flows.tp += 1;
+            } else {
+                line.flows.fn_ += 1;
+            }
+            line.flows.ranked.push((f.final_score, true));
+        }
+        for h in r.units() {
+            line.units += 1;
+            let mine = |f: &&Scored| {
+                (f.a == Some(h) || f.b == Some(h)) && r.matches(f.a, f.b, f.first, f.last)
+            };
+            let first_malicious = flows
+                .iter()
+                .filter(mine)
+                .filter(|f| f.verdict == Verdict::Malicious)
+                .map(|f| f.exported)
+                .min_by(f64::total_cmp);
+            line.suspicious +=
+                usize::from(flows.iter().filter(mine).any(|f| f.verdict != Verdict::Benign));
+            if let Some(t) = first_malicious {
+                line.malicious += 1;
+                line.to_malicious.push((t - r.start).max(0.0));
+            }
+        }
+        report.classes.entry(r.class.clone()).or_default().add(&line);
+        report
+            .scenarios
+            .entry(r.class.clone())
+            .or_default()
+            .entry(r.scenario())
+            .or_default()
+            .add(&line);
+    }
+    // Benign flows are every line's negatives.
+    let (fp, tn) = (report.benign.flagged, report.benign.flows - report.benign.flagged);
+    let lines = report
+        .classes
+        .values_mut()
+        .chain(report.scenarios.values_mut().flat_map(|s| s.values_mut()));
+    for l in lines {
+        l.flows.fp += fp;
+        l.flows.tn += tn;
+        l.flows.ranked.extend(benign_pool.iter().copied());
+    }
+    Ok(report)
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"))
+}
+
+#[allow(clippy::cast_precision_loss, reason = "ratios")]
+fn share(a: usize, b: usize) -> String {
+    if b == 0 { "n/a".to_owned() } else { format!("{:.2} ({a}/{b})", a as f64 / b as f64) }
+}
+
+/// The report as markdown.
+#[allow(clippy::cast_precision_loss, reason = "percentages")]
+pub fn render(r: &Report, p: &Policy, corpus: &Path) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Cross-corpus evaluation: forests and rules trained and tuned on `../shared/data` + synthetic flows, tested on {} capture(s) of the real-tool corpus `{}` ({}). Verdict thresholds fixed before scoring: SUSPICIOUS at {}, MALICIOUS at {} (final score = max(fast, ML)); the forests' cuts are those of their model cards.\n",
+        r.files,
+        corpus.display(),
+        if r.test_only { "its test part only" } else { "train and test parts" },
+        p.thresholds.suspicious,
+        p.thresholds.malicious
+    );
+    let _ = writeln!(
+        s,
+        "| class | scenario | hosts | host recall MALICIOUS | host recall SUSPICIOUS+ | median s to MALICIOUS | attack flows | flow precision | flow recall | F1 | PR-AUC |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let row = |s: &mut String, class: &str, name: &str, l: &Line| {
+        let _ = writeln!(
+            s,
+            "| {class} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            l.units,
+            share(l.malicious, l.units),
+            share(l.suspicious, l.units),
+            l.median_to_malicious().map_or_else(|| "never".to_owned(), |t| format!("{t:.1}")),
+            l.flows.tp + l.flows.fn_,
+            fmt(l.flows.precision()),
+            fmt(l.flows.recall()),
+            fmt(l.flows.f1()),
+            fmt(l.flows.pr_auc())
+        );
+    };
+    for (class, scenarios) in &r.scenarios {
+        for (name, l) in scenarios {
+            row(&mut s, class, name, l);
+        }
+        row(
+            &mut s,
+            class,
+            &format!("**all {} scenario(s)**", r.classes[class].scenarios),
+            &r.classes[class],
+        );
+    }
+    let b = &r.benign;
+    let rate = if b.flows == 0 {
+        "n/a".to_owned()
+    } else {
+        format!("{:.3} %", b.flagged as f64 * 100.0 / b.flows as f64)
+    };
+    let hosts: Vec<String> = b.blocked_hosts.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        s,
+        "\nBenign: {} scenario(s), {} flows, {} flagged SUSPICIOUS or worse (false-positive rate {rate}), {} MALICIOUS; benign hosts that would have been blocked: {}{}.",
+        b.scenarios,
+        b.flows,
+        b.flagged,
+        b.malicious,
+        b.blocked_hosts.len(),
+        if hosts.is_empty() { String::new() } else { format!(" ({})", hosts.join(", ")) }
+    );
+    let _ = writeln!(
+        s,
+        "Background flows in attack captures that match no label: {} ({} flagged).",
+        b.background_flows, b.background_flagged
+    );
+    let _ = writeln!(
+        s,
+        "\nHost recall counts the attacker hosts of each row (the victims, for floods from spoofed sources) with at least one labelled flow event at that verdict; time to MALICIOUS is from the row's start to when the first such event would have been published live (a snapshot when a fast rule fires, a finished flow when it ends). Flow precision, recall and PR-AUC pool the labelled attack flows with every benign flow, so benign false positives count against every line."
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(attackers: &str, victims: &str) -> Row {
+        Row {
+            path: PathBuf::from("x.pcap"),
+            class: "scan".into(),
+            tool: "nmap".into(),
+            params: "-sS -T4".into(),
+            attackers: Hosts::parse(attackers).unwrap(),
+            victims: Hosts::parse(victims).unwrap(),
+            start: 100.0,
+            end: 200.0,
+            test: true,
+        }
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn a_flow_is_an_attack_flow_only_between_its_hosts_inside_its_window() {
+        let r = row("10.0.0.1", "10.0.0.2,10.0.0.3");
+        assert!(r.matches(ip("10.0.0.1"), ip("10.0.0.2"), 150.0, 160.0));
+        assert!(r.matches(ip("10.0.0.3"), ip("10.0.0.1"), 150.0, 160.0), "either direction");
+        assert!(!r.matches(ip("10.0.0.1"), ip("10.0.0.9"), 150.0, 160.0), "not a victim");
+        assert!(!r.matches(ip("10.0.0.1"), ip("10.0.0.2"), 300.0, 310.0), "after the window");
+        assert!(r.matches(ip("10.0.0.1"), ip("10.0.0.2"), 50.0, 100.5), "overlaps its start");
+        let spoofed = row("*", "10.0.0.2");
+        assert!(spoofed.matches(ip("1.2.3.4"), ip("10.0.0.2"), 150.0, 150.0));
+        assert_eq!(spoofed.units(), vec![ip("10.0.0.2").unwrap()], "the victim is the unit");
+        let anyone = row("10.0.0.1", "-");
+        assert!(anyone.matches(ip("10.0.0.1"), ip("192.0.2.1"), 150.0, 150.0));
+    }
+
+    #[test]
+    fn labels_are_read_and_bad_rows_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "path\tclass\ttool\tparams\tattacker_hosts\tvictim_hosts\tstart\tend\tsplit\n";
+        std::fs::write(
+            dir.path().join("LABELS.tsv"),
+            format!("{header}pcap/a.pcap\tscan\tnmap\t-sS\t10.0.0.1\t-\t1.5\t2\ttest\n"),
+        )
+        .unwrap();
+        let rows = labels(dir.path()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].start, rows[0].end, rows[0].test), (1.5, 2.0, true));
+        assert_eq!(rows[0].scenario(), "nmap -sS");
+        std::fs::write(
+            dir.path().join("LABELS.tsv"),
+            format!("{header}pcap/a.pcap\tscan\tnmap\t-sS\t10.0.0.x\t-\t1\t2\ttest\n"),
+        )
+        .unwrap();
+        let e = labels(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("LABELS.tsv:2: attacker_hosts: \"10.0.0.x\" is not an address"), "{e}");
+    }
+
+    #[test]
+    fn the_median_of_even_and_odd_counts() {
+        let l = Line { to_malicious: vec![3.0, 1.0, 2.0], ..Line::default() };
+        assert_eq!(l.median_to_malicious(), Some(2.0));
+        let l = Line { to_malicious: vec![4.0, 1.0, 2.0, 3.0], ..Line::default() };
+        assert_eq!(l.median_to_malicious(), Some(2.5));
+        assert_eq!(Line::default().median_to_malicious(), None);
+    }
+}
