@@ -47,7 +47,10 @@ pub enum ConfigCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Validate a config file and make it the daemon's active config.
+    /// Validate a config file and make it the daemon's active config. When there is an active
+    /// config already, a file that changes a field the daemon applies only at restart is
+    /// refused (the daemon would roll it back): change that in the daemon's own config file
+    /// and restart it.
     Put {
         /// Component name, e.g. ml-detector.
         component: String,
@@ -98,21 +101,19 @@ fn print(report: &str) {
 
 async fn init(target: &Target) -> anyhow::Result<String> {
     let mut report = Vec::new();
-    if target.root_secret.exists() {
-        load_secret(&target.root_secret)?;
-        report.push(format!("kept the existing root secret {}", target.root_secret.display()));
+    let secret = target.root_secret();
+    if secret.exists() {
+        load_secret(secret)?;
+        report.push(format!("kept the existing root secret {}", secret.display()));
     } else {
-        if let Some(dir) = target.root_secret.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = secret.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the directory {}", dir.display()))?;
         }
         RootSecret::generate()
-            .and_then(|s| s.write_new(&target.root_secret))
-            .with_context(|| format!("writing the root secret {}", target.root_secret.display()))?;
-        report.push(format!(
-            "wrote a new root secret to {} (mode 0600)",
-            target.root_secret.display()
-        ));
+            .and_then(|s| s.write_new(secret))
+            .with_context(|| format!("writing the root secret {}", secret.display()))?;
+        report.push(format!("wrote a new root secret to {} (mode 0600)", secret.display()));
     }
     let mut client = connect(target).await?;
     let created = client
@@ -134,7 +135,7 @@ async fn init(target: &Target) -> anyhow::Result<String> {
 }
 
 async fn rotate(target: &Target) -> anyhow::Result<String> {
-    let secret = load_secret(&target.root_secret)?;
+    let secret = load_secret(target.root_secret())?;
     let mut client = connect(target).await?;
     let (from, epoch_revision) = epoch(&mut client).await?;
     let to = from.checked_add(1).context("the key epoch is at its maximum")?;
@@ -183,6 +184,16 @@ async fn config_put(target: &Target, component: &str, file: &Path) -> anyhow::Re
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     admin::check_config(component, &text, file)?;
     let (mut client, ring, current) = keyed(target).await?;
-    let revision = admin::write_active(&mut client, &ring, component, &text, file, None).await?;
+    // Over an active config, only what the daemon applies while running may change; the
+    // write happens only if `active` is still what was compared (or still absent).
+    let expect = match admin::read_active(&mut client, &ring, component).await? {
+        Some(active) => {
+            admin::refuse_restart_only_text(component, &active, &text, file)?;
+            active.mod_revision
+        }
+        None => 0,
+    };
+    let revision =
+        admin::write_active(&mut client, &ring, component, &text, file, Some(expect)).await?;
     Ok(format!("{} set at revision {revision} (epoch {current})", keys::active(component)))
 }

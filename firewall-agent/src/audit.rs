@@ -1,7 +1,8 @@
 //! The append-only audit log (`<audit_dir>/audit.jsonl`, rotated at 64 MiB, 16 files kept):
 //! one JSON line per block, expiry, allowlist or special-address skip, monitor-only
 //! detection, cap hit, nftables failure and table removal. At start the agent rebuilds its
-//! blocks from it; `firewall-agent status` reads it.
+//! blocks from it; `firewall-agent status` reads it, listing the decisions of a `dry_run`
+//! agent apart (they are counted in `blocked_addresses` but never reach the kernel).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -210,6 +211,33 @@ pub fn replay(records: &[Record], now_ns: u64) -> State {
     st
 }
 
+/// The decisions of an agent in `dry_run` as the audit records leave them at `now_ns`: the
+/// blocks it decided (and counts in `blocked_addresses`) that have not ended, which never
+/// reached the kernel. `firewall-agent status` lists them beside the real blocks.
+pub fn replay_dry_run(records: &[Record], now_ns: u64) -> State {
+    let mut st = State::default();
+    let mut open: std::collections::HashMap<IpAddr, Block> = std::collections::HashMap::new();
+    for r in records.iter().filter(|r| r.dry_run) {
+        match r.action {
+            Action::Block => {
+                if let Some(b) = r.block() {
+                    open.insert(b.addr, b);
+                }
+            }
+            Action::Expire => {
+                if let Some(a) = r.addr {
+                    open.remove(&a);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (_, b) in open {
+        st.restore(b, now_ns);
+    }
+    st
+}
+
 /// Now, as Unix ns.
 pub fn now_ns() -> u64 {
     unix_ns(SystemTime::now())
@@ -265,5 +293,28 @@ mod tests {
         // After everything ended, nothing is in force.
         assert!(replay(&back, 200 * S).is_empty());
         assert_eq!(read_all(&dir.path().join("missing")).unwrap().0.len(), 0);
+    }
+
+    #[test]
+    fn dry_run_decisions_in_force_are_replayed_apart() {
+        let dry = |action, ip, until| Record {
+            dry_run: true,
+            ..Record::of_block(action, &block(ip, until * S, 1), 10 * S)
+        };
+        let recs = [
+            Record::of_block(Action::Block, &block("203.0.113.1", 100 * S, 1), 10 * S),
+            dry(Action::Block, "198.51.100.1", 100),
+            dry(Action::Block, "198.51.100.2", 20),
+            dry(Action::Block, "198.51.100.3", 100),
+            dry(Action::Expire, "198.51.100.3", 100),
+        ];
+        let addrs = |st: &State| {
+            let mut a: Vec<String> = st.active().map(|b| b.addr.to_string()).collect();
+            a.sort();
+            a
+        };
+        assert_eq!(addrs(&replay_dry_run(&recs, 50 * S)), ["198.51.100.1"]);
+        assert_eq!(addrs(&replay(&recs, 50 * S)), ["203.0.113.1"]);
+        assert!(replay_dry_run(&recs, 200 * S).is_empty());
     }
 }

@@ -126,7 +126,13 @@ impl Daemon for FirewallDaemon {
             tracing::warn!(lines = unreadable, dir = %dir.display(), "audit lines that do not parse were skipped");
         }
         let now = now_ns();
-        let state = crate::audit::replay(&records, now);
+        // A dry-run agent goes on from its earlier dry-run decisions (what `status` lists and
+        // `blocked_addresses` counts); a real one from the blocks it put into nftables.
+        let state = if config.dry_run {
+            crate::audit::replay_dry_run(&records, now)
+        } else {
+            crate::audit::replay(&records, now)
+        };
         let audit = AuditLog::open(dir)
             .with_context(|| format!("opening the audit log in {} (audit_dir)", dir.display()))
             .map_err(DaemonError::unavailable)?;

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mld_firewall_agent::audit::{now_ns, read_all, replay};
+use mld_firewall_agent::audit::{now_ns, read_all, replay, replay_dry_run};
 use mld_firewall_agent::nft::Nft;
+use mld_firewall_agent::policy::Block;
 
 /// List the blocks in force (from the audit log), with reasons and expiry, and whether each is
-/// in the kernel's set.
+/// in the kernel's set. Blocks decided in `dry_run` are listed too, marked "dry run" (not in
+/// the kernel): the agent counts them in its `blocked_addresses` metric.
 #[derive(Parser)]
 #[command(name = "firewall-agent status")]
 struct Status {
@@ -41,10 +43,18 @@ fn status(args: Vec<String>) -> anyhow::Result<()> {
             None
         }
     };
-    let mut blocks: Vec<_> = state.active().collect();
-    blocks.sort_by_key(|b| (b.until_ns, b.addr));
+    // Real blocks first; a dry-run decision for an address blocked for real is not repeated.
+    let dry_state = replay_dry_run(&records, now);
+    let mut blocks: Vec<(&Block, bool)> = state.active().map(|b| (b, false)).collect();
+    blocks.extend(
+        dry_state.active().filter(|d| !state.active().any(|b| b.addr == d.addr)).map(|b| (b, true)),
+    );
+    blocks.sort_by_key(|(b, dry)| (*dry, b.until_ns, b.addr));
+    let dry = blocks.iter().filter(|(_, dry)| *dry).count();
     if s.json {
-        for b in &blocks {
+        for (b, dry_run) in &blocks {
+            let in_kernel =
+                if *dry_run { Some(false) } else { kernel.as_ref().map(|k| k.contains(&b.addr)) };
             let v = serde_json::json!({
                 "addr": b.addr,
                 "until": mld_logfile::time::timestamp(b.until_ns),
@@ -53,20 +63,30 @@ fn status(args: Vec<String>) -> anyhow::Result<()> {
                 "detector": b.detector,
                 "detection_id": b.detection_id,
                 "reason": b.reason,
-                "in_kernel": kernel.as_ref().map(|k| k.contains(&b.addr)),
+                "dry_run": dry_run,
+                "in_kernel": in_kernel,
             });
             println!("{v}");
         }
     } else {
-        println!("{} blocked (audit log {}):", blocks.len(), c.audit_dir.display());
+        let dry_note = if dry > 0 {
+            format!(", {dry} of them in dry run, not in the kernel")
+        } else {
+            String::new()
+        };
+        println!("{} blocked{dry_note} (audit log {}):", blocks.len(), c.audit_dir.display());
         println!(
             "{:<40} {:<32} {:>8} {:>7} {:<9} {:<9} reason",
             "address", "until", "left (s)", "offence", "detector", "in kernel"
         );
-        for b in &blocks {
-            let in_kernel = kernel
-                .as_ref()
-                .map_or("unknown", |k| if k.contains(&b.addr) { "yes" } else { "NO" });
+        for (b, dry_run) in &blocks {
+            let in_kernel = if *dry_run {
+                "dry run"
+            } else {
+                kernel
+                    .as_ref()
+                    .map_or("unknown", |k| if k.contains(&b.addr) { "yes" } else { "NO" })
+            };
             println!(
                 "{:<40} {:<32} {:>8} {:>7} {:<9} {:<9} {}",
                 b.addr.to_string(),

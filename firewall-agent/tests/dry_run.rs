@@ -16,6 +16,11 @@ use mld_proto::{
 use serde_json::Value;
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    clippy::many_single_char_names,
+    reason = "one scenario, checked end to end"
+)]
 fn dry_run_audits_and_publishes_but_never_runs_nft() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("root.secret");
@@ -114,4 +119,66 @@ fn dry_run_audits_and_publishes_but_never_runs_nft() {
     assert!(!blocks.is_empty() && blocks.len() <= usize::from(k), "{audit:?}");
     assert!(blocks.iter().all(|b| b["dry_run"] == true), "{audit:?}");
     assert!(blocks.iter().any(|b| b["addr"] == addr.as_str()), "{audit:?}");
+
+    // `status` lists the decisions the agent counted in `blocked_addresses`, marked as dry
+    // runs that never reached the kernel (it listed none before: issue #26, fault 8d).
+    let status = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firewall-agent"));
+        cmd.args(["status", "--config"]).arg(&config);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed: Vec<Value> =
+        status(true).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.len(), blocks.len(), "{listed:?}");
+    assert!(listed.iter().all(|b| b["dry_run"] == true && b["in_kernel"] == false), "{listed:?}");
+    assert!(listed.iter().any(|b| b["addr"] == addr.as_str()), "{listed:?}");
+    let table = status(false);
+    let n = blocks.len();
+    assert!(
+        table.starts_with(&format!("{n} blocked, {n} of them in dry run, not in the kernel")),
+        "{table}"
+    );
+    assert!(table.lines().skip(2).all(|l| l.contains("dry run")), "{table}");
+
+    // Restarted, the dry-run agent goes on from those decisions: its blocked_addresses gauge
+    // says what `status` lists (it started at 0 before).
+    let port = mld_test_utils::free_port();
+    let mut c = c;
+    c["metrics"]["listen"] = format!("127.0.0.1:{port}").into();
+    std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_firewall-agent"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let metrics = || {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.lines()
+            .find(|l| l.starts_with("mld_firewall_agent_blocked_addresses "))
+            .map(ToOwned::to_owned)
+    };
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        seen = metrics();
+        if seen.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_child(&agent);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(agent.wait().unwrap().success());
+    assert_eq!(seen, Some(format!("mld_firewall_agent_blocked_addresses {n}")));
 }

@@ -494,6 +494,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::unnecessary_wraps, reason = "flows carry optional addresses")]
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().unwrap())
     }

@@ -1,7 +1,7 @@
 //! Run by hand (not by systemd, which makes a unit's `StateDirectory` and `LogsDirectory`),
 //! ml-detector creates the folders its config names, with the units' mode, or refuses to start
 //! naming the folder; nothing is skipped silently (the kept config used to be lost with
-//! "cannot keep the config (etcd.cache_file) … No such file or directory" on every change).
+//! "cannot keep the config (`etcd.cache_file`) … No such file or directory" on every change).
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::os::unix::fs::PermissionsExt as _;

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use etcd_client::{Client, GetOptions, SortOrder, SortTarget};
 use mld_control::admin::{self, Target};
-use mld_control::keys;
+use mld_control::{fields, keys};
 use mld_crypto_transport::KeyRing;
 use serde_json::Value;
 
@@ -27,7 +27,9 @@ pub enum ConfigCommand {
     },
     /// Change fields of a daemon's active config (`verdict.malicious_score=0.85`; values are
     /// JSON, or text when not JSON), or replace it with `--file`. Validated before it is
-    /// written; prints what changed. Daemons apply it without a restart.
+    /// written; prints what changed. Daemons apply it without a restart; a change to a field
+    /// a daemon reads only at start (endpoints, paths, ...) is refused, naming the field:
+    /// change it in the daemon's config file and restart the daemon.
     Set {
         component: String,
         /// FIELD=VALUE, dotted paths into the JSON.
@@ -45,7 +47,8 @@ pub enum ConfigCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Make the master config active again.
+    /// Make the master config active again (always allowed: the master is what the daemon
+    /// started with).
     Rollback {
         component: String,
         #[command(flatten)]
@@ -89,36 +92,37 @@ async fn keyed(target: &Target) -> anyhow::Result<(Client, Arc<KeyRing>)> {
     Ok((client, ring))
 }
 
-/// The config as dotted paths → values (arrays whole).
-pub fn flatten(v: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, x) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                flatten(x, &p, out);
-            }
-        }
-        _ => out.push((prefix.to_owned(), v.clone())),
-    }
+/// `path: old -> new` for every field that differs (a field `null` on one side and absent on
+/// the other is unchanged).
+pub fn diff(old: &Value, new: &Value) -> Vec<String> {
+    fields::changes(old, new).iter().map(ToString::to_string).collect()
 }
 
-/// `path: old -> new` for every field that differs.
-pub fn diff(old: &Value, new: &Value) -> Vec<String> {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    flatten(old, "", &mut a);
-    flatten(new, "", &mut b);
-    let mut keys: Vec<&String> = a.iter().chain(&b).map(|(k, _)| k).collect();
-    keys.sort();
-    keys.dedup();
-    let get =
-        |v: &[(String, Value)], k: &str| v.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
-    keys.into_iter()
-        .filter_map(|k| {
-            let (x, y) = (get(&a, k), get(&b, k));
-            let show = |v: Option<Value>| v.map_or("(unset)".to_owned(), |v| v.to_string());
-            (x != y).then(|| format!("{k}: {} -> {}", show(x), show(y)))
-        })
-        .collect()
+/// `Err` when `path` names no field of a config whose every field `known` holds (its
+/// canonical form): the error names the path, the value and the fields at that level. A path
+/// through an unset optional section (`null`) is left to the config's own check.
+pub fn check_path(known: &Value, path: &str, value: &Value) -> anyhow::Result<()> {
+    let mut node = known;
+    let mut walked: Vec<&str> = Vec::new();
+    for part in path.split('.') {
+        let Value::Object(m) = node else { return Ok(()) };
+        let Some(next) = m.get(part) else {
+            let mut names: Vec<&str> = m.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            let level = if walked.is_empty() {
+                "at the top level".to_owned()
+            } else {
+                format!("of {}", walked.join("."))
+            };
+            bail!(
+                "no field `{path}` (given {value}); the fields {level} are: {}",
+                names.join(", ")
+            );
+        };
+        walked.push(part);
+        node = next;
+    }
+    Ok(())
 }
 
 /// Sets `path` (dotted) in `v` to `value`, creating objects on the way.
@@ -155,25 +159,39 @@ async fn config(c: ConfigCommand) -> anyhow::Result<String> {
             Ok(pretty(&parse_json(&s.text, &s.key)?))
         }
         ConfigCommand::Set { component, changes, file, target } => {
+            admin::component(&component)?;
             let (mut client, ring) = keyed(&target).await?;
             let cur = admin::read_config(&mut client, &ring, &component, false).await?;
             let old = parse_json(&cur.text, &cur.key)?;
             let (new, origin) = if let Some(f) = &file {
                 let text = std::fs::read_to_string(f)
                     .with_context(|| format!("reading {}", f.display()))?;
+                // Errors in the user's file name its lines.
+                admin::check_config(&component, &text, f)?;
                 (parse_json(&text, &f.display().to_string())?, f.clone())
             } else {
                 anyhow::ensure!(!changes.is_empty(), "give FIELD=VALUE changes or --file");
+                let origin: std::path::PathBuf =
+                    format!("{} with {}", cur.key, changes.join(", ")).into();
+                // Every field the config has, defaults included.
+                let known = admin::check_value(&component, &old, Path::new(&cur.key))
+                    .unwrap_or_else(|_| old.clone());
                 let mut new = old.clone();
                 for ch in &changes {
                     let (path, raw) =
                         ch.split_once('=').with_context(|| format!("{ch:?} is not FIELD=VALUE"))?;
                     let value =
                         serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.into()));
-                    set_path(&mut new, path.trim(), value)?;
+                    let path = path.trim();
+                    check_path(&known, path, &value).with_context(|| component.clone())?;
+                    set_path(&mut new, path, value)?;
                 }
-                (new, format!("{} (with {})", cur.key, changes.join(", ")).into())
+                // The edited JSON is checked as JSON: errors name the field, not a line of
+                // text the user never saw.
+                admin::check_value(&component, &new, &origin)?;
+                (new, origin)
             };
+            admin::refuse_restart_only(&component, &old, &new, &origin)?;
             write(&mut client, &ring, &component, &old, &new, &origin, cur.mod_revision).await
         }
         ConfigCommand::Diff { component, target } => {
@@ -255,6 +273,7 @@ async fn tune(a: &TuneArgs, sign: f64) -> anyhow::Result<String> {
     set_path(&mut new, "verdict.suspicious_score", s.into())?;
     set_path(&mut new, "verdict.malicious_score", m.into())?;
     let origin = format!("{} ({})", cur.key, if sign < 0.0 { "accelerate" } else { "decelerate" });
+    admin::refuse_restart_only(component, &old, &new, Path::new(&origin))?;
     write(&mut client, &ring, component, &old, &new, Path::new(&origin), cur.mod_revision).await
 }
 
@@ -313,7 +332,7 @@ async fn status(a: &StatusArgs, store: &Path) -> anyhow::Result<String> {
     text.push(format!(
         "{} component(s) registered in etcd {}:",
         comps.kvs().len(),
-        a.target.endpoint
+        a.target.endpoints().join(", ")
     ));
     for kv in comps.kvs() {
         let key = String::from_utf8_lossy(kv.key()).into_owned();
@@ -379,9 +398,28 @@ pub enum Admin {
     Status(StatusArgs),
 }
 
-/// Runs one admin command: its report on stdout, failures on stderr (exit 1).
+impl Admin {
+    fn target(&mut self) -> &mut Target {
+        match self {
+            Self::Config(
+                ConfigCommand::Get { target, .. }
+                | ConfigCommand::Set { target, .. }
+                | ConfigCommand::Diff { target, .. }
+                | ConfigCommand::Rollback { target, .. },
+            ) => target,
+            Self::Accelerate(a) | Self::Decelerate(a) => &mut a.target,
+            Self::Status(a) => &mut a.target,
+        }
+    }
+}
+
+/// Runs one admin command: its report on stdout, failures on stderr (exit 1). etcd and the
+/// root secret are those of the flags, else of the `rag` config (`etcd`, `root_secret_file`).
 #[allow(clippy::print_stdout, clippy::print_stderr, reason = "the command's output")]
-pub fn run(c: Admin, store: &Path) -> mld_daemon::ExitCode {
+pub fn run(mut c: Admin, rag: &mld_config::daemons::rag::Rag) -> mld_daemon::ExitCode {
+    let store = rag.store_path.as_path();
+    let target = c.target();
+    *target = target.clone().or_config(&rag.etcd, &rag.root_secret_file);
     let outcome = runtime().and_then(|rt| {
         rt.block_on(async {
             match c {

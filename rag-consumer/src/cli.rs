@@ -19,8 +19,9 @@ pub type Config = <crate::Config as mld_config::DaemonConfig>::Valid;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigArg {
-    /// The rag config (store, models, retrieval, etcd). Default: /etc/mldefender/rag.json
-    /// when it exists, else the built-in defaults.
+    /// The rag config (store, models, retrieval, etcd and root secret for the admin
+    /// commands). Default: /etc/mldefender/rag.json when it exists, else the built-in
+    /// defaults.
     #[arg(long, short, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 }

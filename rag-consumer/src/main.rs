@@ -35,8 +35,8 @@ enum Command {
     /// Components registered in etcd (heartbeats, config revision, key epoch), the last
     /// alerts, and the event store and its indices.
     Status(admin::StatusArgs),
-    /// A daemon's config in etcd: get, set (validated, then applied live), diff against the
-    /// master, rollback to the master.
+    /// A daemon's config in etcd: get, set (validated, then applied live; a field the daemon
+    /// reads only at start is refused), diff against the master, rollback to the master.
     #[command(subcommand)]
     Config(admin::ConfigCommand),
     /// Lower ml-detector's verdict thresholds by --step (default 0.05): more flows are judged
@@ -73,17 +73,16 @@ fn main() -> std::process::ExitCode {
             return code.into();
         }
     };
-    let store = config.store_path.clone();
     let outcome = match args.command {
         Command::Ask(a) => cli::ask(&config, &a),
         Command::Chat => cli::chat(&config),
         Command::Search(a) => cli::search(&config, &a),
         Command::Similar(a) => cli::similar(&config, &a),
         Command::Events(a) => cli::events(&config, &a),
-        Command::Status(a) => return admin::run(Admin::Status(a), &store).into(),
-        Command::Config(c) => return admin::run(Admin::Config(c), &store).into(),
-        Command::Accelerate(a) => return admin::run(Admin::Accelerate(a), &store).into(),
-        Command::Decelerate(a) => return admin::run(Admin::Decelerate(a), &store).into(),
+        Command::Status(a) => return admin::run(Admin::Status(a), &config).into(),
+        Command::Config(c) => return admin::run(Admin::Config(c), &config).into(),
+        Command::Accelerate(a) => return admin::run(Admin::Accelerate(a), &config).into(),
+        Command::Decelerate(a) => return admin::run(Admin::Decelerate(a), &config).into(),
         Command::Validate { .. } => unreachable!("handled above"),
     };
     match outcome {

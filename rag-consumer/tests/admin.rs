@@ -115,6 +115,7 @@ fn active(d: &Deployment) -> Value {
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, checked end to end")]
 fn config_set_diff_rollback_and_thresholds() {
     let d = Deployment::start();
     std::fs::write(d.dir.path().join("rag.json"), "{}").unwrap();
@@ -127,26 +128,78 @@ fn config_set_diff_rollback_and_thresholds() {
     assert!(text(&o).contains("the active config is the master config"), "{}", text(&o));
 
     // A field change, validated, then visible in get and diff.
-    let o = d.rag(&["config", "set", "ml-detector", "event_log.retain_files=30"]);
+    let o = d.rag(&["config", "set", "ml-detector", r#"internal_nets=["10.0.0.0/8"]"#]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("event_log.retain_files: 14 -> 30"), "{}", text(&o));
-    assert_eq!(active(&d)["event_log"]["retain_files"], 30);
+    assert!(text(&o).contains(r#"internal_nets: ["10.0.0.0/8","#), "{}", text(&o));
+    assert_eq!(active(&d)["internal_nets"], serde_json::json!(["10.0.0.0/8"]));
     let o = d.rag(&["config", "diff", "ml-detector"]);
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).lines().nth(1),
-        Some("event_log.retain_files: 14 -> 30")
+    assert!(
+        String::from_utf8_lossy(&o.stdout).lines().nth(1).is_some_and(|l| l
+            .starts_with("internal_nets: [")
+            && l.ends_with(r#"-> ["10.0.0.0/8"]"#)),
+        "{}",
+        text(&o)
     );
 
-    // Invalid values and unknown fields are refused, naming them; nothing is written.
+    // Invalid values and unknown fields are refused, naming the field path and the value (and
+    // the fields there are), never a line of JSON the user did not write; nothing is written.
     for (change, says) in [
         ("verdict.malicious_score=1.5", "verdict.malicious_score"),
-        ("no_such_field=1", "no_such_field"),
+        (
+            "no_such_field=1",
+            "no field `no_such_field` (given 1); the fields at the top level are: etcd, event_log, \
+             internal_nets, metrics, publish, subscribe, transport, verdict",
+        ),
+        (
+            "verdict.malicius_score=0.9",
+            "no field `verdict.malicius_score` (given 0.9); the fields of verdict are: \
+             malicious_score, suspicious_score",
+        ),
+        (
+            "verdict.malicious_score=high",
+            "`verdict.malicious_score`: invalid type: string \"high\"",
+        ),
     ] {
         let o = d.rag(&["config", "set", "ml-detector", change]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         assert!(text(&o).contains(says), "{change}: {}", text(&o));
+        assert!(!text(&o).contains("line"), "{change}: {}", text(&o));
     }
-    assert_eq!(active(&d)["event_log"]["retain_files"], 30);
+
+    // A field the daemon reads only at start is refused up front (issue #26, fault 7b): the
+    // daemon would roll it back with only an alert. The error names the field, both values
+    // and the fix; nothing is written.
+    let o = d.rag(&[
+        "config",
+        "set",
+        "ml-detector",
+        "event_log.retain_files=30",
+        "verdict.malicious_score=0.9",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("event_log.retain_files: 14 -> 30"), "{}", text(&o));
+    assert!(!text(&o).contains("malicious_score: 0.8"), "only restart-only fields: {}", text(&o));
+    assert!(
+        text(&o).contains("change it in the daemon's config file and restart it"),
+        "{}",
+        text(&o)
+    );
+    let mut file: Value = serde_json::from_str(&master).unwrap();
+    file["event_log"]["dir"] = "/tmp/x".into();
+    let f = d.dir.path().join("new-ml-detector.json");
+    std::fs::write(&f, file.to_string()).unwrap();
+    let o = d.rag(&["config", "set", "ml-detector", "--file", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(r#"event_log.dir: "/var/log/mldefender/ml-detector" -> "/tmp/x""#),
+        "{}",
+        text(&o)
+    );
+    let o = d.etcd_server(&["config", "put", "ml-detector", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("event_log.dir"), "{}", text(&o));
+    assert_eq!(active(&d)["event_log"]["retain_files"], 14);
+    assert_eq!(active(&d)["event_log"]["dir"], "/var/log/mldefender/ml-detector");
 
     // accelerate / decelerate move both thresholds by the step, within bounds.
     let o = d.rag(&["accelerate"]);
@@ -171,12 +224,58 @@ fn config_set_diff_rollback_and_thresholds() {
     let want: Value = serde_json::from_str(&master).unwrap();
     assert_eq!(active(&d), want);
 
+    // A whole file: a field null there and absent in etcd is no change (fault 8b).
+    let mut file = want.clone();
+    file["etcd"]["tls"] = Value::Null;
+    file["verdict"]["malicious_score"] = 0.9.into();
+    std::fs::write(&f, file.to_string()).unwrap();
+    let o = d.rag(&["config", "set", "ml-detector", "--file", f.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().skip(1).collect::<Vec<_>>(),
+        ["verdict.malicious_score: 0.8 -> 0.9"],
+        "{}",
+        text(&o)
+    );
+
     // Without a master, diff says so; an unknown component is named.
     let o = d.rag(&["config", "diff", "firewall-agent"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("config/firewall-agent/master is not set"), "{}", text(&o));
     let o = d.rag(&["config", "set", "nonesuch", "a=1"]);
     assert_eq!(o.status.code(), Some(1));
+}
+
+/// With no --endpoint and --root-secret, the rag config's `etcd.endpoints` and
+/// `root_secret_file` say where etcd and the secret are (issue #26, fault 8c); flags override.
+#[test]
+fn admin_commands_take_etcd_and_the_secret_from_the_rag_config() {
+    let d = Deployment::start();
+    let shipped = repo().join("config/ml-detector.json");
+    let o = d.etcd_server(&["config", "put", "ml-detector", shipped.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let config = d.dir.path().join("rag.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"etcd": {"endpoints": [d.endpoint]}, "root_secret_file": d.secret})
+            .to_string(),
+    )
+    .unwrap();
+    let bare = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rag"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = bare(&["config", "get", "ml-detector"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("malicious_score"), "{}", text(&o));
+    // A flag still wins.
+    let o = bare(&["config", "get", "ml-detector", "--root-secret", "/nonexistent/root.secret"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("/nonexistent/root.secret"), "{}", text(&o));
 }
 
 #[test]

@@ -81,7 +81,11 @@ fn offline_files_with_the_shipped_config_are_each_a_capture_of_their_own() {
     let ssh = shared("bruteforce/slips-ssh-bruteforce.pcap");
 
     let alone = dir.path().join("alone.jsonl");
-    let out = sniffer(&cfg, &["--no-publish", "--jsonl", alone.to_str().unwrap()], &[scan.clone()]);
+    let out = sniffer(
+        &cfg,
+        &["--no-publish", "--jsonl", alone.to_str().unwrap()],
+        std::slice::from_ref(&scan),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}\n{err}", out.status);
     assert!(err.contains("not joining the control plane"), "{err}");
@@ -121,7 +125,7 @@ fn publishing_a_capture_to_nobody_is_refused() {
         c["transport"]["root_secret_file"] = secret.to_str().unwrap().into();
     });
     let scan = shared("scan/ndpi-tcp_scan.pcapng");
-    let out = sniffer(&cfg, &["--wait-for-subscriber", "1"], &[scan.clone()]);
+    let out = sniffer(&cfg, &["--wait-for-subscriber", "1"], std::slice::from_ref(&scan));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(69), "{err}");
     assert!(

@@ -260,7 +260,15 @@ impl EtcdConfig {
             v.check(
                 t.cert_file.is_some() == t.key_file.is_some(),
                 &format!("{field}.tls"),
-                format!("cert_file {:?}, key_file {:?}", t.cert_file, t.key_file),
+                {
+                    let show = |p: &Option<PathBuf>| {
+                        p.as_ref().map_or_else(
+                            || "unset".to_owned(),
+                            |p| format!("{:?}", p.display().to_string()),
+                        )
+                    };
+                    format!("cert_file {}, key_file {}", show(&t.cert_file), show(&t.key_file))
+                },
                 "a client certificate needs both cert_file and key_file",
             );
         }
@@ -302,7 +310,7 @@ pub struct TransportConfig {
     pub root_secret_file: PathBuf,
 }
 
-fn default_root_secret() -> PathBuf {
+pub(crate) fn default_root_secret() -> PathBuf {
     PathBuf::from("/etc/mldefender/root.secret")
 }
 

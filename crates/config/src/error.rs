@@ -29,15 +29,13 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
-    #[error("{path}:{line}:{column}: invalid config at `{field}`: {source}")]
-    Parse {
-        path: PathBuf,
-        field: String,
-        line: usize,
-        column: usize,
-        #[source]
-        source: serde_json::Error,
-    },
+    // `error` is not a `#[source]`: its text is part of the message, and a chain printed with
+    // `{:#}` would repeat it.
+    #[error("{path}:{line}:{column}: invalid config at `{field}`: {error}")]
+    Parse { path: PathBuf, field: String, line: usize, column: usize, error: serde_json::Error },
+    /// A config given as parsed JSON (a file edited by a command): no line or column.
+    #[error("{path}: invalid config at `{field}`: {error}")]
+    Value { path: PathBuf, field: String, error: serde_json::Error },
     #[error("{path}: invalid config, {}:{}", plural(errors.len()), list(errors))]
     Invalid { path: PathBuf, errors: Vec<FieldError> },
 }

@@ -53,6 +53,13 @@ pub trait DaemonConfig: DeserializeOwned + Serialize + JsonSchema + Send + Sync 
     /// The validated, typed form.
     type Valid: Send + Sync + 'static;
 
+    /// The fields the daemon applies while running, as dotted paths into the JSON file; a
+    /// path names the field and everything under it (`verdict` covers
+    /// `verdict.malicious_score`). A change to any other field takes effect only at restart,
+    /// and the control plane refuses it. Empty: nothing changes while running (a program that
+    /// reads its file at start and takes no config from etcd).
+    const LIVE_FIELDS: &'static [&'static str];
+
     /// Checks every field; returns all problems at once or the typed config.
     fn validate(&self) -> Result<Self::Valid, Vec<FieldError>>;
 }
@@ -78,26 +85,50 @@ pub fn parse_str<C: DaemonConfig>(text: &str, origin: &Path) -> Result<C::Valid,
     raw.validate().map_err(|errors| ConfigError::Invalid { path: origin.to_owned(), errors })
 }
 
+/// Parses and validates a config given as parsed JSON (`origin` names it in errors, which
+/// carry the field path but no line or column: the text is not the user's). Returns the raw
+/// config too.
+pub fn parse_value<C: DaemonConfig>(
+    value: &serde_json::Value,
+    origin: &Path,
+) -> Result<(C, C::Valid), ConfigError> {
+    let raw: C = serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Value {
+        path: origin.to_owned(),
+        field: e.path().to_string(),
+        error: e.into_inner(),
+    })?;
+    let valid = raw
+        .validate()
+        .map_err(|errors| ConfigError::Invalid { path: origin.to_owned(), errors })?;
+    Ok((raw, valid))
+}
+
+/// A raw config as JSON with every default filled in: the form in which two configs with the
+/// same meaning compare equal, and in which changes are listed field by field.
+pub fn canonical<C: DaemonConfig>(raw: &C) -> serde_json::Value {
+    serde_json::to_value(raw).expect("a config serializes to JSON")
+}
+
 /// Parses config text without validating it.
 pub fn parse_raw<C: DaemonConfig>(text: &str, origin: &Path) -> Result<C, ConfigError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let raw: C = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
-        let source = e.into_inner();
+        let error = e.into_inner();
         ConfigError::Parse {
             path: origin.to_owned(),
-            line: source.line(),
-            column: source.column(),
+            line: error.line(),
+            column: error.column(),
             field,
-            source,
+            error,
         }
     })?;
-    de.end().map_err(|source| ConfigError::Parse {
+    de.end().map_err(|error| ConfigError::Parse {
         path: origin.to_owned(),
-        line: source.line(),
-        column: source.column(),
+        line: error.line(),
+        column: error.column(),
         field: ".".to_owned(),
-        source,
+        error,
     })?;
     Ok(raw)
 }
@@ -118,6 +149,10 @@ pub struct Component {
     pub schema: fn() -> String,
     /// Parses and validates config text, discarding the typed result.
     pub check: fn(&str, &Path) -> Result<(), ConfigError>,
+    /// Parses and validates a config given as JSON; its [`canonical`] form.
+    pub canonical: fn(&serde_json::Value, &Path) -> Result<serde_json::Value, ConfigError>,
+    /// [`DaemonConfig::LIVE_FIELDS`].
+    pub live_fields: &'static [&'static str],
 }
 
 impl Component {
@@ -126,6 +161,10 @@ impl Component {
             name: C::COMPONENT,
             schema: schema_json::<C>,
             check: |text, origin| parse_str::<C>(text, origin).map(drop),
+            canonical: |value, origin| {
+                parse_value::<C>(value, origin).map(|(raw, _)| canonical(&raw))
+            },
+            live_fields: C::LIVE_FIELDS,
         }
     }
 

@@ -10,7 +10,9 @@
 //!    key's create revision: never overwritten), publishes the running config as `active`
 //!    when there is none, or else takes up the active one;
 //! 4. watches `active`: each new value is opened (sealed on the `config` channel), parsed,
-//!    validated and handed to the daemon's [`Apply`]; an invalid or rejected config is
+//!    validated and, unless it changes a field outside the daemon's
+//!    [`LIVE_FIELDS`](mld_config::DaemonConfig::LIVE_FIELDS) (refused naming each field and
+//!    its JSON values), handed to the daemon's [`Apply`]; an invalid or rejected config is
 //!    replaced by the master (only if `active` still holds it) and an alert is written under
 //!    `alerts/`; a value that cannot be opened (wrong root secret or epoch) is reported as a
 //!    misconfiguration alert and leaves the running config in force.
@@ -24,24 +26,20 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod fields;
 pub mod keys;
 mod plane;
 pub mod sealed;
 
 pub use plane::{Apply, BACKOFF, ControlPlane, Options, REQUEST_TIMEOUT};
 
-/// For an [`Apply`] that cannot change `field` while running: `Err` naming the field and both
-/// values when they differ.
-pub fn restart_only<T: PartialEq + std::fmt::Debug>(
-    field: &str,
-    running: &T,
-    new: &T,
-) -> Result<(), String> {
-    if running == new {
-        Ok(())
-    } else {
-        Err(format!("{field} changes only at restart (running {running:?}, new {new:?})"))
-    }
+/// For an [`Apply`] that cannot change `field` while running: `Err` naming the field when the
+/// values differ. A second line of defence: the control plane refuses a change outside
+/// [`mld_config::DaemonConfig::LIVE_FIELDS`] before it calls the daemon, naming each field
+/// with its JSON values (see [`fields`]); the typed values here are not what the user wrote,
+/// so they are not shown.
+pub fn restart_only<T: PartialEq>(field: &str, running: &T, new: &T) -> Result<(), String> {
+    if running == new { Ok(()) } else { Err(format!("{field} changes only at restart")) }
 }
 
 /// The client TLS settings `tls` names: the CA that signed etcd's certificate, and this

@@ -18,7 +18,7 @@ use mld_telemetry::prometheus_client::metrics::gauge::Gauge;
 use mld_telemetry::prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::{keys, sealed};
+use crate::{fields, keys, sealed};
 
 /// The longest one etcd request may take before the session is considered lost.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -386,7 +386,7 @@ impl<C: DaemonConfig> ControlPlane<C> {
             self.set_revision(revision);
             return Ok(());
         }
-        match (self.opts.apply)(&valid) {
+        match self.live_change(&canonical).and_then(|()| (self.opts.apply)(&valid)) {
             Ok(()) => {
                 self.metrics.change("applied");
                 self.running = canonical;
@@ -517,7 +517,7 @@ impl<C: DaemonConfig> ControlPlane<C> {
         if canonical == self.running {
             return;
         }
-        match (self.opts.apply)(&valid) {
+        match self.live_change(&canonical).and_then(|()| (self.opts.apply)(&valid)) {
             Ok(()) => {
                 self.metrics.change("cached");
                 self.running = canonical;
@@ -527,6 +527,16 @@ impl<C: DaemonConfig> ControlPlane<C> {
                 tracing::warn!(path = %path.display(), reason, "the kept config was not applied; running on the local file");
             }
         }
+    }
+
+    /// `Err` naming every field that differs between the running config and `canonical`
+    /// (both compact JSON) and that the daemon does not apply while running
+    /// ([`DaemonConfig::LIVE_FIELDS`]), with both values as JSON.
+    fn live_change(&self, canonical: &str) -> Result<(), String> {
+        let json = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        let refused =
+            fields::restart_only_changes(&json(&self.running), &json(canonical), C::LIVE_FIELDS);
+        if refused.is_empty() { Ok(()) } else { Err(fields::restart_only_message(&refused)) }
     }
 
     async fn register(&self, client: &mut Client, lease: i64) -> Result<(), SessionError> {
@@ -587,7 +597,6 @@ impl<C: DaemonConfig> ControlPlane<C> {
     }
 }
 
-/// Compact JSON of a parsed config: two texts with the same meaning compare equal.
 /// Parses and validates a config text from `origin`: its compact form and its validated one.
 fn parse<C: DaemonConfig>(
     text: &str,
@@ -622,6 +631,7 @@ fn write_replacing(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Compact JSON of a parsed config: two texts with the same meaning compare equal.
 fn compact<C: DaemonConfig>(config: &C) -> String {
     serde_json::to_string(config).expect("a config serializes to JSON")
 }
@@ -644,8 +654,77 @@ fn jitter(wait: Duration) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
+    use mld_config::daemons::ml_detector::MlDetectorConfig;
+    use mld_crypto_transport::RootSecret;
+
     use super::*;
+
+    /// The control plane of an ml-detector that started on `local`, counting its applies.
+    fn plane(local: &MlDetectorConfig) -> (ControlPlane<MlDetectorConfig>, Arc<Gauge>) {
+        let valid = local.validate().unwrap();
+        let applied = Arc::new(Gauge::default());
+        let count = Arc::clone(&applied);
+        let opts = Options {
+            component: "ml-detector",
+            instance: "test".into(),
+            version: "test",
+            etcd: valid.etcd,
+            ring: Arc::new(KeyRing::new(RootSecret::from_bytes([3; 32]), 1)),
+            apply: Box::new(move |_| {
+                count.inc();
+                Ok(())
+            }),
+        };
+        (ControlPlane::new(opts, local, &mut Registry::default()), applied)
+    }
+
+    /// Issue #26, fault 7a: a change the daemon cannot apply while running is refused before
+    /// the daemon sees it, naming the field as in the JSON file and both JSON values (the
+    /// daemon's own check printed Rust structs).
+    #[test]
+    fn restart_only_changes_are_refused_by_json_path_and_value() {
+        let local = MlDetectorConfig::default();
+        let (plane, applied) = plane(&local);
+        let mut live = local.clone();
+        live.verdict.malicious_score = 0.85;
+        live.internal_nets = vec!["10.0.0.0/8".into()];
+        assert_eq!(plane.live_change(&compact(&live)), Ok(()));
+
+        let mut new = live.clone();
+        new.event_log.dir = "/tmp/x".into();
+        new.publish.send_hwm = 7;
+        let refused = plane.live_change(&compact(&new)).unwrap_err();
+        assert_eq!(
+            refused,
+            format!(
+                "event_log.dir changes only at restart (running {:?}, new \"/tmp/x\"); \
+                 publish.send_hwm changes only at restart (running 100000, new 7)",
+                local.event_log.dir.display().to_string()
+            )
+        );
+        assert!(!refused.contains("Valid"), "{refused}");
+        assert_eq!(applied.get(), 0);
+    }
+
+    #[test]
+    fn a_kept_config_with_a_restart_only_change_is_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut local = MlDetectorConfig::default();
+        local.etcd.cache_file = Some(dir.path().join("kept.json"));
+        let mut kept = local.clone();
+        kept.verdict.malicious_score = 0.9;
+        kept.event_log.retain_files = 30;
+        std::fs::write(dir.path().join("kept.json"), compact(&kept)).unwrap();
+        let (mut plane, applied) = plane(&local);
+        plane.start_from_cache();
+        assert_eq!(applied.get(), 0);
+        kept.event_log.retain_files = local.event_log.retain_files;
+        std::fs::write(dir.path().join("kept.json"), compact(&kept)).unwrap();
+        plane.start_from_cache();
+        assert_eq!(applied.get(), 1);
+    }
 
     #[test]
     fn jitter_stays_within_a_fifth() {

@@ -265,17 +265,9 @@ async fn serve<D: Daemon>(
     let metrics_addr = D::metrics_listen(&config);
     let etcd = D::etcd(&config).filter(|e| !e.endpoints.is_empty()).cloned();
     let instance = D::instance(&config);
-    let mut dirs = D::state_dirs(&config);
-    // The kept config is written only when the daemon joins the control plane; its folder is
-    // made then (below), so that an offline run creates nothing it does not use.
-    let cache_dir =
-        etcd.as_ref().and_then(|e| e.cache_file.as_deref()?.parent().map(Path::to_path_buf));
-    dirs.retain(|(_, d)| !d.as_os_str().is_empty());
-    for (field, dir) in &dirs {
-        if let Err(e) = state_dir(dir) {
-            tracing::error!(error = format!("{e:#} ({field})"), "start-up failed");
-            return ExitCode::Unavailable;
-        }
+    if let Err(e) = make_state_dirs(&D::state_dirs(&config)) {
+        tracing::error!(error = format!("{e:#}"), "start-up failed");
+        return ExitCode::Unavailable;
     }
     let mut registry = mld_telemetry::component_registry(D::NAME);
     let mut daemon = match D::setup(config, flags, &mut registry) {
@@ -285,32 +277,9 @@ async fn serve<D: Daemon>(
             return e.exit;
         }
     };
-    let plane = match (etcd, daemon.control()) {
-        (None, _) => None,
-        (Some(etcd), Membership::Join(control)) => {
-            if let Some(dir) = cache_dir.filter(|d| !d.as_os_str().is_empty())
-                && let Err(e) = state_dir(&dir)
-            {
-                tracing::error!(error = format!("{e:#} (etcd.cache_file)"), "start-up failed");
-                return ExitCode::Unavailable;
-            }
-            Some(mld_control::ControlPlane::<D::Config>::new(
-                mld_control::Options {
-                    component: <D::Config as DaemonConfig>::COMPONENT,
-                    instance,
-                    version: env!("CARGO_PKG_VERSION"),
-                    etcd,
-                    ring: control.ring,
-                    apply: control.apply,
-                },
-                &raw,
-                &mut registry,
-            ))
-        }
-        (Some(_), Membership::Standalone { why }) => {
-            tracing::info!(reason = why, "not joining the control plane: etcd.endpoints unused");
-            None
-        }
+    let plane = match join::<D>(etcd, daemon.control(), instance, &raw, &mut registry) {
+        Ok(plane) => plane,
+        Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
     let readiness = Readiness::default();
@@ -375,6 +344,58 @@ async fn serve<D: Daemon>(
     }
     tracing::info!(exit_code = code.code(), "stopped");
     code
+}
+
+/// The control plane of a daemon that joins it (its kept config's folder made first).
+fn join<D: Daemon>(
+    etcd: Option<ValidEtcd>,
+    membership: Membership<Valid<D>>,
+    instance: String,
+    raw: &D::Config,
+    registry: &mut Registry,
+) -> Result<Option<mld_control::ControlPlane<D::Config>>, ExitCode> {
+    Ok(match (etcd, membership) {
+        (None, _) => None,
+        (Some(etcd), Membership::Join(control)) => {
+            // The kept config is written only by a daemon that joins: its folder is made now,
+            // so that an offline run creates nothing it does not use.
+            let cache_dir = etcd.cache_file.as_deref().and_then(Path::parent);
+            if let Err(e) = make_state_dirs(
+                &cache_dir
+                    .map(|d| ("etcd.cache_file", d.to_path_buf()))
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            ) {
+                tracing::error!(error = format!("{e:#}"), "start-up failed");
+                return Err(ExitCode::Unavailable);
+            }
+            Some(mld_control::ControlPlane::<D::Config>::new(
+                mld_control::Options {
+                    component: <D::Config as DaemonConfig>::COMPONENT,
+                    instance,
+                    version: env!("CARGO_PKG_VERSION"),
+                    etcd,
+                    ring: control.ring,
+                    apply: control.apply,
+                },
+                raw,
+                registry,
+            ))
+        }
+        (Some(_), Membership::Standalone { why }) => {
+            tracing::info!(reason = why, "not joining the control plane: etcd.endpoints unused");
+            None
+        }
+    })
+}
+
+/// [`state_dir`] for each `(field, folder)`; the error names the field.
+fn make_state_dirs(dirs: &[(&'static str, PathBuf)]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    for (field, dir) in dirs.iter().filter(|(_, d)| !d.as_os_str().is_empty()) {
+        state_dir(dir).with_context(|| format!("the folder {field} names"))?;
+    }
+    Ok(())
 }
 
 /// Makes sure `dir` exists: a missing folder is created with mode 0750 (its missing parents

@@ -78,6 +78,27 @@ async fn init_config_and_rotate() {
         "{}",
         text(&refused)
     );
+    // Over an active config, a field the daemon reads only at start is refused, naming it with
+    // both values (issue #26, fault 7b); thresholds still go in.
+    let restart = dir.path().join("restart.json");
+    std::fs::write(
+        &restart,
+        r#"{ "verdict": { "suspicious_score": 0.4, "malicious_score": 0.9 },
+             "publish": { "bind": "tcp://127.0.0.1:6000" } }"#,
+    )
+    .unwrap();
+    let refused =
+        admin(&["config", "put", "ml-detector", restart.to_str().unwrap()], &endpoint, &secret);
+    assert!(
+        !refused.status.success()
+            && text(&refused)
+                .contains(r#"publish.bind: "tcp://127.0.0.1:5572" -> "tcp://127.0.0.1:6000""#)
+            && text(&refused).contains("restart it"),
+        "{}",
+        text(&refused)
+    );
+    let got = admin(&["config", "get", "ml-detector"], &endpoint, &secret);
+    assert!(text(&got).contains("0.85") && !text(&got).contains("6000"), "{}", text(&got));
     let unknown = admin(&["config", "put", "nosuch", good.to_str().unwrap()], &endpoint, &secret);
     assert!(
         !unknown.status.success() && text(&unknown).contains("unknown component"),

@@ -21,6 +21,8 @@ const NAME: &str = "ml-detector";
 /// malicious threshold of every config it applied.
 pub(crate) struct Plane {
     pub(crate) ring: Arc<KeyRing>,
+    /// The config it started on.
+    pub(crate) local: MlDetectorConfig,
     applied: Arc<Mutex<Vec<f64>>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -74,7 +76,7 @@ impl Plane {
         );
         let stop = CancellationToken::new();
         let task = tokio::spawn(plane.run(stop.clone()));
-        Self { ring, applied, stop, task }
+        Self { ring, local: local.clone(), applied, stop, task }
     }
 
     fn applied(&self) -> Vec<f64> {
@@ -112,9 +114,14 @@ fn malicious(ring: &Arc<KeyRing>, stored: &[u8]) -> f64 {
     v["verdict"]["malicious_score"].as_f64().unwrap()
 }
 
-/// A config with `edit` applied to the default one, sealed with `ring`.
-fn sealed_config(ring: &Arc<KeyRing>, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let mut v = serde_json::to_value(MlDetectorConfig::default()).unwrap();
+/// `base` (a daemon's own config: a change to its `etcd` section would be refused as
+/// restart-only) with `edit` applied, sealed with `ring`.
+fn sealed_config(
+    ring: &Arc<KeyRing>,
+    base: &MlDetectorConfig,
+    edit: impl FnOnce(&mut Value),
+) -> Vec<u8> {
+    let mut v = serde_json::to_value(base).unwrap();
     edit(&mut v);
     sealed::seal(ring, &v.to_string()).unwrap()
 }
@@ -154,7 +161,7 @@ async fn scenario(endpoint: &str) {
     let put = c
         .put(
             active.as_str(),
-            sealed_config(&a.ring, |v| v["verdict"]["malicious_score"] = 0.9.into()),
+            sealed_config(&a.ring, &a.local, |v| v["verdict"]["malicious_score"] = 0.9.into()),
             None,
         )
         .await
@@ -191,7 +198,7 @@ async fn scenario(endpoint: &str) {
     // Valid JSON, invalid value: the error names the field.
     c.put(
         active.as_str(),
-        sealed_config(&a.ring, |v| v["verdict"]["malicious_score"] = 2.0.into()),
+        sealed_config(&a.ring, &a.local, |v| v["verdict"]["malicious_score"] = 2.0.into()),
         None,
     )
     .await
@@ -211,7 +218,7 @@ async fn scenario(endpoint: &str) {
     // Valid, but the daemon cannot apply it while running: rejected, rolled back.
     c.put(
         active.as_str(),
-        sealed_config(&a.ring, |v| v["publish"]["bind"] = "tcp://127.0.0.1:6000".into()),
+        sealed_config(&a.ring, &a.local, |v| v["publish"]["bind"] = "tcp://127.0.0.1:6000".into()),
         None,
     )
     .await
@@ -219,7 +226,9 @@ async fn scenario(endpoint: &str) {
     until("rejected alert", async || {
         alerts(&mut c).await.iter().any(|x| {
             x["kind"] == "rejected_config"
-                && x["error"].as_str().unwrap().contains("publish changes only at restart")
+                // The field as in the JSON file, and JSON values (issue #26, fault 7a).
+                && x["error"].as_str().unwrap().contains(r#"publish.bind changes only at restart (running "tcp://"#)
+                && x["error"].as_str().unwrap().contains(r#"new "tcp://127.0.0.1:6000")"#)
         })
     })
     .await;
@@ -229,7 +238,7 @@ async fn scenario(endpoint: &str) {
     .await;
 
     // Sealed with another deployment's secret: a misconfiguration; nothing is overwritten.
-    let foreign = sealed_config(&mld_test_utils::key_ring(9, 1), |_| {});
+    let foreign = sealed_config(&mld_test_utils::key_ring(9, 1), &a.local, |_| {});
     c.put(active.as_str(), foreign.clone(), None).await.unwrap();
     until("misconfiguration alert", async || {
         alerts(&mut c).await.iter().any(|x| {
@@ -285,7 +294,7 @@ async fn control_plane_survives_an_etcd_restart() {
     until("registered", async || json(&mut c, &reg).await.is_some()).await;
     c.put(
         keys::active(NAME),
-        sealed_config(&plane.ring, |v| v["verdict"]["malicious_score"] = 0.85.into()),
+        sealed_config(&plane.ring, &plane.local, |v| v["verdict"]["malicious_score"] = 0.85.into()),
         None,
     )
     .await
@@ -301,7 +310,7 @@ async fn control_plane_survives_an_etcd_restart() {
     until("registered again", async || json(&mut c, &reg).await.is_some()).await;
     c.put(
         keys::active(NAME),
-        sealed_config(&plane.ring, |v| v["verdict"]["malicious_score"] = 0.95.into()),
+        sealed_config(&plane.ring, &plane.local, |v| v["verdict"]["malicious_score"] = 0.95.into()),
         None,
     )
     .await
@@ -338,7 +347,7 @@ async fn a_restart_while_etcd_is_down_starts_from_the_kept_config() {
     assert_eq!(kept(), Some(0.8), "the running config, published as active, is kept");
     c.put(
         keys::active(NAME),
-        sealed_config(&ring, |v| v["verdict"]["malicious_score"] = 0.85.into()),
+        sealed_config(&ring, &local, |v| v["verdict"]["malicious_score"] = 0.85.into()),
         None,
     )
     .await
@@ -433,7 +442,9 @@ async fn control_plane_survives_losing_the_etcd_leader() {
     survivor
         .put(
             keys::active(NAME),
-            sealed_config(&plane.ring, |v| v["verdict"]["malicious_score"] = 0.9.into()),
+            sealed_config(&plane.ring, &plane.local, |v| {
+                v["verdict"]["malicious_score"] = 0.9.into();
+            }),
             None,
         )
         .await

@@ -90,6 +90,9 @@ impl DaemonConfig for EtcdServerConfig {
     const COMPONENT: &'static str = "etcd-server";
     type Valid = EtcdServer;
 
+    /// etcd-server takes no config from etcd: every field is read at start.
+    const LIVE_FIELDS: &'static [&'static str] = &[];
+
     fn validate(&self) -> Result<EtcdServer, Vec<FieldError>> {
         let mut v = Validator::new();
         let listen =

@@ -210,6 +210,17 @@ impl DaemonConfig for FirewallAgentConfig {
     const COMPONENT: &'static str = "firewall-agent";
     type Valid = FirewallAgent;
 
+    /// The block policy, the allowlist, the per-minute cap, the batch window and `on_exit`
+    /// (firewall-agent's `control()`).
+    const LIVE_FIELDS: &'static [&'static str] = &[
+        "block",
+        "monitor_only",
+        "allowlist",
+        "caps.max_new_blocks_per_minute",
+        "batch_window_ms",
+        "on_exit",
+    ];
+
     fn validate(&self) -> Result<FirewallAgent, Vec<FieldError>> {
         let mut v = Validator::new();
         let subscribe = self.subscribe.validate(&mut v, "subscribe");

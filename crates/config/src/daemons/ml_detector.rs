@@ -155,6 +155,9 @@ impl DaemonConfig for MlDetectorConfig {
     const COMPONENT: &'static str = "ml-detector";
     type Valid = MlDetector;
 
+    /// Verdict thresholds and internal networks (ml-detector's `control()`).
+    const LIVE_FIELDS: &'static [&'static str] = &["verdict", "internal_nets"];
+
     fn validate(&self) -> Result<MlDetector, Vec<FieldError>> {
         let mut v = Validator::new();
         let subscribe = self.subscribe.validate(&mut v, "subscribe");

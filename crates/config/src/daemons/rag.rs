@@ -21,8 +21,14 @@ pub struct RagConfig {
     /// The all-MiniLM-L6-v2 folder that embeds questions (the one rag-ingester uses).
     #[serde(default = "crate::daemons::rag_ingester::default_embedding_model")]
     pub embedding_model: String,
+    /// The etcd that `rag status|config|accelerate|decelerate` talk to (`endpoints`, `tls`);
+    /// `--endpoint`, `--cacert`, `--cert` and `--key` override it.
     #[serde(default)]
     pub etcd: EtcdConfig,
+    /// The deployment's root secret (64 hex characters, mode 0600; written by `etcd-server
+    /// init`) that opens the configs in etcd; `--root-secret` overrides it.
+    #[serde(default = "crate::common::default_root_secret")]
+    pub root_secret_file: PathBuf,
 }
 
 impl Default for RagConfig {
@@ -33,6 +39,7 @@ impl Default for RagConfig {
             store_path: crate::daemons::rag_ingester::default_store_path(),
             embedding_model: crate::daemons::rag_ingester::default_embedding_model(),
             etcd: EtcdConfig::default(),
+            root_secret_file: crate::common::default_root_secret(),
         }
     }
 }
@@ -86,11 +93,15 @@ pub struct Rag {
     pub store_path: PathBuf,
     pub embedding_model: PathBuf,
     pub etcd: ValidEtcd,
+    pub root_secret_file: PathBuf,
 }
 
 impl DaemonConfig for RagConfig {
     const COMPONENT: &'static str = "rag";
     type Valid = Rag;
+
+    /// `rag` reads its file at each run and takes no config from etcd.
+    const LIVE_FIELDS: &'static [&'static str] = &[];
 
     fn validate(&self) -> Result<Rag, Vec<FieldError>> {
         let mut v = Validator::new();
@@ -114,6 +125,12 @@ impl DaemonConfig for RagConfig {
             "must name the model's folder",
         );
         let etcd = self.etcd.validate(&mut v, "etcd");
+        v.check(
+            !self.root_secret_file.as_os_str().is_empty(),
+            "root_secret_file",
+            "\"\"",
+            "must name the root secret file",
+        );
         v.finish(|| {
             Some(Rag {
                 store_path: PathBuf::from(&self.store_path),
@@ -124,6 +141,7 @@ impl DaemonConfig for RagConfig {
                 temperature: temp?,
                 top_k: top_k?,
                 etcd: etcd?,
+                root_secret_file: self.root_secret_file.clone(),
             })
         })
     }

@@ -94,6 +94,9 @@ impl DaemonConfig for RagIngesterConfig {
     const COMPONENT: &'static str = "rag-ingester";
     type Valid = RagIngester;
 
+    /// Batch settings (rag-ingester's `control()`); the embedding model is loaded at start.
+    const LIVE_FIELDS: &'static [&'static str] = &["batch_max_events", "batch_max_delay_ms"];
+
     fn validate(&self) -> Result<RagIngester, Vec<FieldError>> {
         let mut v = Validator::new();
         let subscribe = self.subscribe.validate(&mut v, "subscribe");

@@ -230,6 +230,10 @@ impl DaemonConfig for SnifferConfig {
     const COMPONENT: &'static str = "sniffer";
     type Valid = Sniffer;
 
+    /// The fast detector's thresholds and cool-down, and the internal networks (sniffer's
+    /// `control()`).
+    const LIVE_FIELDS: &'static [&'static str] = &["fast_detector", "host_context.internal_nets"];
+
     fn validate(&self) -> Result<Sniffer, Vec<FieldError>> {
         let mut v = Validator::new();
         let sensor_id = check_id(&mut v, "sensor_id", &self.sensor_id);

@@ -47,6 +47,42 @@ fn committed_schemas_match_the_config_types() {
     }
 }
 
+/// Every path a daemon applies while running (`LIVE_FIELDS`) names a field of its config: one
+/// that the shipped file, with every default filled in, holds. A misspelt path would make the
+/// control plane refuse that field as restart-only.
+#[test]
+fn live_fields_name_fields_of_the_shipped_configs() {
+    for name in ["sniffer", "ml-detector", "firewall-agent", "rag-ingester"] {
+        let c = Component::named(name).unwrap();
+        assert!(!c.live_fields.is_empty(), "{name} applies some fields while running");
+        let path = repo().join(format!("config/{name}.json"));
+        let raw: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let full = (c.canonical)(&raw, &path).unwrap_or_else(|e| panic!("{e}"));
+        for live in c.live_fields {
+            let found = live.split('.').try_fold(&full, |node, part| node.get(part));
+            assert!(found.is_some(), "{name}: LIVE_FIELDS names {live}, not in {}", path.display());
+        }
+    }
+    for name in ["rag", "etcd-server"] {
+        assert!(Component::named(name).unwrap().live_fields.is_empty(), "{name}");
+    }
+}
+
+/// A config given as JSON (edited by a command) is checked with errors that name the field but
+/// no line or column of text the user never saw.
+#[test]
+fn json_value_errors_name_the_field_without_a_position() {
+    let c = Component::named("ml-detector").unwrap();
+    let value = serde_json::json!({ "verdict": { "malicious_score": "high" } });
+    let msg = (c.canonical)(&value, Path::new("edited")).unwrap_err().to_string();
+    assert_eq!(
+        msg,
+        "edited: invalid config at `verdict.malicious_score`: invalid type: string \"high\", \
+         expected f64"
+    );
+}
+
 fn sniffer(text: &str) -> Result<mld_config::daemons::sniffer::Sniffer, ConfigError> {
     mld_config::parse_str::<SnifferConfig>(text, Path::new("/etc/mld/sniffer.json"))
 }
