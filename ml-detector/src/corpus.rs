@@ -39,12 +39,26 @@ impl Hosts {
         match s.trim() {
             "*" => Ok(Self::Any),
             "-" | "" => Ok(Self::List(BTreeSet::new())),
-            s => s
-                .split(',')
-                .map(|h| h.trim().parse().map_err(|_| format!("{h:?} is not an address")))
-                .collect::<Result<_, _>>()
-                .map(Self::List),
+            s => {
+                let mut set = BTreeSet::new();
+                for h in s.split(',').map(str::trim) {
+                    set.extend(Self::range(h).ok_or_else(|| format!("{h:?} is not an address"))?);
+                }
+                Ok(Self::List(set))
+            }
         }
+    }
+
+    /// `a.b.c.d`, an IPv6 address, or `a.b.c.d-e` (the last octet from d to e).
+    fn range(h: &str) -> Option<Vec<IpAddr>> {
+        if let Ok(ip) = h.parse() {
+            return Some(vec![ip]);
+        }
+        let (first, last) = h.split_once('-')?;
+        let first: std::net::Ipv4Addr = first.parse().ok()?;
+        let last: u8 = last.parse().ok()?;
+        let [a, b, c, d] = first.octets();
+        (d <= last).then(|| (d..=last).map(|x| IpAddr::from([a, b, c, x])).collect())
     }
 
     fn has(&self, ip: Option<IpAddr>) -> bool {
@@ -510,6 +524,10 @@ mod tests {
         let spoofed = row("*", "10.0.0.2");
         assert!(spoofed.matches(ip("1.2.3.4"), ip("10.0.0.2"), 150.0, 150.0));
         assert_eq!(spoofed.units(), vec![ip("10.0.0.2").unwrap()], "the victim is the unit");
+        let range = row("10.0.0.1", "10.0.1.10-12,10.0.0.2");
+        assert!(range.matches(ip("10.0.0.1"), ip("10.0.1.11"), 150.0, 150.0));
+        assert!(!range.matches(ip("10.0.0.1"), ip("10.0.1.13"), 150.0, 150.0));
+        assert!(Hosts::parse("10.0.1.12-10").is_err());
         let anyone = row("10.0.0.1", "-");
         assert!(anyone.matches(ip("10.0.0.1"), ip("192.0.2.1"), 150.0, 150.0));
     }
