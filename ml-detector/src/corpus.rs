@@ -12,8 +12,9 @@
 //! (background traffic) are negatives too and are counted apart.
 //!
 //! `LABELS.tsv` columns (tab-separated, header first): `path class tool params
-//! attacker_hosts victim_hosts start end split`; hosts comma-separated; `start`/`end` Unix
-//! seconds; `split` `train` or `test`.
+//! attacker_hosts victim_hosts start end split`; hosts comma-separated addresses, last-octet
+//! ranges (`10.66.0.10-14`) or networks (`198.18.10.0/26`), `*` any, `-` none; `start`/`end`
+//! Unix seconds; `split` `train` or `test`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -49,10 +50,15 @@ impl Hosts {
         }
     }
 
-    /// `a.b.c.d`, an IPv6 address, or `a.b.c.d-e` (the last octet from d to e).
+    /// `a.b.c.d`, an IPv6 address, `a.b.c.d-e` (the last octet from d to e) or a network of
+    /// at most 1024 addresses (`198.18.10.0/26`).
     fn range(h: &str) -> Option<Vec<IpAddr>> {
         if let Ok(ip) = h.parse() {
             return Some(vec![ip]);
+        }
+        if let Ok(net) = h.parse::<ipnet::IpNet>() {
+            let hosts: Vec<IpAddr> = net.hosts().take(1025).collect();
+            return (hosts.len() <= 1024).then_some(hosts);
         }
         let (first, last) = h.split_once('-')?;
         let first: std::net::Ipv4Addr = first.parse().ok()?;
@@ -282,6 +288,8 @@ pub struct Benign {
     /// Flows of attack captures that match no label row.
     pub background_flows: u64,
     pub background_flagged: u64,
+    /// Per benign scenario: (flows, flagged, MALICIOUS).
+    pub by_scenario: BTreeMap<String, (u64, u64, u64)>,
 }
 
 /// The cross-corpus report.
@@ -321,12 +329,15 @@ pub fn evaluate(
         let here: Vec<&Row> = rows.iter().filter(|r| r.path == *file).collect();
         for f in flows.iter().filter(|f| !f.snapshot) {
             let attack = here.iter().any(|r| !r.benign() && r.matches(f.a, f.b, f.first, f.last));
-            let benign_row = here.iter().any(|r| r.benign());
             if attack {
                 continue;
             }
             let flagged = f.verdict != Verdict::Benign;
-            if benign_row {
+            if let Some(row) = here.iter().find(|r| r.benign()) {
+                let e = report.benign.by_scenario.entry(row.scenario()).or_default();
+                e.0 += 1;
+                e.1 += u64::from(flagged);
+                e.2 += u64::from(f.verdict == Verdict::Malicious);
                 report.benign.flows += 1;
                 report.benign.flagged += u64::from(flagged);
                 benign_pool.push((f.final_score, false));
@@ -366,7 +377,10 @@ pub fn evaluate(
             }
             line.flows.ranked.push((f.final_score, true));
         }
-        for h in r.units() {
+        let seen: BTreeSet<IpAddr> = flows.iter().flat_map(|f| [f.a, f.b]).flatten().collect();
+        // A listed host that sent nothing cannot be found (a network listed whole for a
+        // flood from some of its addresses): only hosts the capture holds count.
+        for h in r.units().into_iter().filter(|h| seen.contains(h)) {
             line.units += 1;
             let mine = |f: &&Scored| {
                 (f.a == Some(h) || f.b == Some(h)) && r.matches(f.a, f.b, f.first, f.last)
@@ -478,6 +492,14 @@ pub fn render(r: &Report, p: &Policy, corpus: &Path) -> String {
         b.blocked_hosts.len(),
         if hosts.is_empty() { String::new() } else { format!(" ({})", hosts.join(", ")) }
     );
+    if !b.by_scenario.is_empty() {
+        let _ = writeln!(s, "\n| benign scenario | flows | flagged SUSPICIOUS+ | MALICIOUS |");
+        let _ = writeln!(s, "|---|---|---|---|");
+        for (name, (n, flagged, malicious)) in &b.by_scenario {
+            let _ = writeln!(s, "| {name} | {n} | {flagged} | {malicious} |");
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(
         s,
         "Background flows in attack captures that match no label: {} ({} flagged).",
@@ -528,6 +550,10 @@ mod tests {
         assert!(range.matches(ip("10.0.0.1"), ip("10.0.1.11"), 150.0, 150.0));
         assert!(!range.matches(ip("10.0.0.1"), ip("10.0.1.13"), 150.0, 150.0));
         assert!(Hosts::parse("10.0.1.12-10").is_err());
+        let net = row("198.18.10.0/30", "10.0.0.2");
+        assert!(net.matches(ip("198.18.10.2"), ip("10.0.0.2"), 150.0, 150.0));
+        assert_eq!(net.units().len(), 2, "the hosts of a /30");
+        assert!(Hosts::parse("10.0.0.0/8").is_err(), "too many to list");
         let anyone = row("10.0.0.1", "-");
         assert!(anyone.matches(ip("10.0.0.1"), ip("192.0.2.1"), 150.0, 150.0));
     }
