@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test e2e readme-test train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag run-lab status-lab kill-lab
+.PHONY: help setup build test e2e readme-test corpus corpus-smoke evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag run-lab status-lab kill-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -15,10 +15,27 @@ setup: ## Install every system package and model the suite needs (Debian 12, as 
 build: ## Build the whole workspace (debug)
 	$(CARGO) build --workspace --all-targets --locked
 
-test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab, the README's commands
+test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab, the README's commands, the corpus smoke
 	$(CARGO) test --workspace --locked
 	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory readme-test
+	$(MAKE) --no-print-directory corpus-smoke
+
+CORPUS ?= /var/tmp/mld-corpus
+CORPUS_SMOKE ?= /tmp/mld-corpus-smoke
+
+corpus: ## Build the labelled real-tool corpus in network namespaces into CORPUS (root, about 25 minutes), then check its labels
+	scripts/corpus/build.sh --out "$(CORPUS)"
+	scripts/corpus/check.py "$(CORPUS)"
+
+corpus-smoke: ## One short scenario per class (root, about 3 minutes), its labels checked and scored by the evaluator
+	$(CARGO) build --workspace --locked --bins
+	scripts/corpus/build.sh --smoke --out "$(CORPUS_SMOKE)"
+	scripts/corpus/check.py "$(CORPUS_SMOKE)"
+	"$${CARGO_TARGET_DIR:-target}/debug/ml-detector" evaluate --corpus "$(CORPUS_SMOKE)" --all >/dev/null
+
+evaluate-corpus: ## The cross-corpus table: trained on ../shared/data, tested on CORPUS's test part (writes docs/quality/cross-corpus.md)
+	$(CARGO) run --release --locked -p mld-ml-detector -- evaluate --corpus "$(CORPUS)" --write docs/quality/cross-corpus.md
 
 readme-test: ## The README's quick-start and operating commands, run as written in a private namespace (root)
 	$(CARGO) build --workspace --locked --bins

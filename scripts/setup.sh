@@ -28,6 +28,9 @@ PACKAGES=(
   etcd-server etcd-client openssl
   tcpreplay tcpdump nmap hping3 hydra nginx-light openssh-server openssh-client curl dnsutils
   jq procps psmisc dnsmasq-base
+  # The labelled corpus (scripts/corpus/build.sh): attack tools, the victim's services, tshark.
+  masscan medusa ncrack slowhttptest iodine dns2tcp smbclient samba python3-impacket sqlmap wfuzz
+  unbound vsftpd tshark wireshark-common rsync git wget
 )
 
 if [ "${MLD_SETUP_ROLE:-}" = client ]; then
