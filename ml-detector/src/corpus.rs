@@ -52,19 +52,19 @@ impl Hosts {
 
     /// `a.b.c.d`, an IPv6 address, `a.b.c.d-e` (the last octet from d to e) or a network of
     /// at most 1024 addresses (`198.18.10.0/26`).
-    fn range(h: &str) -> Option<Vec<IpAddr>> {
-        if let Ok(ip) = h.parse() {
+    fn range(text: &str) -> Option<Vec<IpAddr>> {
+        if let Ok(ip) = text.parse() {
             return Some(vec![ip]);
         }
-        if let Ok(net) = h.parse::<ipnet::IpNet>() {
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
             let hosts: Vec<IpAddr> = net.hosts().take(1025).collect();
             return (hosts.len() <= 1024).then_some(hosts);
         }
-        let (first, last) = h.split_once('-')?;
+        let (first, last) = text.split_once('-')?;
         let first: std::net::Ipv4Addr = first.parse().ok()?;
         let last: u8 = last.parse().ok()?;
-        let [a, b, c, d] = first.octets();
-        (d <= last).then(|| (d..=last).map(|x| IpAddr::from([a, b, c, x])).collect())
+        let [net0, net1, net2, from] = first.octets();
+        (from <= last).then(|| (from..=last).map(|o| IpAddr::from([net0, net1, net2, o])).collect())
     }
 
     fn has(&self, ip: Option<IpAddr>) -> bool {
@@ -363,41 +363,7 @@ pub fn evaluate(
     }
     report.benign.scenarios = rows.iter().filter(|r| r.benign()).count();
     for r in rows.iter().filter(|r| !r.benign()) {
-        let flows = &scored[r.path.as_path()];
-        let mut line = Line { scenarios: 1, ..Line::default() };
-        for f in flows.iter().filter(|f| !f.snapshot) {
-            if !r.matches(f.a, f.b, f.first, f.last) {
-                continue;
-            }
-            let hit = f.verdict != Verdict::Benign;
-            if hit {
-                line.flows.tp += 1;
-            } else {
-                line.flows.fn_ += 1;
-            }
-            line.flows.ranked.push((f.final_score, true));
-        }
-        let seen: BTreeSet<IpAddr> = flows.iter().flat_map(|f| [f.a, f.b]).flatten().collect();
-        // A listed host that sent nothing cannot be found (a network listed whole for a
-        // flood from some of its addresses): only hosts the capture holds count.
-        for h in r.units().into_iter().filter(|h| seen.contains(h)) {
-            line.units += 1;
-            let mine = |f: &&Scored| {
-                (f.a == Some(h) || f.b == Some(h)) && r.matches(f.a, f.b, f.first, f.last)
-            };
-            let first_malicious = flows
-                .iter()
-                .filter(mine)
-                .filter(|f| f.verdict == Verdict::Malicious)
-                .map(|f| f.exported)
-                .min_by(f64::total_cmp);
-            line.suspicious +=
-                usize::from(flows.iter().filter(mine).any(|f| f.verdict != Verdict::Benign));
-            if let Some(t) = first_malicious {
-                line.malicious += 1;
-                line.to_malicious.push((t - r.start).max(0.0));
-            }
-        }
+        let line = attack_line(r, &scored[r.path.as_path()]);
         report.classes.entry(r.class.clone()).or_default().add(&line);
         report
             .scenarios
@@ -419,6 +385,41 @@ pub fn evaluate(
         l.flows.ranked.extend(benign_pool.iter().copied());
     }
     Ok(report)
+}
+
+/// One attack row's line: its labelled flows, and its hosts found at each verdict and when.
+fn attack_line(r: &Row, flows: &[Scored]) -> Line {
+    let mut line = Line { scenarios: 1, ..Line::default() };
+    for f in flows.iter().filter(|f| !f.snapshot && r.matches(f.a, f.b, f.first, f.last)) {
+        if f.verdict == Verdict::Benign {
+            line.flows.fn_ += 1;
+        } else {
+            line.flows.tp += 1;
+        }
+        line.flows.ranked.push((f.final_score, true));
+    }
+    let seen: BTreeSet<IpAddr> = flows.iter().flat_map(|f| [f.a, f.b]).flatten().collect();
+    // A listed host that sent nothing cannot be found (a network listed whole for a flood
+    // from some of its addresses): only hosts the capture holds count.
+    for h in r.units().into_iter().filter(|h| seen.contains(h)) {
+        line.units += 1;
+        let mine = |f: &&Scored| {
+            (f.a == Some(h) || f.b == Some(h)) && r.matches(f.a, f.b, f.first, f.last)
+        };
+        let first_malicious = flows
+            .iter()
+            .filter(mine)
+            .filter(|f| f.verdict == Verdict::Malicious)
+            .map(|f| f.exported)
+            .min_by(f64::total_cmp);
+        line.suspicious +=
+            usize::from(flows.iter().filter(mine).any(|f| f.verdict != Verdict::Benign));
+        if let Some(t) = first_malicious {
+            line.malicious += 1;
+            line.to_malicious.push((t - r.start).max(0.0));
+        }
+    }
+    line
 }
 
 fn fmt(v: Option<f64>) -> String {

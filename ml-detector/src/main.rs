@@ -181,7 +181,13 @@ fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
             let text = mld_ml_detector::corpus::render(&report, &p, dir);
             if let Some(path) = &e.write {
                 let tmp = path.with_extension("partial");
-                std::fs::write(&tmp, &text)
+                let page = format!(
+                    "# Cross-corpus evaluation\n\nWritten by `ml-detector evaluate --corpus {} --write {}`{} (`make corpus && make evaluate-corpus`); the corpus is made by `scripts/corpus/`, its tools, seed and versions are in its MANIFEST.json.\n\n{text}",
+                    dir.display(),
+                    path.display(),
+                    if e.all { " --all" } else { "" }
+                );
+                std::fs::write(&tmp, &page)
                     .and_then(|()| std::fs::rename(&tmp, path))
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
