@@ -128,7 +128,7 @@ class Runner:
         """(name, metrics address or None) when `words` starts a daemon."""
         if len(words) < 2 or words[0] not in DAEMONS or "run" not in words or "--pcap" in words:
             return None
-        if words[words.index("run") - 1] != words[0] and words[1] != "run":
+        if words[words.index("run") - 1] != words[0]:  # `run` is the program's subcommand
             return None
         listen = None
         if "--config" in words:
@@ -145,12 +145,13 @@ class Runner:
                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
         deadline = time.time() + 60
+        settled = time.time() + 3  # without a /ready address: up for 3 s
         while time.time() < deadline:
             if p.poll() is not None:
                 self.fail(where, f"{name} exited {p.returncode} at start:\n{self.tail(name)}")
                 return None
             if listen is None:
-                if time.time() > deadline - 57:
+                if time.time() > settled:
                     break
             else:
                 try:
@@ -336,7 +337,7 @@ def main():
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     ap.add_argument("--bin", default=None,
                     help="folder of the built binaries (default: $CARGO_TARGET_DIR or target, /debug)")
-    ap.add_argument("--root", default=None, help="temporary root for state and the working folder (default: a new temporary folder, removed after)")
+    ap.add_argument("--root", default=None, help="temporary root for state and the working folder, kept (default: a new temporary folder, removed after unless MLD_README_KEEP=1)")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bin is None:
@@ -365,13 +366,9 @@ def main():
                 os.rmdir(p)
             except OSError as e:
                 print(f"readme-test: left {p}: {e}", file=sys.stderr)
-        if made_root and code_ok_to_clean():
+        if made_root and os.environ.get("MLD_README_KEEP") != "1":
             shutil.rmtree(args.root, ignore_errors=True)
     sys.exit(code)
-
-
-def code_ok_to_clean():
-    return os.environ.get("MLD_README_KEEP") != "1"
 
 
 if __name__ == "__main__":

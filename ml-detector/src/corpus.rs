@@ -21,10 +21,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use mld_flow::offline::{default_config, run_file};
 use mld_proto::Verdict;
 
-use crate::offline::ClassResult;
+use crate::offline::{ClassResult, fmt, read_capture};
 use crate::scoring::{Policy, score};
 
 /// Which hosts of a row are attackers.
@@ -214,8 +213,7 @@ fn secs(ns: u64) -> f64 {
 }
 
 fn scored_flows(path: &Path, p: &Policy) -> anyhow::Result<Vec<Scored>> {
-    let run = run_file(path, default_config("evaluate"))
-        .with_context(|| format!("cannot read capture file {}", path.display()))?;
+    let run = read_capture(path, "evaluate")?;
     Ok(run
         .flows
         .iter()
@@ -254,11 +252,7 @@ pub struct Line {
 
 impl Line {
     fn add(&mut self, o: &Line) {
-        self.flows.tp += o.flows.tp;
-        self.flows.fn_ += o.flows.fn_;
-        self.flows.fp += o.flows.fp;
-        self.flows.tn += o.flows.tn;
-        self.flows.ranked.extend(o.flows.ranked.iter().copied());
+        self.flows.merge(&o.flows);
         self.units += o.units;
         self.malicious += o.malicious;
         self.suspicious += o.suspicious;
@@ -420,10 +414,6 @@ fn attack_line(r: &Row, flows: &[Scored]) -> Line {
         }
     }
     line
-}
-
-fn fmt(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"))
 }
 
 #[allow(clippy::cast_precision_loss, reason = "ratios")]

@@ -29,8 +29,7 @@ pub fn analyze(
     let mut detector = Detector::new(p.clone());
     let mut line = Vec::with_capacity(8192);
     for path in files {
-        let run = run_file(path, default_config("analyze"))
-            .with_context(|| format!("cannot read capture file {}", path.display()))?;
+        let run = read_capture(path, "analyze")?;
         if let Some(e) = &run.cut_short {
             eprintln!("ml-detector: warning: {} ended early, rest skipped: {e}", path.display());
         }
@@ -49,6 +48,16 @@ pub fn analyze(
     }
     out.flush().context("writing detections")?;
     Ok((flows, flagged))
+}
+
+/// The sniffer's flow engine over one capture file, with its default config (`sensor`
+/// names the run in the events).
+pub(crate) fn read_capture(
+    path: &Path,
+    sensor: &str,
+) -> anyhow::Result<mld_flow::offline::Offline> {
+    run_file(path, default_config(sensor))
+        .with_context(|| format!("cannot read capture file {}", path.display()))
 }
 
 /// Counts for one class (or all).
@@ -73,6 +82,18 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
 }
 
 impl ClassResult {
+    /// Adds `o`'s files, units and flow counts to these.
+    pub fn merge(&mut self, o: &ClassResult) {
+        self.files += o.files;
+        self.units += o.units;
+        self.units_detected += o.units_detected;
+        self.tp += o.tp;
+        self.fn_ += o.fn_;
+        self.fp += o.fp;
+        self.tn += o.tn;
+        self.ranked.extend(o.ranked.iter().copied());
+    }
+
     pub fn precision(&self) -> Option<f64> {
         ratio(self.tp, self.tp + self.fp)
     }
@@ -142,8 +163,7 @@ impl Flow {
 }
 
 fn flows_of(path: &Path, p: &Policy) -> anyhow::Result<Vec<Flow>> {
-    let run = run_file(path, default_config("evaluate"))
-        .with_context(|| format!("cannot read capture file {}", path.display()))?;
+    let run = read_capture(path, "evaluate")?;
     Ok(run
         .flows
         .iter()
@@ -234,14 +254,7 @@ pub fn evaluate(
     let benign_tn = report.benign_flows - report.benign_flagged;
     let mut overall = ClassResult::default();
     for r in report.classes.values_mut() {
-        overall.files += r.files;
-        overall.units += r.units;
-        overall.units_detected += r.units_detected;
-        overall.tp += r.tp;
-        overall.fn_ += r.fn_;
-        overall.fp += r.fp;
-        overall.tn += r.tn;
-        overall.ranked.extend(r.ranked.iter().copied());
+        overall.merge(r);
         r.fp += benign_fp;
         r.tn += benign_tn;
         r.ranked.extend(benign_pool.iter().copied());
@@ -253,7 +266,8 @@ pub fn evaluate(
     Ok(report)
 }
 
-fn fmt(v: Option<f64>) -> String {
+/// A ratio with three decimals, or `n/a`.
+pub(crate) fn fmt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"))
 }
 

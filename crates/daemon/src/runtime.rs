@@ -53,8 +53,8 @@ pub trait Daemon: Sized + Send + 'static {
 
     /// The folders this daemon writes its state or logs in (the units' `StateDirectory` and
     /// `LogsDirectory`). Run by hand, the runtime creates each missing one (mode 0750, its
-    /// missing parents 0755) before `setup`, or refuses to start naming the folder.
-    /// Each with the config field that names it, for the error.
+    /// missing parents 0755) before `setup`, or refuses to start naming the folder and the
+    /// config field that names it (the first of each pair).
     fn state_dirs(_config: &Valid<Self>) -> Vec<(&'static str, PathBuf)> {
         Vec::new()
     }
@@ -359,13 +359,9 @@ fn join<D: Daemon>(
         (Some(etcd), Membership::Join(control)) => {
             // The kept config is written only by a daemon that joins: its folder is made now,
             // so that an offline run creates nothing it does not use.
-            let cache_dir = etcd.cache_file.as_deref().and_then(Path::parent);
-            if let Err(e) = make_state_dirs(
-                &cache_dir
-                    .map(|d| ("etcd.cache_file", d.to_path_buf()))
-                    .into_iter()
-                    .collect::<Vec<_>>(),
-            ) {
+            if let Some(dir) = etcd.cache_file.as_deref().and_then(Path::parent)
+                && let Err(e) = make_state_dirs(&[("etcd.cache_file", dir.to_path_buf())])
+            {
                 tracing::error!(error = format!("{e:#}"), "start-up failed");
                 return Err(ExitCode::Unavailable);
             }
