@@ -65,7 +65,7 @@ validate-configs: ## Run each daemon's `validate` on its shipped config in confi
 	  "$$dir/$$bin" validate --config "$$cfg"; \
 	done
 
-FUZZ_TARGETS := packet capture envelope
+FUZZ_TARGETS := packet capture envelope apps
 FUZZ_SECS ?= 300
 
 fuzz: ## Fuzz each target FUZZ_SECS seconds (default 300), seeded from ../shared/data

@@ -12,7 +12,7 @@ root="${CARGO_TARGET_DIR:-$(pwd)/../target}"
 export CARGO_TARGET_DIR="$root/fuzz"
 corpus="$root/fuzz-corpus"
 shared="$(pwd)/../../shared/data/pcap"
-declare -A max_len=([packet]=2048 [capture]=65536 [envelope]=4096)
+declare -A max_len=([packet]=2048 [capture]=65536 [envelope]=4096 [apps]=512)
 cargo fuzz build --sanitizer none --release --debug-assertions
 for target in "$@"; do
   mkdir -p "$corpus/$target"

@@ -18,7 +18,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define MLD_HEAD_LEN 192
+#define MLD_HEAD_LEN 248
 #define MAX_VLANS 2
 #define MAX_EXT_HEADERS 6
 
@@ -69,7 +69,7 @@ struct {
     __uint(max_entries, 8 << 20); // userspace may resize at load time
 } RECORDS SEC(".maps");
 
-// TCP destination ports whose payload heads are copied (value unused).
+// TCP service ports whose payload heads are copied, to and from them (value unused).
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 64);
@@ -235,6 +235,11 @@ int mld_xdp_sniffer(struct xdp_md *ctx) {
     if (!head && l4 == IPPROTO_TCP && !later_fragment && rec.payload_len > 0) {
         __u16 port = rec.dst_port;
         head = bpf_map_lookup_elem(&HEAD_PORTS, &port) != 0;
+        if (!head) {
+            // Replies of the same services (status lines, login failures).
+            port = rec.src_port;
+            head = bpf_map_lookup_elem(&HEAD_PORTS, &port) != 0;
+        }
     }
     if (head) {
         struct mld_head_record *d = bpf_ringbuf_reserve(&RECORDS, sizeof(*d), 0);

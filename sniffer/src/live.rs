@@ -137,7 +137,8 @@ pub fn run(
         let modes = xdp_modes(config.capture);
         let mut mode = CaptureMode::AfPacket;
         if !modes.is_empty() {
-            match XdpCapture::attach(name, modes, RING_BYTES, &config.fast_detector.web_ports) {
+            let head_ports = EngineConfig::from_sniffer(config).head_ports();
+            match XdpCapture::attach(name, modes, RING_BYTES, &head_ports) {
                 Ok(c) => {
                     tracing::info!(
                         iface = name,
@@ -239,7 +240,7 @@ pub fn run(
             if let Some(ports) = sink.reload(&mut engine) {
                 for (_, c) in &mut rings {
                     if let Err(e) = c.set_head_ports(&ports) {
-                        tracing::warn!(iface = %c.iface, "web ports not applied to XDP: {e}");
+                        tracing::warn!(iface = %c.iface, "payload-head ports not applied to XDP: {e}");
                     }
                 }
             }

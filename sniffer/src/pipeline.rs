@@ -100,9 +100,9 @@ impl Sink {
             "fast detector policy reloaded"
         );
         let cooldown = u64::try_from(c.cooldown.as_nanos()).unwrap_or(u64::MAX);
-        let web_ports = c.fast_detector.web_ports.clone();
+        let head_ports = mld_flow::engine::EngineConfig::from_sniffer(&c).head_ports();
         engine.set_policy(c.fast_detector, cooldown, c.internal_nets);
-        Some(web_ports)
+        Some(head_ports)
     }
 
     pub fn emit(&mut self, out: Output) {

@@ -1,4 +1,5 @@
-//! DNS query names from real DNS payloads, and their Shannon entropy.
+//! DNS query names from real DNS payloads, and their Shannon entropy; DNS messages
+//! (queries and responses) far enough for the DNS behaviours.
 
 /// The query name of a DNS query message (QR = 0, at least one question), lower-cased and
 /// written with dots, into `out`. Returns `false` (leaving `out` unspecified) for responses,
@@ -63,6 +64,108 @@ pub fn entropy(name: &str) -> f64 {
     }
     let n = f64::from(n);
     counts.iter().filter(|&&c| c > 0).map(|&c| f64::from(c) / n).map(|p| -p * p.log2()).sum()
+}
+
+/// DNS record types the tunnel behaviour treats as data carriers.
+pub mod qtype {
+    pub const NULL: u16 = 10;
+    pub const TXT: u16 = 16;
+    pub const ANY: u16 = 255;
+}
+
+/// What one DNS message (query or response) says, as far as its captured head goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    pub response: bool,
+    /// Response code (3: NXDOMAIN).
+    pub rcode: u8,
+    /// The question's type, when the head reaches it.
+    pub qtype: Option<u16>,
+    /// The question name, lower-cased, with dots; bytes that are not printable ASCII are
+    /// written as `?`.
+    pub name: String,
+    /// Some label held bytes that are not printable ASCII (binary tunnel encodings).
+    pub binary: bool,
+    /// The longest label, in bytes.
+    pub longest_label: usize,
+    /// The name ran past the captured head.
+    pub cut: bool,
+}
+
+/// Parses the header and first question of a DNS message. `None` for anything that is not
+/// one: shorter than a header, no question, a label over 63 bytes, a compression pointer in
+/// the question, a name over 255 bytes. `cut` says the capture cut the payload: a name read
+/// up to the cut then counts (with `cut` set).
+pub fn message(payload: &[u8], cut: bool) -> Option<Message> {
+    if payload.len() < 12 || u16::from_be_bytes([payload[4], payload[5]]) == 0 {
+        return None;
+    }
+    let mut m = Message {
+        response: payload[2] & 0x80 != 0,
+        rcode: payload[3] & 0x0f,
+        ..Message::default()
+    };
+    let mut at = 12;
+    let mut total = 0usize;
+    loop {
+        let Some(&len) = payload.get(at) else {
+            m.cut = true;
+            return (cut && !m.name.is_empty()).then_some(m);
+        };
+        let len = usize::from(len);
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        total += len + 1;
+        if total > 255 {
+            return None;
+        }
+        let end = at + 1 + len;
+        let label = match payload.get(at + 1..end) {
+            Some(l) => l,
+            None if cut => {
+                m.cut = true;
+                payload.get(at + 1..).unwrap_or_default()
+            }
+            None => return None,
+        };
+        if !m.name.is_empty() {
+            m.name.push('.');
+        }
+        m.longest_label = m.longest_label.max(len);
+        for &b in label {
+            if b.is_ascii_graphic() && b != b'.' {
+                m.name.push(char::from(b.to_ascii_lowercase()));
+            } else {
+                m.binary = true;
+                m.name.push('?');
+            }
+        }
+        if m.cut {
+            return (!m.name.is_empty()).then_some(m);
+        }
+        at = end;
+    }
+    if m.name.is_empty() {
+        // The root: nothing to say about a domain.
+        return None;
+    }
+    m.qtype = payload.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    if m.qtype.is_none() {
+        m.cut = true;
+    }
+    Some(m)
+}
+
+/// The registered domain of `name` (one label under its public suffix, from the Public Suffix
+/// List; a name under an unlisted top-level domain counts that domain as the suffix), or the
+/// name itself when it is a suffix.
+pub fn registered_domain(name: &str) -> &str {
+    psl::domain_str(name).unwrap_or(name)
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use mld_config::daemons::sniffer::{FastDetectorConfig, Sniffer};
+use mld_config::daemons::sniffer::{
+    BEHAVIOUR_HEAD_PORTS, BehaviourConfig, FastDetectorConfig, Sniffer,
+};
 use mld_proto::{CaptureMode, Direction, FastDetection, FlowEvent, InterfaceRole};
 
+use crate::behave::{self, Behaviour, Evidence, Role, StateStats};
 use crate::fast::{self, FastAlert, Fired, Hit, check, rule};
 use crate::features::FlowStats;
 use crate::host::{HostState, counter, ip_value};
@@ -41,6 +44,7 @@ pub struct EngineConfig {
     pub max_hosts: usize,
     pub internal_nets: Vec<IpNet>,
     pub rules: FastDetectorConfig,
+    pub behaviours: BehaviourConfig,
     pub cooldown_ns: u64,
 }
 
@@ -60,8 +64,24 @@ impl EngineConfig {
             max_hosts: c.max_hosts as usize,
             internal_nets: c.internal_nets.clone(),
             rules: c.fast_detector.clone(),
+            behaviours: c.behaviours.clone(),
             cooldown_ns: nanos(c.cooldown),
         }
+    }
+
+    /// TCP ports whose payload heads the engine reads, in either direction (the XDP program
+    /// copies them): the web ports and what the enabled behaviours read.
+    pub fn head_ports(&self) -> Vec<u16> {
+        let mut v = self.rules.web_ports.clone();
+        for b in behave::from_config(&self.behaviours, &self.rules.web_ports) {
+            v.extend(b.head_ports());
+        }
+        if self.behaviours.smb.enabled {
+            v.extend(BEHAVIOUR_HEAD_PORTS);
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 }
 
@@ -107,6 +127,8 @@ pub struct Counters {
     pub hosts_evicted: u64,
     pub dns_queries: u64,
     pub alerts: u64,
+    /// Evidence the behaviours reported (each may raise an alert or only a score).
+    pub evidence: u64,
 }
 
 impl Counters {
@@ -135,6 +157,8 @@ struct Flow {
     syn: bool,
     /// The responder answered with SYN+ACK.
     syn_ack: bool,
+    /// The initiator acknowledged the SYN+ACK.
+    established: bool,
     /// The responder sent a packet back that is not a RST.
     answered: bool,
     closing_ns: Option<u64>,
@@ -157,6 +181,8 @@ struct Context {
     ids: EventIds,
     now_ns: u64,
     name: String,
+    behaviours: Vec<Box<dyn Behaviour>>,
+    evidence: Vec<Evidence>,
 }
 
 /// Flow table + host context + fast detector.
@@ -191,12 +217,14 @@ impl Engine {
                 .collect(),
             ctx: Context {
                 hosts: LruMap::new(cfg.max_hosts.max(1)),
-                cfg,
                 sources,
                 counters: Counters::default(),
                 ids: EventIds::new(),
                 now_ns: 0,
                 name: String::new(),
+                behaviours: behave::from_config(&cfg.behaviours, &cfg.rules.web_ports),
+                evidence: Vec::new(),
+                cfg,
             },
             last_sweep_ns: 0,
         }
@@ -243,6 +271,7 @@ impl Engine {
         // One lookup: add to the flow, end it and start anew, or start one.
         let active_ns = ctx.cfg.active_ns;
         let mut answer = false;
+        let mut handshake_done = false;
         let ended = match shard.flows.get_mut(&key) {
             Some(f) if f.closing_ns.is_some() && syn_only => Some(Some(EndReason::Closed)),
             Some(f) if rec.ts_ns.saturating_sub(f.start_ns) > active_ns => {
@@ -253,6 +282,15 @@ impl Engine {
                 if !forward && !f.answered && rec.tcp_flags & tcp_flags::RST == 0 {
                     f.answered = true;
                     answer = true;
+                }
+                if forward
+                    && f.syn_ack
+                    && !f.established
+                    && rec.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
+                        == tcp_flags::ACK
+                {
+                    f.established = true;
+                    handshake_done = true;
                 }
                 f.add(rec, forward, &mut shard.closing, key);
                 None
@@ -278,7 +316,24 @@ impl Engine {
         if answer {
             ctx.on_answer(rec.dst, rec.src);
         }
-        let fired = ctx.on_packet(rec, started);
+        let mut fired = ctx.on_packet(rec, started);
+        if let Some(f) = shard.flows.peek(&key) {
+            let forward = from_a == f.init_is_a;
+            let (initiator, responder) =
+                if f.init_is_a { (key.a, key.b) } else { (key.b, key.a) };
+            let p = behave::Packet {
+                rec,
+                forward,
+                new_flow: started,
+                handshake_done,
+                initiator: initiator.ip(),
+                responder: responder.ip(),
+                service_port: responder.port,
+                flow_start_ns: f.start_ns,
+            };
+            ctx.run_behaviours(|b, cx| b.on_packet(&p, cx));
+            ctx.fire_evidence(&mut fired);
+        }
         if fired.alerts.is_empty() && !fired.escalated {
             return;
         }
@@ -319,14 +374,24 @@ impl Engine {
         self.flush(out);
         let ctx = &mut self.ctx;
         ctx.hosts = LruMap::new(ctx.cfg.max_hosts.max(1));
+        ctx.behaviours = behave::from_config(&ctx.cfg.behaviours, &ctx.cfg.rules.web_ports);
         ctx.now_ns = 0;
         self.last_sweep_ns = 0;
+    }
+
+    /// Each behaviour's name and how full its state is.
+    pub fn behaviour_state(&self) -> Vec<(&'static str, StateStats)> {
+        self.ctx.behaviours.iter().map(|b| (b.name(), b.state())).collect()
     }
 
     fn sweep(&mut self, out: &mut impl FnMut(Output)) {
         let ctx = &mut self.ctx;
         let now = ctx.now_ns;
         self.last_sweep_ns = now;
+        ctx.run_behaviours(|b, cx| b.on_tick(cx));
+        let mut fired = Fired::default();
+        ctx.fire_evidence(&mut fired);
+        fired.alerts.into_iter().for_each(|a| out(Output::Alert(a)));
         for shard in &mut self.shards {
             while let Some((&k, f)) = shard.flows.oldest() {
                 if now.saturating_sub(f.last_ns) <= ctx.cfg.idle_ns {
@@ -365,6 +430,7 @@ impl Flow {
             fin_bwd: false,
             syn: rec.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN,
             syn_ack: false,
+            established: false,
             answered: false,
             closing_ns: None,
         }
@@ -413,6 +479,35 @@ impl Flow {
 }
 
 impl Context {
+    /// Runs `f` over every behaviour; their evidence waits in `self.evidence`.
+    fn run_behaviours(&mut self, mut f: impl FnMut(&mut dyn Behaviour, &mut behave::Cx<'_>)) {
+        let mut cx = behave::Cx {
+            now_ns: self.now_ns,
+            internal_nets: &self.cfg.internal_nets,
+            out: &mut self.evidence,
+        };
+        for b in &mut self.behaviours {
+            f(b.as_mut(), &mut cx);
+        }
+    }
+
+    /// Adds the behaviours' evidence to its hosts' episodes.
+    fn fire_evidence(&mut self, fired: &mut Fired) {
+        if self.evidence.is_empty() {
+            return;
+        }
+        let (now, cooldown) = (self.now_ns, self.cfg.cooldown_ns);
+        let evidence = std::mem::take(&mut self.evidence);
+        self.counters.evidence += evidence.len() as u64;
+        let before = fired.alerts.len();
+        for mut e in evidence {
+            e.hit.target = e.role == Role::Target;
+            let h = self.host(e.host);
+            fast::fire(&mut h.episode, [e.hit], e.host, now, cooldown, fired);
+        }
+        self.counters.alerts += (fired.alerts.len() - before) as u64;
+    }
+
     fn host(&mut self, ip: IpAddr) -> &mut HostState {
         let window = self.cfg.window_ns;
         let (host, evicted) = self.hosts.get_or_insert_with(ip, || HostState::new(window));
@@ -560,6 +655,7 @@ impl Context {
                         )
                     },
                 );
+                let hit = hit.map(|h| Hit { target: true, ..h });
                 fast::fire(&mut v.episode, hit, rec.dst, now, cooldown, fired);
             }
         }
@@ -643,13 +739,13 @@ impl Context {
                 .and_then(|h| h.episode.as_ref())
                 .filter(|e| e.is_open(now, self.cfg.cooldown_ns))
         };
-        let mut result = open(initiator).map(fast::Episode::to_proto).unwrap_or_default();
-        if let Some(victim) = open(responder) {
-            for (hit, score) in victim.hits.iter().filter(|(h, _)| h.rule == rule::FLOOD_VICTIM) {
-                result.score = result.score.max(*score);
-                result.rule_ids.push(hit.rule.to_owned());
-                result.reasons.push(hit.reason.clone());
-            }
+        let mut result = open(initiator).map(|e| e.part(false)).unwrap_or_default();
+        if let Some(target) = open(responder).map(|e| e.part(true))
+            && !target.rule_ids.is_empty()
+        {
+            result.score = result.score.max(target.score);
+            result.rule_ids.extend(target.rule_ids);
+            result.reasons.extend(target.reasons);
         }
         result
     }
@@ -697,6 +793,28 @@ impl Context {
             EndReason::Evicted => c.flows_evicted += 1,
             EndReason::Flushed => c.flows_flushed += 1,
         }
+        let (initiator, responder) = if f.init_is_a { (key.a, key.b) } else { (key.b, key.a) };
+        let end = behave::FlowEnd {
+            initiator: initiator.ip(),
+            responder: responder.ip(),
+            initiator_port: initiator.port,
+            service_port: responder.port,
+            proto: key.proto,
+            start_ns: f.start_ns,
+            end_ns: f.last_ns,
+            fwd_packets: f.stats.fwd_packets(),
+            bwd_packets: f.stats.bwd_packets(),
+            fwd_bytes: f.stats.fwd_bytes(),
+            bwd_bytes: f.stats.bwd_bytes(),
+            syn: f.syn,
+            syn_ack: f.syn_ack,
+            answered: f.answered,
+            closed: reason == EndReason::Closed,
+        };
+        self.run_behaviours(|b, cx| b.on_flow_end(&end, cx));
+        let mut fired = Fired::default();
+        self.fire_evidence(&mut fired);
+        fired.alerts.into_iter().for_each(|a| out(Output::Alert(a)));
         if f.syn {
             let init = if f.init_is_a { key.a.ip() } else { key.b.ip() };
             let now = self.now_ns;

@@ -43,6 +43,9 @@ pub struct Hit {
     pub value: f64,
     pub threshold: f64,
     pub reason: String,
+    /// The hit is about the host as the target (a flood's victim, a tunnel's or beacon's
+    /// server): flows towards the host carry it, not the flows the host opens.
+    pub target: bool,
 }
 
 impl Hit {
@@ -96,7 +99,9 @@ impl Episode {
     fn record(&mut self, hit: Hit, now_ns: u64, host: IpAddr) -> Option<FastAlert> {
         self.last_fired_ns = self.last_fired_ns.max(now_ns);
         let score = hit.score();
-        if let Some((old, best)) = self.hits.iter_mut().find(|(h, _)| h.rule == hit.rule) {
+        if let Some((old, best)) =
+            self.hits.iter_mut().find(|(h, _)| h.rule == hit.rule && h.target == hit.target)
+        {
             if score > *best {
                 *best = score;
                 *old = hit;
@@ -122,6 +127,20 @@ impl Episode {
             score: self.score(),
             rule_ids: self.hits.iter().map(|(h, _)| h.rule.to_owned()).collect(),
             reasons: self.hits.iter().map(|(h, _)| h.reason.clone()).collect(),
+        }
+    }
+
+    /// The hits about the host as the target (`target`) or as the actor, scored as
+    /// [`Episode::score`] scores all of them.
+    pub fn part(&self, target: bool) -> FastDetection {
+        let hits: Vec<&(Hit, f64)> = self.hits.iter().filter(|(h, _)| h.target == target).collect();
+        let best = hits.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+        #[allow(clippy::cast_precision_loss, reason = "a handful of rules")]
+        let extra = hits.len().saturating_sub(1) as f64 * 0.05;
+        FastDetection {
+            score: if hits.is_empty() { 0.0 } else { (best + extra).min(1.0) },
+            rule_ids: hits.iter().map(|(h, _)| h.rule.to_owned()).collect(),
+            reasons: hits.iter().map(|(h, _)| h.reason.clone()).collect(),
         }
     }
 }
@@ -181,7 +200,7 @@ pub fn check(
     threshold: f64,
     reason: impl FnOnce() -> String,
 ) -> Option<Hit> {
-    (value >= threshold).then(|| Hit { rule, value, threshold, reason: reason() })
+    (value >= threshold).then(|| Hit { rule, value, threshold, reason: reason(), target: false })
 }
 
 #[cfg(test)]

@@ -216,6 +216,16 @@ impl FlowStats {
         self.bwd.packets
     }
 
+    /// Payload bytes from the initiator.
+    pub fn fwd_bytes(&self) -> u64 {
+        self.fwd.bytes
+    }
+
+    /// Payload bytes from the responder.
+    pub fn bwd_bytes(&self) -> u64 {
+        self.bwd.bytes
+    }
+
     /// Payload bytes in both directions.
     pub fn bytes(&self) -> u64 {
         self.fwd.bytes + self.bwd.bytes

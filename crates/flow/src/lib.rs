@@ -12,6 +12,9 @@
 //! - [`features`]: CICFlowMeter flow features in constant memory per flow.
 //! - [`dns`]: DNS query names and their entropy.
 //! - [`http`]: obvious attacks in the heads of HTTP requests.
+//! - [`behave`]: long-window behaviours (slow brute force, web scans, DNS tunnels and DGA,
+//!   half-open floods, slow HTTP DoS, beacons, SMB lateral movement), one module each behind
+//!   one trait; [`smb`]: the SMB/DCE-RPC request parser they use.
 //!
 //! ```
 //! use mld_flow::packet::{parse, LinkType};
@@ -27,6 +30,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod behave;
 pub mod capture;
 pub mod dns;
 pub mod engine;
@@ -42,5 +46,6 @@ pub mod offline;
 pub mod packet;
 pub mod record;
 pub mod reorder;
+pub mod smb;
 pub mod stats;
 pub mod vector;

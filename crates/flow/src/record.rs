@@ -7,7 +7,7 @@ use crate::packet::Packet;
 
 /// What the flow table needs from one packet. `payload_head` borrows the first captured bytes
 /// of the L4 payload (the XDP program copies at most [`PAYLOAD_HEAD`] bytes, only for DNS and
-/// for TCP to the configured web ports).
+/// for TCP to and from the ports of [`crate::engine::EngineConfig::head_ports`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketRecord<'a> {
     /// Wall-clock capture time, Unix nanoseconds.
@@ -32,10 +32,11 @@ pub struct PacketRecord<'a> {
     pub source: u8,
 }
 
-/// Payload bytes the XDP program hands to userspace for DNS packets and web requests (enough
-/// for a query name of typical length or a request line; longer names are cut and measured
-/// on what arrived).
-pub const PAYLOAD_HEAD: usize = 192;
+/// Payload bytes the XDP program hands to userspace for DNS packets and the TCP services the
+/// engine reads (enough for a query name of typical length, a request or status line, or an
+/// SMB session setup up to the account name; longer ones are cut and measured on what
+/// arrived).
+pub const PAYLOAD_HEAD: usize = 248;
 const _: () = assert!(PAYLOAD_HEAD < 256, "OwnedRecord keeps the head length in a u8");
 
 impl<'a> PacketRecord<'a> {

@@ -30,6 +30,8 @@ pub struct SnifferConfig {
     pub host_context: HostContextConfig,
     #[serde(default)]
     pub fast_detector: FastDetectorConfig,
+    #[serde(default)]
+    pub behaviours: BehaviourConfig,
     #[serde(default = "default_publish")]
     pub publish: PublishConfig,
     #[serde(default = "default_metrics")]
@@ -205,6 +207,231 @@ impl Default for FastDetectorConfig {
     }
 }
 
+/// Behaviours (DESIGN §5.2): long-window detections, each with its own state. A behaviour's
+/// hit scores 0.6 (SUSPICIOUS) at its threshold and 1.0 at twice it (MALICIOUS from 1.5x).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BehaviourConfig {
+    /// Entries (hosts, pairs, services, domains) each behaviour keeps at most; the least
+    /// recently active one makes room and is counted in `/metrics`
+    /// (`mld_sniffer_behaviour_evictions_total`).
+    pub max_entries: u32,
+    pub login: LoginConfig,
+    pub web_scan: WebScanConfig,
+    pub dns: DnsBehaviourConfig,
+    pub half_open: HalfOpenConfig,
+    pub slow_http: SlowHttpConfig,
+    pub beacon: BeaconConfig,
+    pub smb: SmbConfig,
+}
+
+impl Default for BehaviourConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 65_536,
+            login: LoginConfig::default(),
+            web_scan: WebScanConfig::default(),
+            dns: DnsBehaviourConfig::default(),
+            half_open: HalfOpenConfig::default(),
+            slow_http: SlowHttpConfig::default(),
+            beacon: BeaconConfig::default(),
+            smb: SmbConfig::default(),
+        }
+    }
+}
+
+/// `login.failures` and `login.sessions`: password guessing, however slow, per source and
+/// login service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    pub enabled: bool,
+    /// Evidence is counted over this window.
+    pub window_secs: u64,
+    /// `login.failures`: failed logins the server said so in clear text (FTP 530, HTTP 401 or
+    /// 407, SMTP 535, POP3 -ERR, IMAP NO, telnet "Login incorrect").
+    pub failures: u32,
+    /// Ports whose server replies are read for failures (XDP copies their payload heads).
+    pub reply_ports: Vec<u16>,
+    /// `login.sessions`: short sessions to an encrypted login service (SSH, RDP, ...): the
+    /// handshake completed and both sides sent data, yet the session lasted less than
+    /// `short_session_secs` and moved less than `short_session_bytes`. A successful
+    /// interactive session or transfer does not count.
+    pub short_sessions: u32,
+    pub short_session_secs: u64,
+    pub short_session_bytes: u64,
+    /// Ports of encrypted login services watched by `login.sessions`.
+    pub session_ports: Vec<u16>,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window_secs: 1_800,
+            failures: 10,
+            reply_ports: vec![21, 23, 25, 80, 110, 143, 587, 8000, 8008, 8080, 8888],
+            short_sessions: 10,
+            short_session_secs: 30,
+            short_session_bytes: 20_000,
+            session_ports: vec![22, 3389, 5900, 993, 995, 465, 1433, 3306, 5432, 902],
+        }
+    }
+}
+
+/// `web.scan`: one client drawing error responses (404, 403, 400, 405, 414) from one web
+/// server: directory and file enumeration, fuzzing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebScanConfig {
+    pub enabled: bool,
+    pub window_secs: u64,
+    /// Error responses within the window...
+    pub errors: u32,
+    /// ...that are at least this share of the client's responses from that server.
+    pub min_error_share: f64,
+}
+
+impl Default for WebScanConfig {
+    fn default() -> Self {
+        Self { enabled: true, window_secs: 120, errors: 40, min_error_share: 0.5 }
+    }
+}
+
+/// `dns.dga` and `dns.tunnel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsBehaviourConfig {
+    pub enabled: bool,
+    pub window_secs: u64,
+    /// `dns.dga`: distinct registered domains (public-suffix aware) one host asked for that
+    /// do not exist (NXDOMAIN).
+    pub nxdomain_domains: u32,
+    /// `dns.tunnel`: queries under one registered domain that carry data: distinct names
+    /// whose longest label has at least `data_label_chars` characters or bytes that are not
+    /// printable, or of type TXT, NULL, ANY or PRIVATE.
+    pub tunnel_queries: u32,
+    pub data_label_chars: u32,
+    /// A host answering DNS queries of at least this many clients is a resolver: its own
+    /// (forwarded) queries are not counted against it, the clients behind it are.
+    pub resolver_min_clients: u32,
+}
+
+impl Default for DnsBehaviourConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window_secs: 600,
+            nxdomain_domains: 10,
+            tunnel_queries: 50,
+            data_label_chars: 24,
+            resolver_min_clients: 3,
+        }
+    }
+}
+
+/// `flood.half_open`: the packets a service receives and leaves unanswered per second,
+/// against the service's own learned rate (an exponential average of calm seconds) and an
+/// absolute floor: half-open TCP handshakes, UDP datagrams without a reply, ICMP echo
+/// requests. Spoofed and distributed floods are judged at the victim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HalfOpenConfig {
+    pub enabled: bool,
+    pub syn_per_sec: u32,
+    pub udp_per_sec: u32,
+    pub icmp_per_sec: u32,
+    /// The threshold is at least this many times the learned rate.
+    pub baseline_factor: f64,
+    /// Weight of each calm second in the learned rate.
+    pub baseline_alpha: f64,
+}
+
+impl Default for HalfOpenConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            syn_per_sec: 200,
+            udp_per_sec: 1_000,
+            icmp_per_sec: 500,
+            baseline_factor: 4.0,
+            baseline_alpha: 0.05,
+        }
+    }
+}
+
+/// `http.slow`: one client holding many long-lived, nearly silent connections to one web
+/// server (slowloris, slow POST, slow read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlowHttpConfig {
+    pub enabled: bool,
+    /// Connections open at once, each older than `min_age_secs`...
+    pub connections: u32,
+    pub min_age_secs: u64,
+    /// ...over which the server sent at most this many payload bytes per connection and
+    /// second.
+    pub max_bytes_per_conn_sec: u32,
+    /// Web ports watched.
+    pub ports: Vec<u16>,
+}
+
+impl Default for SlowHttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            connections: 40,
+            min_age_secs: 10,
+            max_bytes_per_conn_sec: 2_000,
+            ports: vec![80, 443, 8000, 8008, 8080, 8443, 8888],
+        }
+    }
+}
+
+/// `beacon`: an internal host connecting to one external service at regular intervals
+/// (command-and-control).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BeaconConfig {
+    pub enabled: bool,
+    /// Regular connections (starts less than a second apart count once)...
+    pub connections: u32,
+    /// ...whose intervals vary by at most this coefficient of variation (standard deviation
+    /// over mean; uniform jitter of ±50 % gives 0.29)...
+    pub max_interval_cv: f64,
+    /// ...at a mean interval of at least this many seconds.
+    pub min_interval_secs: u64,
+}
+
+impl Default for BeaconConfig {
+    fn default() -> Self {
+        Self { enabled: true, connections: 6, max_interval_cv: 0.35, min_interval_secs: 2 }
+    }
+}
+
+/// `smb.*`: SMB and DCE-RPC lateral movement, from SMB1/SMB2 headers, NTLMSSP and DCE-RPC
+/// binds and requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmbConfig {
+    pub enabled: bool,
+    /// Account names (case-insensitive, without domain) that are administrators.
+    pub admin_accounts: Vec<String>,
+    /// `smb.netlogon`: Netlogon authentication calls from one host within a minute
+    /// (Zerologon tries thousands).
+    pub netlogon_auths: u32,
+}
+
+impl Default for SmbConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            admin_accounts: vec!["administrator".into(), "admin".into(), "root".into()],
+            netlogon_auths: 20,
+        }
+    }
+}
+
 /// The validated sniffer config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sniffer {
@@ -219,12 +446,71 @@ pub struct Sniffer {
     pub max_hosts: u32,
     pub internal_nets: Vec<ipnet::IpNet>,
     pub fast_detector: FastDetectorConfig,
+    pub behaviours: BehaviourConfig,
     pub cooldown: Duration,
     pub publish: ValidPublish,
     pub metrics: ValidMetrics,
     pub etcd: ValidEtcd,
     pub transport: ValidTransport,
 }
+
+fn validate_ports(v: &mut Validator, field: &str, ports: &[u16]) {
+    for (i, port) in ports.iter().enumerate() {
+        v.check(*port != 0, &format!("{field}[{i}]"), port, "must be 1-65535");
+    }
+}
+
+fn validate_behaviours(v: &mut Validator, b: &BehaviourConfig, web_ports: &[u16]) {
+    v.range("behaviours.max_entries", b.max_entries, 16, 16_777_216);
+    let l = &b.login;
+    v.range("behaviours.login.window_secs", l.window_secs, 10, 86_400);
+    v.range("behaviours.login.failures", l.failures, 2, 1_000_000);
+    v.range("behaviours.login.short_sessions", l.short_sessions, 2, 1_000_000);
+    v.range("behaviours.login.short_session_secs", l.short_session_secs, 1, 3_600);
+    v.range("behaviours.login.short_session_bytes", l.short_session_bytes, 100, 100_000_000);
+    validate_ports(v, "behaviours.login.reply_ports", &l.reply_ports);
+    validate_ports(v, "behaviours.login.session_ports", &l.session_ports);
+    let w = &b.web_scan;
+    v.range("behaviours.web_scan.window_secs", w.window_secs, 1, 86_400);
+    v.range("behaviours.web_scan.errors", w.errors, 2, 1_000_000);
+    v.range("behaviours.web_scan.min_error_share", w.min_error_share, 0.0, 1.0);
+    let d = &b.dns;
+    v.range("behaviours.dns.window_secs", d.window_secs, 10, 86_400);
+    v.range("behaviours.dns.nxdomain_domains", d.nxdomain_domains, 2, 1_000_000);
+    v.range("behaviours.dns.tunnel_queries", d.tunnel_queries, 2, 1_000_000);
+    v.range("behaviours.dns.data_label_chars", d.data_label_chars, 8, 63);
+    v.range("behaviours.dns.resolver_min_clients", d.resolver_min_clients, 2, 1_000_000);
+    let h = &b.half_open;
+    v.range("behaviours.half_open.syn_per_sec", h.syn_per_sec, 10, 100_000_000);
+    v.range("behaviours.half_open.udp_per_sec", h.udp_per_sec, 10, 100_000_000);
+    v.range("behaviours.half_open.icmp_per_sec", h.icmp_per_sec, 10, 100_000_000);
+    v.range("behaviours.half_open.baseline_factor", h.baseline_factor, 1.0, 1_000.0);
+    v.range("behaviours.half_open.baseline_alpha", h.baseline_alpha, 0.0001, 1.0);
+    let s = &b.slow_http;
+    v.range("behaviours.slow_http.connections", s.connections, 2, 1_000_000);
+    v.range("behaviours.slow_http.min_age_secs", s.min_age_secs, 1, 3_600);
+    validate_ports(v, "behaviours.slow_http.ports", &s.ports);
+    let c = &b.beacon;
+    v.range("behaviours.beacon.connections", c.connections, 3, 32);
+    v.range("behaviours.beacon.max_interval_cv", c.max_interval_cv, 0.0, 2.0);
+    v.range("behaviours.beacon.min_interval_secs", c.min_interval_secs, 1, 86_400);
+    v.range("behaviours.smb.netlogon_auths", b.smb.netlogon_auths, 2, 1_000_000);
+    // The XDP program copies payload heads of TCP packets from and to these ports.
+    let mut heads: Vec<u16> = web_ports.to_vec();
+    heads.extend(&l.reply_ports);
+    heads.extend(BEHAVIOUR_HEAD_PORTS);
+    heads.sort_unstable();
+    heads.dedup();
+    v.check(
+        heads.len() <= MAX_WEB_PORTS,
+        "behaviours.login.reply_ports",
+        heads.len(),
+        &format!("with fast_detector.web_ports and the SMB/DCE-RPC ports, at most {MAX_WEB_PORTS} ports whose payload heads are read (the XDP program's port map)"),
+    );
+}
+
+/// TCP ports whose payload heads the behaviours always read: SMB, NetBIOS, DCE-RPC.
+pub const BEHAVIOUR_HEAD_PORTS: [u16; 3] = [445, 139, 135];
 
 impl DaemonConfig for SnifferConfig {
     const COMPONENT: &'static str = "sniffer";
@@ -302,6 +588,7 @@ impl DaemonConfig for SnifferConfig {
             v.check(*port != 0, &format!("fast_detector.web_ports[{i}]"), port, "must be 1-65535");
         }
         let cooldown = v.range("fast_detector.cooldown_secs", fd.cooldown_secs, 1, 86_400);
+        validate_behaviours(&mut v, &self.behaviours, &fd.web_ports);
 
         let publish = self.publish.validate(&mut v, "publish");
         let metrics = self.metrics.validate(&mut v, "metrics");
@@ -320,6 +607,7 @@ impl DaemonConfig for SnifferConfig {
                 max_hosts: max_hosts?,
                 internal_nets: internal_nets.into_iter().collect::<Option<_>>()?,
                 fast_detector: fd.clone(),
+                behaviours: self.behaviours.clone(),
                 cooldown: Duration::from_secs(cooldown?),
                 publish: publish?,
                 metrics: metrics?,

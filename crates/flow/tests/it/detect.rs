@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use mld_config::daemons::sniffer::FastDetectorConfig;
+use mld_config::daemons::sniffer::{BehaviourConfig, FastDetectorConfig};
 use mld_flow::capture::CaptureReader;
 use mld_flow::engine::{Engine, EngineConfig, Output, SourceInfo};
 use mld_flow::packet::parse;
@@ -38,6 +38,7 @@ pub(crate) fn test_config() -> EngineConfig {
             flood_victim_min_sources: 20,
             ..FastDetectorConfig::default()
         },
+        behaviours: BehaviourConfig::default(),
         cooldown_ns: 300 * S,
     }
 }

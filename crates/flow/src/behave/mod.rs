@@ -1,0 +1,184 @@
+//! Behaviours (DESIGN §5.2): detections that need more than one packet or one flow and more
+//! than the fast rules' short window — slow brute force, slow HTTP DoS, DNS tunnels and DGA,
+//! beacons, half-open floods, SMB lateral movement.
+//!
+//! Each behaviour is its own module behind [`Behaviour`]: the engine hands it packets, ended
+//! flows and clock ticks, and it keeps its own long-window state in bounded maps
+//! ([`state::Bounded`]) whose size is set in config and whose evictions are counted. What a
+//! behaviour concludes it reports as [`Evidence`] about a host: the engine adds it to that
+//! host's episode like a fast rule's hit, so that it is reported once, raises the score of the
+//! host's flows and names its counts and windows in the flow's reasons.
+//!
+//! A hit scores 0.6 (SUSPICIOUS) at its threshold and 1.0 at twice it; MALICIOUS (0.8) takes
+//! one and a half times the threshold, so every behaviour's evidence has to keep accumulating
+//! past the point where it is first reported before a host is blocked for it.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use mld_config::daemons::sniffer::BehaviourConfig;
+
+use crate::fast::Hit;
+use crate::record::PacketRecord;
+
+pub mod auth;
+pub mod beacon;
+pub mod dnsbehave;
+pub mod halfopen;
+pub mod slowhttp;
+pub mod smb;
+pub mod state;
+pub mod webscan;
+
+/// Which side of its flows a host's evidence marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The host did it: the flows it opens carry the evidence.
+    Actor,
+    /// The host is on the far end: the flows opened towards it carry the evidence (the
+    /// service under a flood; a beacon's or tunnel's external server).
+    Target,
+}
+
+/// What a behaviour concluded about one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub host: IpAddr,
+    pub role: Role,
+    pub hit: Hit,
+}
+
+/// One packet, placed in its flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    pub rec: &'a PacketRecord<'a>,
+    /// The packet goes from the flow's initiator to its responder.
+    pub forward: bool,
+    /// The packet opened the flow.
+    pub new_flow: bool,
+    /// TCP: the packet completed the flow's handshake (the initiator's first ACK after the
+    /// responder's SYN+ACK).
+    pub handshake_done: bool,
+    pub initiator: IpAddr,
+    pub responder: IpAddr,
+    /// The responder's port (the service).
+    pub service_port: u16,
+    /// When the flow began (its first packet).
+    pub flow_start_ns: u64,
+}
+
+/// A flow that ended, as the behaviours see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools, reason = "TCP state of the flow, one bit each")]
+pub struct FlowEnd {
+    pub initiator: IpAddr,
+    pub responder: IpAddr,
+    pub initiator_port: u16,
+    pub service_port: u16,
+    pub proto: u8,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub fwd_packets: u64,
+    pub bwd_packets: u64,
+    /// L4 payload bytes from the initiator / from the responder.
+    pub fwd_bytes: u64,
+    pub bwd_bytes: u64,
+    /// TCP: the initiator opened with a SYN, and the responder answered with SYN+ACK.
+    pub syn: bool,
+    pub syn_ack: bool,
+    /// The responder sent something back that is not a RST.
+    pub answered: bool,
+    /// Ended by a RST or FIN both ways (not by a timeout or the end of input).
+    pub closed: bool,
+}
+
+/// What a behaviour may look at and where its evidence goes.
+#[derive(Debug)]
+pub struct Cx<'a> {
+    pub now_ns: u64,
+    pub internal_nets: &'a [IpNet],
+    pub out: &'a mut Vec<Evidence>,
+}
+
+impl Cx<'_> {
+    pub fn is_internal(&self, ip: IpAddr) -> bool {
+        self.internal_nets.iter().any(|n| n.contains(&ip))
+    }
+
+    pub fn report(&mut self, host: IpAddr, role: Role, hit: Option<Hit>) {
+        if let Some(hit) = hit {
+            self.out.push(Evidence { host, role, hit });
+        }
+    }
+}
+
+/// How full a behaviour's state is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateStats {
+    pub entries: u64,
+    pub capacity: u64,
+    pub evicted: u64,
+}
+
+impl StateStats {
+    pub fn add(self, o: Self) -> Self {
+        Self {
+            entries: self.entries + o.entries,
+            capacity: self.capacity + o.capacity,
+            evicted: self.evicted + o.evicted,
+        }
+    }
+}
+
+/// One detection behaviour. Every hook has an empty default; a behaviour implements those it
+/// needs and returns quickly from packets that are not its business.
+pub trait Behaviour: std::fmt::Debug + Send {
+    /// Stable name, used in metrics (`behaviour` label).
+    fn name(&self) -> &'static str;
+    /// Every packet, after the flow table has accounted it.
+    fn on_packet(&mut self, _p: &Packet<'_>, _cx: &mut Cx<'_>) {}
+    /// A flow ended, before its event is built (so that its event carries what it concluded).
+    fn on_flow_end(&mut self, _f: &FlowEnd, _cx: &mut Cx<'_>) {}
+    /// About four times a second of packet time.
+    fn on_tick(&mut self, _cx: &mut Cx<'_>) {}
+    fn state(&self) -> StateStats;
+    /// TCP service ports whose payload heads this behaviour reads (both directions).
+    fn head_ports(&self) -> Vec<u16> {
+        Vec::new()
+    }
+}
+
+/// The enabled behaviours of a config, in a fixed order.
+pub fn from_config(c: &BehaviourConfig, web_ports: &[u16]) -> Vec<Box<dyn Behaviour>> {
+    let cap = c.max_entries as usize;
+    let mut v: Vec<Box<dyn Behaviour>> = Vec::new();
+    if c.login.enabled {
+        v.push(Box::new(auth::LoginFailures::new(&c.login, cap)));
+    }
+    if c.web_scan.enabled {
+        v.push(Box::new(webscan::WebScan::new(&c.web_scan, web_ports, cap)));
+    }
+    if c.dns.enabled {
+        v.push(Box::new(dnsbehave::DnsAbuse::new(&c.dns, cap)));
+    }
+    if c.half_open.enabled {
+        v.push(Box::new(halfopen::HalfOpen::new(&c.half_open, cap)));
+    }
+    if c.slow_http.enabled {
+        v.push(Box::new(slowhttp::SlowHttp::new(&c.slow_http, cap)));
+    }
+    if c.beacon.enabled {
+        v.push(Box::new(beacon::Beacon::new(&c.beacon, cap)));
+    }
+    if c.smb.enabled {
+        v.push(Box::new(smb::Lateral::new(&c.smb, cap)));
+    }
+    v
+}
+
+/// Seconds, for reasons.
+pub fn secs(ns: u64) -> u64 {
+    ns / 1_000_000_000
+}
+
+pub const SEC: u64 = 1_000_000_000;
