@@ -168,6 +168,12 @@ pub fn registered_domain(name: &str) -> &str {
     psl::domain_str(name).unwrap_or(name)
 }
 
+/// Whether the name ends in a suffix of the Public Suffix List (a name of the public DNS
+/// tree, not `dnscat.<hex>` or `printer.lan`).
+pub fn in_public_tree(name: &str) -> bool {
+    psl::suffix(name.as_bytes()).is_some_and(|s| s.is_known())
+}
+
 #[cfg(test)]
 #[allow(
     clippy::float_cmp,

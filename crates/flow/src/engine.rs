@@ -316,11 +316,11 @@ impl Engine {
         if answer {
             ctx.on_answer(rec.dst, rec.src);
         }
-        let mut fired = ctx.on_packet(rec, started);
+        let established = shard.flows.peek(&key).is_some_and(|f| f.established);
+        let mut fired = ctx.on_packet(rec, started, established);
         if let Some(f) = shard.flows.peek(&key) {
             let forward = from_a == f.init_is_a;
-            let (initiator, responder) =
-                if f.init_is_a { (key.a, key.b) } else { (key.b, key.a) };
+            let (initiator, responder) = if f.init_is_a { (key.a, key.b) } else { (key.b, key.a) };
             let p = behave::Packet {
                 rec,
                 forward,
@@ -523,14 +523,14 @@ impl Context {
 
     /// Host bookkeeping for one packet; returns the alerts it raised and whether a score
     /// escalated.
-    fn on_packet(&mut self, rec: &PacketRecord<'_>, new_flow: bool) -> Fired {
+    fn on_packet(&mut self, rec: &PacketRecord<'_>, new_flow: bool, established: bool) -> Fired {
         let mut fired = Fired::default();
         if new_flow {
             self.on_new_flow(rec, &mut fired);
         }
-        self.on_rates(rec, &mut fired);
+        self.on_rates(rec, established, &mut fired);
         if rec.proto == proto::UDP && rec.dst_port == 53 && !rec.payload_head.is_empty() {
-            self.on_dns_query(rec, &mut fired);
+            self.on_dns_query(rec);
         }
         if rec.proto == proto::TCP
             && !rec.payload_head.is_empty()
@@ -617,7 +617,9 @@ impl Context {
 
     /// Packets sent and received per second: the flood rules, evaluated as the count of the
     /// current second steps through the threshold and on up to twice it (see [`fast::rate_step`]).
-    fn on_rates(&mut self, rec: &PacketRecord<'_>, fired: &mut Fired) {
+    /// `flood.source` leaves out packets of TCP connections whose handshake completed: the
+    /// receiver's window paces those (a backup or a download at line rate is not a flood).
+    fn on_rates(&mut self, rec: &PacketRecord<'_>, established: bool, fired: &mut Fired) {
         let now = self.now_ns;
         let (window, cooldown) = (self.cfg.window_ns, self.cfg.cooldown_ns);
         let (flood_thr, victim_thr, min_sources) = (
@@ -626,7 +628,8 @@ impl Context {
             self.cfg.rules.flood_victim_min_sources,
         );
         let h = self.host(rec.src);
-        let sent = h.sent.tick(now);
+        h.sent.tick(now);
+        let sent = if established { 0 } else { h.unpaced_sent.tick(now) };
         if rec.proto == proto::TCP {
             h.counters.add(now, counter::TCP_SENT, 1);
             if rec.tcp_flags & tcp_flags::RST != 0 {
@@ -635,7 +638,10 @@ impl Context {
         }
         if fast::rate_step(sent, flood_thr) {
             let hit = check(rule::FLOOD_SOURCE, f64::from(sent), f64::from(flood_thr), || {
-                format!("{} sent {sent} packets within one second (threshold {flood_thr})", rec.src)
+                format!(
+                    "{} sent {sent} packets within one second outside established TCP connections (threshold {flood_thr})",
+                    rec.src
+                )
             });
             fast::fire(&mut h.episode, hit, rec.src, now, cooldown, fired);
         }
@@ -661,18 +667,15 @@ impl Context {
         }
     }
 
-    /// A DNS query from `rec.src`: name entropy.
-    fn on_dns_query(&mut self, rec: &PacketRecord<'_>, fired: &mut Fired) {
+    /// A DNS query from `rec.src`: its name's entropy and length for the host context (the
+    /// forests' features; DNS abuse itself is judged by the DNS behaviour).
+    fn on_dns_query(&mut self, rec: &PacketRecord<'_>) {
         let now = self.now_ns;
-        let cooldown = self.cfg.cooldown_ns;
         let mut name = std::mem::take(&mut self.name);
         let cut = rec.payload_head.len() < usize::from(rec.payload_len);
         if dns::query_name(rec.payload_head, cut, &mut name) {
             self.counters.dns_queries += 1;
             let e = dns::entropy(&name);
-            let rules = &self.cfg.rules;
-            let (bits, chars, min_q) =
-                (rules.dns_entropy_bits, rules.dns_name_length, rules.dns_min_queries);
             let h = self.host(rec.src);
             h.counters.add(now, counter::DNS_QUERIES, 1);
             #[allow(
@@ -682,27 +685,6 @@ impl Context {
             )]
             h.counters.add(now, counter::DNS_ENTROPY_MILLI, (e * 1000.0) as u32);
             h.counters.add(now, counter::DNS_NAME_CHARS, u32::try_from(name.len()).unwrap_or(0));
-            let queries = h.counters.sum(now, counter::DNS_QUERIES);
-            #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-            let mut mean = |k| h.counters.sum(now, k) as f64 / queries.max(1) as f64;
-            let entropy = mean(counter::DNS_ENTROPY_MILLI) / 1000.0;
-            let length = mean(counter::DNS_NAME_CHARS);
-            if queries >= u64::from(min_q) {
-                let src = rec.src;
-                let hits = [
-                    check(rule::DNS_ENTROPY, entropy, bits, || {
-                        format!(
-                            "{src} sent {queries} DNS queries with a mean name entropy of {entropy:.2} bits/char (threshold {bits:.2}), e.g. {name:?}"
-                        )
-                    }),
-                    check(rule::DNS_LENGTH, length, f64::from(chars), || {
-                        format!(
-                            "{src} sent {queries} DNS queries with a mean name length of {length:.0} characters (threshold {chars}), e.g. {name:?}"
-                        )
-                    }),
-                ];
-                fast::fire(&mut h.episode, hits.into_iter().flatten(), src, now, cooldown, fired);
-            }
         }
         self.name = name;
     }

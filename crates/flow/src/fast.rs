@@ -16,24 +16,13 @@ pub mod rule {
     pub const SCAN_PORTS: &str = "scan.ports";
     pub const SCAN_HOSTS: &str = "scan.hosts";
     pub const SMB_SPREAD: &str = "smb.spread";
-    pub const DNS_ENTROPY: &str = "dns.entropy";
-    pub const DNS_LENGTH: &str = "dns.length";
     pub const FLOOD_SOURCE: &str = "flood.source";
     pub const FLOOD_VICTIM: &str = "flood.victim";
     pub const BRUTEFORCE: &str = "bruteforce";
     pub const WEB_ATTACK: &str = "web.attack";
     /// Every rule, in a fixed order.
-    pub const ALL: [&str; 9] = [
-        SCAN_PORTS,
-        SCAN_HOSTS,
-        SMB_SPREAD,
-        DNS_ENTROPY,
-        DNS_LENGTH,
-        FLOOD_SOURCE,
-        FLOOD_VICTIM,
-        BRUTEFORCE,
-        WEB_ATTACK,
-    ];
+    pub const ALL: [&str; 7] =
+        [SCAN_PORTS, SCAN_HOSTS, SMB_SPREAD, FLOOD_SOURCE, FLOOD_VICTIM, BRUTEFORCE, WEB_ATTACK];
 }
 
 /// One rule's measure against its threshold.

@@ -158,6 +158,8 @@ pub struct HostState {
     pub bursts: Vec<Burst>,
     /// Packets sent and received in the current second.
     pub sent: PerSecond,
+    /// Packets sent in the current second outside established TCP connections.
+    pub unpaced_sent: PerSecond,
     pub received: PerSecond,
     pub episode: Option<crate::fast::Episode>,
 }
@@ -175,6 +177,7 @@ impl HostState {
             sources: RecentSet::default(),
             bursts: Vec::new(),
             sent: PerSecond::default(),
+            unpaced_sent: PerSecond::default(),
             received: PerSecond::default(),
             episode: None,
         }

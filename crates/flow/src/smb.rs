@@ -9,11 +9,22 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// NTLMSSP AUTHENTICATE: the account logging on.
-    Logon { domain: String, user: String },
-    TreeConnect { share: String },
-    Create { name: String },
-    Bind { iface: Iface },
-    Call { opnum: u16 },
+    Logon {
+        domain: String,
+        user: String,
+    },
+    TreeConnect {
+        share: String,
+    },
+    Create {
+        name: String,
+    },
+    Bind {
+        iface: Iface,
+    },
+    Call {
+        opnum: u16,
+    },
     /// SMB1 TRANS2 with the SESSION_SETUP subcommand (EternalBlue, DoublePulsar).
     Trans2SessionSetup,
     /// An SMB3 transform header: the session is encrypted from here on.
@@ -199,7 +210,9 @@ fn smb1(m: &[u8]) -> Option<Request> {
                 at += 1;
             }
             let path = text(m.get(at..)?, unicode);
-            Some(Request::TreeConnect { share: path.rsplit('\\').next().unwrap_or_default().into() })
+            Some(Request::TreeConnect {
+                share: path.rsplit('\\').next().unwrap_or_default().into(),
+            })
         }
         // Setup word 0 (after 14 parameter words) is the subcommand; 0x0e: SESSION_SETUP.
         SMB1_TRANS2 if words >= 15 && u16le(m, params + 28)? == 0x0e => {

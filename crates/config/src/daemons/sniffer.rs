@@ -152,14 +152,6 @@ pub struct FastDetectorConfig {
     pub scan_distinct_hosts: u32,
     /// `smb.spread`: distinct SMB/NetBIOS (445/139) destinations.
     pub smb_distinct_hosts: u32,
-    /// `dns.entropy`: mean query-name entropy in bits per character...
-    pub dns_entropy_bits: f64,
-    /// `dns.length`: mean query-name length in characters (DNS tunnels pack their data into
-    /// names near the 253-character limit; a name longer than the captured payload head counts
-    /// up to the cut)...
-    pub dns_name_length: u32,
-    /// ...either over at least this many queries.
-    pub dns_min_queries: u32,
     /// `flood.source`: packets one host sends within one second.
     pub flood_packets_per_sec: u32,
     /// `flood.victim`: packets one host receives within one second...
@@ -189,9 +181,6 @@ impl Default for FastDetectorConfig {
             scan_distinct_ports: 50,
             scan_distinct_hosts: 30,
             smb_distinct_hosts: 10,
-            dns_entropy_bits: 4.0,
-            dns_name_length: 100,
-            dns_min_queries: 20,
             flood_packets_per_sec: 5_000,
             flood_victim_packets_per_sec: 5_000,
             flood_victim_min_sources: 50,
@@ -219,9 +208,11 @@ pub struct BehaviourConfig {
     pub login: LoginConfig,
     pub web_scan: WebScanConfig,
     pub dns: DnsBehaviourConfig,
+    pub probe: ProbeConfig,
     pub half_open: HalfOpenConfig,
     pub slow_http: SlowHttpConfig,
     pub beacon: BeaconConfig,
+    pub exfil: ExfilConfig,
     pub smb: SmbConfig,
 }
 
@@ -232,9 +223,11 @@ impl Default for BehaviourConfig {
             login: LoginConfig::default(),
             web_scan: WebScanConfig::default(),
             dns: DnsBehaviourConfig::default(),
+            probe: ProbeConfig::default(),
             half_open: HalfOpenConfig::default(),
             slow_http: SlowHttpConfig::default(),
             beacon: BeaconConfig::default(),
+            exfil: ExfilConfig::default(),
             smb: SmbConfig::default(),
         }
     }
@@ -271,7 +264,7 @@ impl Default for LoginConfig {
             window_secs: 1_800,
             failures: 10,
             reply_ports: vec![21, 23, 25, 80, 110, 143, 587, 8000, 8008, 8080, 8888],
-            short_sessions: 10,
+            short_sessions: 8,
             short_session_secs: 30,
             short_session_bytes: 20_000,
             session_ports: vec![22, 3389, 5900, 993, 995, 465, 1433, 3306, 5432, 902],
@@ -327,6 +320,23 @@ impl Default for DnsBehaviourConfig {
             data_label_chars: 24,
             resolver_min_clients: 3,
         }
+    }
+}
+
+/// `scan.probe`: failed or aborted attempts (refused, unanswered, or dropped by the prober
+/// right after the answer) on distinct internal services (address, protocol, port) by one
+/// source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    pub enabled: bool,
+    pub window_secs: u64,
+    pub services: u32,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self { enabled: true, window_secs: 600, services: 20 }
     }
 }
 
@@ -409,6 +419,25 @@ impl Default for BeaconConfig {
     }
 }
 
+/// `exfil.upload`: an internal host sending a large volume to one external address while
+/// receiving little back (summed over the flows that ended within the window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExfilConfig {
+    pub enabled: bool,
+    pub window_secs: u64,
+    /// Megabytes (10^6 bytes) of L4 payload sent...
+    pub upload_mb: u32,
+    /// ...at least this many times what came back.
+    pub min_ratio: f64,
+}
+
+impl Default for ExfilConfig {
+    fn default() -> Self {
+        Self { enabled: true, window_secs: 3_600, upload_mb: 100, min_ratio: 10.0 }
+    }
+}
+
 /// `smb.*`: SMB and DCE-RPC lateral movement, from SMB1/SMB2 headers, NTLMSSP and DCE-RPC
 /// binds and requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -417,6 +446,10 @@ pub struct SmbConfig {
     pub enabled: bool,
     /// Account names (case-insensitive, without domain) that are administrators.
     pub admin_accounts: Vec<String>,
+    /// `smb.admin_spread`: distinct servers one host logged on to as an administrator or
+    /// reached an administrative share of, within `spread_window_secs`.
+    pub spread_servers: u32,
+    pub spread_window_secs: u64,
     /// `smb.netlogon`: Netlogon authentication calls from one host within a minute
     /// (Zerologon tries thousands).
     pub netlogon_auths: u32,
@@ -427,6 +460,8 @@ impl Default for SmbConfig {
         Self {
             enabled: true,
             admin_accounts: vec!["administrator".into(), "admin".into(), "root".into()],
+            spread_servers: 2,
+            spread_window_secs: 3_600,
             netlogon_auths: 20,
         }
     }
@@ -480,6 +515,8 @@ fn validate_behaviours(v: &mut Validator, b: &BehaviourConfig, web_ports: &[u16]
     v.range("behaviours.dns.tunnel_queries", d.tunnel_queries, 2, 1_000_000);
     v.range("behaviours.dns.data_label_chars", d.data_label_chars, 8, 63);
     v.range("behaviours.dns.resolver_min_clients", d.resolver_min_clients, 2, 1_000_000);
+    v.range("behaviours.probe.window_secs", b.probe.window_secs, 10, 86_400);
+    v.range("behaviours.probe.services", b.probe.services, 2, 1_000_000);
     let h = &b.half_open;
     v.range("behaviours.half_open.syn_per_sec", h.syn_per_sec, 10, 100_000_000);
     v.range("behaviours.half_open.udp_per_sec", h.udp_per_sec, 10, 100_000_000);
@@ -494,7 +531,12 @@ fn validate_behaviours(v: &mut Validator, b: &BehaviourConfig, web_ports: &[u16]
     v.range("behaviours.beacon.connections", c.connections, 3, 32);
     v.range("behaviours.beacon.max_interval_cv", c.max_interval_cv, 0.0, 2.0);
     v.range("behaviours.beacon.min_interval_secs", c.min_interval_secs, 1, 86_400);
+    v.range("behaviours.exfil.window_secs", b.exfil.window_secs, 10, 86_400);
+    v.range("behaviours.exfil.upload_mb", b.exfil.upload_mb, 1, 1_000_000);
+    v.range("behaviours.exfil.min_ratio", b.exfil.min_ratio, 1.0, 1_000_000.0);
     v.range("behaviours.smb.netlogon_auths", b.smb.netlogon_auths, 2, 1_000_000);
+    v.range("behaviours.smb.spread_servers", b.smb.spread_servers, 2, 1_024);
+    v.range("behaviours.smb.spread_window_secs", b.smb.spread_window_secs, 10, 86_400);
     // The XDP program copies payload heads of TCP packets from and to these ports.
     let mut heads: Vec<u16> = web_ports.to_vec();
     heads.extend(&l.reply_ports);
@@ -552,9 +594,6 @@ impl DaemonConfig for SnifferConfig {
         v.range("fast_detector.scan_distinct_ports", fd.scan_distinct_ports, 2, MAX_DISTINCT);
         v.range("fast_detector.scan_distinct_hosts", fd.scan_distinct_hosts, 2, MAX_DISTINCT);
         v.range("fast_detector.smb_distinct_hosts", fd.smb_distinct_hosts, 2, MAX_DISTINCT);
-        v.range("fast_detector.dns_entropy_bits", fd.dns_entropy_bits, 0.5, 8.0);
-        v.range("fast_detector.dns_name_length", fd.dns_name_length, 4, 253);
-        v.range("fast_detector.dns_min_queries", fd.dns_min_queries, 1, 1_000_000);
         v.range("fast_detector.flood_packets_per_sec", fd.flood_packets_per_sec, 10, 100_000_000);
         v.range(
             "fast_detector.flood_victim_packets_per_sec",

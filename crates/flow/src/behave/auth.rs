@@ -110,10 +110,7 @@ impl Behaviour for LoginFailures {
         let hit = check(FAILURES, n as f64, f64::from(thr), || {
             format!(
                 "{} failed {n} logins on {}:{} within {} s ({words} replies; threshold {thr})",
-                p.initiator,
-                p.responder,
-                p.service_port,
-                self.cfg.window_secs
+                p.initiator, p.responder, p.service_port, self.cfg.window_secs
             )
         });
         cx.report(p.initiator, Role::Actor, hit);

@@ -70,7 +70,11 @@ impl Behaviour for Beacon {
             proto::UDP => !matches!(p.service_port, 53 | 123 | 5353),
             _ => false,
         };
-        if !session || !cx.is_internal(p.initiator) || cx.is_internal(p.responder) {
+        if !session
+            || !cx.is_internal(p.initiator)
+            || cx.is_internal(p.responder)
+            || !super::unicast(p.responder)
+        {
             return;
         }
         let key = (p.initiator, p.responder, r.proto, p.service_port);

@@ -6,7 +6,9 @@
 //!   controls: per registered domain, queries that carry data (a long or binary label, or a
 //!   TXT/NULL/ANY/PRIVATE record) are counted, at most once per distinct name. Once a domain
 //!   is over the threshold, every client asking for it is reported, and so is the external
-//!   server answering for it (the address to block).
+//!   server answering for it (the address to block). Names outside the public DNS tree
+//!   (`dnscat.<hex>`, an unlisted top-level domain) have no registered domain to share: they
+//!   are counted per server they are sent to.
 //!
 //! Busy resolvers and CDN names do neither: their names exist, and CDN labels are short
 //! hostnames asked for as A/AAAA records.
@@ -83,8 +85,13 @@ impl DnsAbuse {
 
     fn on_query(&mut self, p: &Packet<'_>, m: &dns::Message, cx: &mut Cx<'_>) {
         let window = self.cfg.window_secs * SEC;
-        let domain = dns::registered_domain(&m.name);
-        let key = hash64(domain);
+        let (client, server) = (p.rec.src, p.rec.dst);
+        let (key, domain) = if dns::in_public_tree(&m.name) {
+            let d = dns::registered_domain(&m.name);
+            (hash64(d), d.to_owned())
+        } else {
+            (hash64(server), format!("names outside the public DNS tree sent to {server}"))
+        };
         let data = self.data_shaped(m);
         let d = self.domains.entry(key, Domain::default);
         if data {
@@ -96,10 +103,10 @@ impl DnsAbuse {
         }
         let n = d.data_queries.get(cx.now_ns, window);
         let thr = self.cfg.tunnel_queries;
-        if n < u64::from(thr) {
+        // Only a query that itself carries data makes its client (and server) part of it.
+        if n < u64::from(thr) || !data {
             return;
         }
-        let (client, server) = (p.rec.src, p.rec.dst);
         let forwarded = self.is_resolver(client);
         #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let hit = |who: &str| {
@@ -115,7 +122,7 @@ impl DnsAbuse {
         if !forwarded {
             cx.report(client, Role::Actor, hit(&format!("{client} asked")));
         }
-        if !cx.is_internal(server) {
+        if !cx.is_internal(server) && super::unicast(server) {
             cx.report(server, Role::Target, hit(&format!("{server} answers for a tunnel")));
         }
     }

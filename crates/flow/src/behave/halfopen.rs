@@ -46,7 +46,11 @@ impl Service {
             // Seconds without packets are calm too: decay over them.
             let quiet = sec.saturating_sub(self.sec + 1).min(1_000);
             self.baseline += alpha * (excess - self.baseline);
-            #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap, reason = "≤ 1000")]
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_possible_wrap,
+                reason = "≤ 1000"
+            )]
             let decay = (1.0 - alpha).powi(quiet as i32);
             self.baseline *= decay;
         }
@@ -92,7 +96,12 @@ impl HalfOpen {
         s.inbound += 1;
         s.sources.insert(hash64(source), cx.now_ns, SOURCES_WINDOW_NS);
         let excess = s.inbound.saturating_sub(s.answered);
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "rates")]
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "rates"
+        )]
         let (thr, step) = (t.ceil() as u64, (t / 4.0).ceil().max(1.0) as u64);
         if excess < thr || excess < s.next_eval || excess > 2 * thr {
             return;
@@ -106,7 +115,8 @@ impl HalfOpen {
             proto::UDP => "UDP datagrams beyond its replies",
             _ => "ICMP packets",
         };
-        let service = if port == 0 { format!("{victim} (all ports)") } else { format!("{victim}:{port}") };
+        let service =
+            if port == 0 { format!("{victim} (all ports)") } else { format!("{victim}:{port}") };
         #[allow(clippy::cast_precision_loss, reason = "rates")]
         let hit = check(RULE, excess as f64, t, || {
             format!(

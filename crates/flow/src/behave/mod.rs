@@ -24,7 +24,9 @@ use crate::record::PacketRecord;
 pub mod auth;
 pub mod beacon;
 pub mod dnsbehave;
+pub mod exfil;
 pub mod halfopen;
+pub mod probe;
 pub mod slowhttp;
 pub mod smb;
 pub mod state;
@@ -161,6 +163,9 @@ pub fn from_config(c: &BehaviourConfig, web_ports: &[u16]) -> Vec<Box<dyn Behavi
     if c.dns.enabled {
         v.push(Box::new(dnsbehave::DnsAbuse::new(&c.dns, cap)));
     }
+    if c.probe.enabled {
+        v.push(Box::new(probe::Probe::new(&c.probe, cap)));
+    }
     if c.half_open.enabled {
         v.push(Box::new(halfopen::HalfOpen::new(&c.half_open, cap)));
     }
@@ -170,10 +175,34 @@ pub fn from_config(c: &BehaviourConfig, web_ports: &[u16]) -> Vec<Box<dyn Behavi
     if c.beacon.enabled {
         v.push(Box::new(beacon::Beacon::new(&c.beacon, cap)));
     }
+    if c.exfil.enabled {
+        v.push(Box::new(exfil::Exfil::new(&c.exfil, cap)));
+    }
     if c.smb.enabled {
         v.push(Box::new(smb::Lateral::new(&c.smb, cap)));
     }
     v
+}
+
+/// A unicast address a host can hold a conversation with: not broadcast, multicast, loopback,
+/// link-local or unspecified (an announcement to 255.255.255.255 every minute is not a
+/// beacon, and a multicast group is not a server).
+pub fn unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_link_local())
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_multicast()
+                || v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unicast_link_local())
+        }
+    }
 }
 
 /// Seconds, for reasons.

@@ -11,6 +11,7 @@
 //! | `dcerpc.remote_exec` | CreateService or a scheduled task registered remotely | 1.0 |
 //! | `smb.ms17_010` | SMB1 Trans2 SESSION_SETUP (EternalBlue, DoublePulsar) | 1.0 |
 //! | `smb.netlogon` | Netlogon authentication calls from one host over a minute (Zerologon) | by count |
+//! | `smb.admin_spread` | one host logging on as an administrator to, or asking for the administrative shares of, several servers | by count |
 //!
 //! All of it takes a completed handshake and a session the client drives, so a forged
 //! address cannot produce it.
@@ -34,6 +35,16 @@ pub const FILE_DROP: &str = "smb.file_drop";
 pub const REMOTE_EXEC: &str = "dcerpc.remote_exec";
 pub const MS17_010: &str = "smb.ms17_010";
 pub const NETLOGON: &str = "smb.netlogon";
+pub const SPREAD: &str = "smb.admin_spread";
+
+/// Servers remembered per client for the spread.
+const MAX_SPREAD: usize = 1_024;
+
+#[derive(Debug, Default)]
+struct Spread {
+    since_ns: u64,
+    servers: Vec<IpAddr>,
+}
 
 /// A hit with a fixed score (threshold 1, value placed so that [`Hit::score`] gives `score`).
 fn fixed(rule: &'static str, score: f64, reason: String) -> Hit {
@@ -54,11 +65,38 @@ pub struct Lateral {
     cfg: SmbConfig,
     conns: Bounded<(IpAddr, IpAddr, u16), Conn>,
     netlogon: Bounded<IpAddr, Tumbling>,
+    spread: Bounded<IpAddr, Spread>,
 }
 
 impl Lateral {
     pub fn new(cfg: &SmbConfig, cap: usize) -> Self {
-        Self { cfg: cfg.clone(), conns: Bounded::new(cap), netlogon: Bounded::new(cap) }
+        Self {
+            cfg: cfg.clone(),
+            conns: Bounded::new(cap),
+            netlogon: Bounded::new(cap),
+            spread: Bounded::new(cap),
+        }
+    }
+
+    /// `client` used administrative rights or shares on `server`: the spread so far.
+    fn spread(&mut self, client: IpAddr, server: IpAddr, now_ns: u64, what: &str) -> Option<Hit> {
+        let window = self.cfg.spread_window_secs * SEC;
+        let s = self.spread.entry(client, Spread::default);
+        if now_ns.saturating_sub(s.since_ns) > window {
+            *s = Spread { since_ns: now_ns, servers: Vec::new() };
+        }
+        if !s.servers.contains(&server) && s.servers.len() < MAX_SPREAD {
+            s.servers.push(server);
+        }
+        let n = s.servers.len();
+        let thr = self.cfg.spread_servers;
+        #[allow(clippy::cast_precision_loss, reason = "counts")]
+        check(SPREAD, n as f64, f64::from(thr), || {
+            format!(
+                "{client} used administrator logons or administrative shares on {n} servers within {} s ({what} on {server}; threshold {thr})",
+                self.cfg.spread_window_secs
+            )
+        })
     }
 }
 
@@ -96,6 +134,8 @@ impl Behaviour for Lateral {
                     format!("{at}: NTLM network logon as administrator account {account:?}"),
                 );
                 conn.admin = Some(account);
+                let spread = self.spread(client, server, cx.now_ns, "administrator logon");
+                cx.report(client, Role::Actor, spread);
                 h
             }
             Request::Encrypted => {
@@ -106,25 +146,41 @@ impl Behaviour for Lateral {
                 fixed(
                     HIDDEN,
                     0.8,
-                    format!("{at}: administrator {account:?} logged on and the session went SMB3-encrypted: its shares, pipes and calls are hidden"),
+                    format!(
+                        "{at}: administrator {account:?} logged on and the session went SMB3-encrypted: its shares, pipes and calls are hidden"
+                    ),
                 )
             }
             Request::TreeConnect { share } => {
                 if !share.ends_with('$') || share == "ipc$" {
                     return;
                 }
-                let h = fixed(ADMIN_SHARE, 0.7, format!("{at}: tree connect to administrative share {share}"));
+                let h = fixed(
+                    ADMIN_SHARE,
+                    0.7,
+                    format!("{at}: tree connect to administrative share {share}"),
+                );
                 conn.admin_share = Some(share);
+                let spread = self.spread(client, server, cx.now_ns, "administrative share");
+                cx.report(client, Role::Actor, spread);
                 h
             }
             Request::Create { name } => {
                 let pipe = name.trim_start_matches('\\');
                 if matches!(pipe, "svcctl" | "atsvc") {
-                    fixed(EXEC_PIPE, 0.8, format!("{at}: opened named pipe {pipe} (remote service / task control)"))
+                    fixed(
+                        EXEC_PIPE,
+                        0.8,
+                        format!("{at}: opened named pipe {pipe} (remote service / task control)"),
+                    )
                 } else if let Some(share) = &conn.admin_share
                     && EXECUTABLE.iter().any(|e| name.ends_with(e))
                 {
-                    fixed(FILE_DROP, 0.9, format!("{at}: created {name:?} on administrative share {share}"))
+                    fixed(
+                        FILE_DROP,
+                        0.9,
+                        format!("{at}: created {name:?} on administrative share {share}"),
+                    )
                 } else {
                     return;
                 }
@@ -139,7 +195,10 @@ impl Behaviour for Lateral {
                     | Iface::Wmi => fixed(
                         EXEC_IFACE,
                         0.8,
-                        format!("{at}: DCE-RPC bind to {} (remote execution interface)", iface.name()),
+                        format!(
+                            "{at}: DCE-RPC bind to {} (remote execution interface)",
+                            iface.name()
+                        ),
                     ),
                     _ => return,
                 }
@@ -148,7 +207,9 @@ impl Behaviour for Lateral {
                 (Some(Iface::Svcctl), 12 | 24) => fixed(
                     REMOTE_EXEC,
                     1.0,
-                    format!("{at}: svcctl CreateService (opnum {opnum}): a service created remotely"),
+                    format!(
+                        "{at}: svcctl CreateService (opnum {opnum}): a service created remotely"
+                    ),
                 ),
                 (Some(Iface::Atsvc), 0) | (Some(Iface::TaskScheduler), 1) => fixed(
                     REMOTE_EXEC,
@@ -156,11 +217,14 @@ impl Behaviour for Lateral {
                     format!("{at}: a scheduled task registered remotely (opnum {opnum})"),
                 ),
                 (Some(Iface::Netlogon), 4 | 26) => {
-                    let n = self.netlogon.entry(client, Tumbling::default).add(cx.now_ns, 60 * SEC, 1);
+                    let n =
+                        self.netlogon.entry(client, Tumbling::default).add(cx.now_ns, 60 * SEC, 1);
                     let thr = self.cfg.netlogon_auths;
                     #[allow(clippy::cast_precision_loss, reason = "counts")]
                     let Some(h) = check(NETLOGON, n as f64, f64::from(thr), || {
-                        format!("{at}: {n} Netlogon challenge/authenticate calls within 60 s (threshold {thr})")
+                        format!(
+                            "{at}: {n} Netlogon challenge/authenticate calls within 60 s (threshold {thr})"
+                        )
                     }) else {
                         return;
                     };
@@ -171,13 +235,15 @@ impl Behaviour for Lateral {
             Request::Trans2SessionSetup => fixed(
                 MS17_010,
                 1.0,
-                format!("{at}: SMB1 Trans2 SESSION_SETUP, the request of the MS17-010 exploits and the DoublePulsar implant"),
+                format!(
+                    "{at}: SMB1 Trans2 SESSION_SETUP, the request of the MS17-010 exploits and the DoublePulsar implant"
+                ),
             ),
         };
         cx.report(client, Role::Actor, Some(hit));
     }
 
     fn state(&self) -> StateStats {
-        self.conns.stats().add(self.netlogon.stats())
+        self.conns.stats().add(self.netlogon.stats()).add(self.spread.stats())
     }
 }

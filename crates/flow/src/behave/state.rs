@@ -89,7 +89,10 @@ pub struct Distinct {
 
 impl std::fmt::Debug for Distinct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Distinct").field("since_ns", &self.since_ns).field("cached", &self.cached).finish()
+        f.debug_struct("Distinct")
+            .field("since_ns", &self.since_ns)
+            .field("cached", &self.cached)
+            .finish()
     }
 }
 
@@ -124,7 +127,11 @@ impl Distinct {
             self.cached = h.count();
             self.dirty = false;
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "an estimate ≥ 0")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "an estimate ≥ 0"
+        )]
         let n = self.cached.round() as u64;
         n
     }
