@@ -13,7 +13,7 @@
 //! - [`dns`]: DNS query names and their entropy.
 //! - [`http`]: obvious attacks in the heads of HTTP requests.
 //! - [`behave`]: long-window behaviours (slow brute force, web scans, DNS tunnels and DGA,
-//!   half-open floods, slow HTTP DoS, beacons, SMB lateral movement), one module each behind
+//!   half-open floods, slow HTTP denial of service, beacons, SMB lateral movement), one module each behind
 //!   one trait; [`smb`]: the SMB/DCE-RPC request parser they use.
 //!
 //! ```

@@ -1,7 +1,7 @@
 //! SMB1/SMB2 and DCE-RPC, far enough to see lateral movement in the head of a client's
 //! request: NTLMSSP logons (account and domain), tree connects (the share), creates (the
 //! file or named pipe), DCE-RPC binds (the interface) and requests (the operation), SMB1
-//! Trans2 SESSION_SETUP (the MS17-010 family) and SMB3 encryption (after which nothing more
+//! Trans2 `SESSION_SETUP` (the MS17-010 family) and SMB3 encryption (after which nothing more
 //! is visible). Every offset is checked against the captured head: a cut or malformed message
 //! yields less, never a panic.
 
@@ -25,7 +25,7 @@ pub enum Request {
     Call {
         opnum: u16,
     },
-    /// SMB1 TRANS2 with the SESSION_SETUP subcommand (EternalBlue, DoublePulsar).
+    /// SMB1 TRANS2 with the `SESSION_SETUP` subcommand (`EternalBlue`, `DoublePulsar`).
     Trans2SessionSetup,
     /// An SMB3 transform header: the session is encrypted from here on.
     Encrypted,
@@ -223,7 +223,7 @@ fn smb1(m: &[u8]) -> Option<Request> {
 }
 
 /// The request in the head of one client-to-server TCP payload on an SMB port (445 direct,
-/// or 139 NetBIOS session: both start with a 4-byte length header).
+/// or 139 `NetBIOS` session: both start with a 4-byte length header).
 pub fn request(payload: &[u8]) -> Option<Request> {
     let m = payload.get(4..)?;
     match m.get(..4)? {
@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(request(&m[..m.len() - 4]), None);
     }
 
-    /// The first 248 bytes (the captured head) of impacket's SMB2 SESSION_SETUP with NTLMSSP
+    /// The first 248 bytes (the captured head) of impacket's SMB2 `SESSION_SETUP` with NTLMSSP
     /// AUTHENTICATE, from the real-tool corpus (psexec.py against Samba).
     const IMPACKET_SESSION_SETUP: &str = "0000016efe534d42400001000000000001007f00000000000000000003000000000000000000000000000000d525f0090000000000000000000000000000000000000000190000010000000000000000580016010000000000000000a18201123082010ea282010a048201064e544c4d535350000300000018001800620000008c008c007a00000008000800400000001a001a004800000000000000620000000000000006010000050288a043004f0052005000610064006d0069006e006900730074007200610074006f0072005cb9ad1e649c53347942faa9ac938fa5454e4c624178314b310d6857c934da2f8e6100cbfe6e69f50101";
 

@@ -495,51 +495,51 @@ fn validate_ports(v: &mut Validator, field: &str, ports: &[u16]) {
     }
 }
 
-fn validate_behaviours(v: &mut Validator, b: &BehaviourConfig, web_ports: &[u16]) {
-    v.range("behaviours.max_entries", b.max_entries, 16, 16_777_216);
-    let l = &b.login;
-    v.range("behaviours.login.window_secs", l.window_secs, 10, 86_400);
-    v.range("behaviours.login.failures", l.failures, 2, 1_000_000);
-    v.range("behaviours.login.short_sessions", l.short_sessions, 2, 1_000_000);
-    v.range("behaviours.login.short_session_secs", l.short_session_secs, 1, 3_600);
-    v.range("behaviours.login.short_session_bytes", l.short_session_bytes, 100, 100_000_000);
-    validate_ports(v, "behaviours.login.reply_ports", &l.reply_ports);
-    validate_ports(v, "behaviours.login.session_ports", &l.session_ports);
-    let w = &b.web_scan;
-    v.range("behaviours.web_scan.window_secs", w.window_secs, 1, 86_400);
-    v.range("behaviours.web_scan.errors", w.errors, 2, 1_000_000);
-    v.range("behaviours.web_scan.min_error_share", w.min_error_share, 0.0, 1.0);
-    let d = &b.dns;
-    v.range("behaviours.dns.window_secs", d.window_secs, 10, 86_400);
-    v.range("behaviours.dns.nxdomain_domains", d.nxdomain_domains, 2, 1_000_000);
-    v.range("behaviours.dns.tunnel_queries", d.tunnel_queries, 2, 1_000_000);
-    v.range("behaviours.dns.data_label_chars", d.data_label_chars, 8, 63);
-    v.range("behaviours.dns.resolver_min_clients", d.resolver_min_clients, 2, 1_000_000);
-    v.range("behaviours.probe.window_secs", b.probe.window_secs, 10, 86_400);
-    v.range("behaviours.probe.services", b.probe.services, 2, 1_000_000);
-    let h = &b.half_open;
-    v.range("behaviours.half_open.syn_per_sec", h.syn_per_sec, 10, 100_000_000);
-    v.range("behaviours.half_open.udp_per_sec", h.udp_per_sec, 10, 100_000_000);
-    v.range("behaviours.half_open.icmp_per_sec", h.icmp_per_sec, 10, 100_000_000);
-    v.range("behaviours.half_open.baseline_factor", h.baseline_factor, 1.0, 1_000.0);
-    v.range("behaviours.half_open.baseline_alpha", h.baseline_alpha, 0.0001, 1.0);
-    let s = &b.slow_http;
-    v.range("behaviours.slow_http.connections", s.connections, 2, 1_000_000);
-    v.range("behaviours.slow_http.min_age_secs", s.min_age_secs, 1, 3_600);
-    validate_ports(v, "behaviours.slow_http.ports", &s.ports);
-    let c = &b.beacon;
-    v.range("behaviours.beacon.connections", c.connections, 3, 32);
-    v.range("behaviours.beacon.max_interval_cv", c.max_interval_cv, 0.0, 2.0);
-    v.range("behaviours.beacon.min_interval_secs", c.min_interval_secs, 1, 86_400);
-    v.range("behaviours.exfil.window_secs", b.exfil.window_secs, 10, 86_400);
-    v.range("behaviours.exfil.upload_mb", b.exfil.upload_mb, 1, 1_000_000);
-    v.range("behaviours.exfil.min_ratio", b.exfil.min_ratio, 1.0, 1_000_000.0);
-    v.range("behaviours.smb.netlogon_auths", b.smb.netlogon_auths, 2, 1_000_000);
-    v.range("behaviours.smb.spread_servers", b.smb.spread_servers, 2, 1_024);
-    v.range("behaviours.smb.spread_window_secs", b.smb.spread_window_secs, 10, 86_400);
+fn validate_behaviours(v: &mut Validator, cfg: &BehaviourConfig, web_ports: &[u16]) {
+    v.range("behaviours.max_entries", cfg.max_entries, 16, 16_777_216);
+    let login = &cfg.login;
+    v.range("behaviours.login.window_secs", login.window_secs, 10, 86_400);
+    v.range("behaviours.login.failures", login.failures, 2, 1_000_000);
+    v.range("behaviours.login.short_sessions", login.short_sessions, 2, 1_000_000);
+    v.range("behaviours.login.short_session_secs", login.short_session_secs, 1, 3_600);
+    v.range("behaviours.login.short_session_bytes", login.short_session_bytes, 100, 100_000_000);
+    validate_ports(v, "behaviours.login.reply_ports", &login.reply_ports);
+    validate_ports(v, "behaviours.login.session_ports", &login.session_ports);
+    let web = &cfg.web_scan;
+    v.range("behaviours.web_scan.window_secs", web.window_secs, 1, 86_400);
+    v.range("behaviours.web_scan.errors", web.errors, 2, 1_000_000);
+    v.range("behaviours.web_scan.min_error_share", web.min_error_share, 0.0, 1.0);
+    let dns = &cfg.dns;
+    v.range("behaviours.dns.window_secs", dns.window_secs, 10, 86_400);
+    v.range("behaviours.dns.nxdomain_domains", dns.nxdomain_domains, 2, 1_000_000);
+    v.range("behaviours.dns.tunnel_queries", dns.tunnel_queries, 2, 1_000_000);
+    v.range("behaviours.dns.data_label_chars", dns.data_label_chars, 8, 63);
+    v.range("behaviours.dns.resolver_min_clients", dns.resolver_min_clients, 2, 1_000_000);
+    v.range("behaviours.probe.window_secs", cfg.probe.window_secs, 10, 86_400);
+    v.range("behaviours.probe.services", cfg.probe.services, 2, 1_000_000);
+    let half = &cfg.half_open;
+    v.range("behaviours.half_open.syn_per_sec", half.syn_per_sec, 10, 100_000_000);
+    v.range("behaviours.half_open.udp_per_sec", half.udp_per_sec, 10, 100_000_000);
+    v.range("behaviours.half_open.icmp_per_sec", half.icmp_per_sec, 10, 100_000_000);
+    v.range("behaviours.half_open.baseline_factor", half.baseline_factor, 1.0, 1_000.0);
+    v.range("behaviours.half_open.baseline_alpha", half.baseline_alpha, 0.0001, 1.0);
+    let slow = &cfg.slow_http;
+    v.range("behaviours.slow_http.connections", slow.connections, 2, 1_000_000);
+    v.range("behaviours.slow_http.min_age_secs", slow.min_age_secs, 1, 3_600);
+    validate_ports(v, "behaviours.slow_http.ports", &slow.ports);
+    let beacon = &cfg.beacon;
+    v.range("behaviours.beacon.connections", beacon.connections, 3, 32);
+    v.range("behaviours.beacon.max_interval_cv", beacon.max_interval_cv, 0.0, 2.0);
+    v.range("behaviours.beacon.min_interval_secs", beacon.min_interval_secs, 1, 86_400);
+    v.range("behaviours.exfil.window_secs", cfg.exfil.window_secs, 10, 86_400);
+    v.range("behaviours.exfil.upload_mb", cfg.exfil.upload_mb, 1, 1_000_000);
+    v.range("behaviours.exfil.min_ratio", cfg.exfil.min_ratio, 1.0, 1_000_000.0);
+    v.range("behaviours.smb.netlogon_auths", cfg.smb.netlogon_auths, 2, 1_000_000);
+    v.range("behaviours.smb.spread_servers", cfg.smb.spread_servers, 2, 1_024);
+    v.range("behaviours.smb.spread_window_secs", cfg.smb.spread_window_secs, 10, 86_400);
     // The XDP program copies payload heads of TCP packets from and to these ports.
     let mut heads: Vec<u16> = web_ports.to_vec();
-    heads.extend(&l.reply_ports);
+    heads.extend(&cfg.login.reply_ports);
     heads.extend(BEHAVIOUR_HEAD_PORTS);
     heads.sort_unstable();
     heads.dedup();
@@ -551,7 +551,7 @@ fn validate_behaviours(v: &mut Validator, b: &BehaviourConfig, web_ports: &[u16]
     );
 }
 
-/// TCP ports whose payload heads the behaviours always read: SMB, NetBIOS, DCE-RPC.
+/// TCP ports whose payload heads the behaviours always read: SMB, `NetBIOS`, DCE-RPC.
 pub const BEHAVIOUR_HEAD_PORTS: [u16; 3] = [445, 139, 135];
 
 impl DaemonConfig for SnifferConfig {

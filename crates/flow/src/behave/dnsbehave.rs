@@ -130,10 +130,10 @@ impl DnsAbuse {
     fn on_response(&mut self, p: &Packet<'_>, m: &dns::Message, cx: &mut Cx<'_>) {
         let (server, client) = (p.rec.src, p.rec.dst);
         let min = self.cfg.resolver_min_clients as usize;
-        let s = self.servers.entry(server, Server::default);
-        let c = ip_value(client);
-        if s.clients.len() < min && !s.clients.contains(&c) {
-            s.clients.push(c);
+        let seen = self.servers.entry(server, Server::default);
+        let value = ip_value(client);
+        if seen.clients.len() < min && !seen.clients.contains(&value) {
+            seen.clients.push(value);
         }
         if m.rcode != 3 || self.is_resolver(client) {
             return;
@@ -175,6 +175,6 @@ impl Behaviour for DnsAbuse {
     }
 
     fn state(&self) -> StateStats {
-        self.clients.stats().add(self.domains.stats()).add(self.servers.stats())
+        self.clients.stats().plus(self.domains.stats()).plus(self.servers.stats())
     }
 }

@@ -1,5 +1,5 @@
 //! Behaviours (DESIGN §5.2): detections that need more than one packet or one flow and more
-//! than the fast rules' short window — slow brute force, slow HTTP DoS, DNS tunnels and DGA,
+//! than the fast rules' short window — slow brute force, slow HTTP denial of service, DNS tunnels and DGA,
 //! beacons, half-open floods, SMB lateral movement.
 //!
 //! Each behaviour is its own module behind [`Behaviour`]: the engine hands it packets, ended
@@ -123,7 +123,8 @@ pub struct StateStats {
 }
 
 impl StateStats {
-    pub fn add(self, o: Self) -> Self {
+    #[must_use]
+    pub fn plus(self, o: Self) -> Self {
         Self {
             entries: self.entries + o.entries,
             capacity: self.capacity + o.capacity,

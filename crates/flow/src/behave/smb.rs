@@ -6,10 +6,10 @@
 //! | `smb.admin_logon` | an NTLM network logon with an administrator account | 0.6 |
 //! | `smb.admin_share` | a tree connect to an administrative share (`ADMIN$`, `C$`, ...) | 0.7 |
 //! | `smb.hidden_admin_session` | an administrator's session that turns to SMB3 encryption: its shares, pipes and calls can no longer be seen | 0.8 |
-//! | `smb.exec_pipe` / `dcerpc.exec_iface` | the service control manager or task scheduler opened (svcctl, atsvc, ITaskSchedulerService) or remote activation / WMI bound | 0.8 |
+//! | `smb.exec_pipe` / `dcerpc.exec_iface` | the service control manager or task scheduler opened (`svcctl`, `atsvc`, `ITaskSchedulerService`) or remote activation / WMI bound | 0.8 |
 //! | `smb.file_drop` | an executable or script created on an administrative share | 0.9 |
-//! | `dcerpc.remote_exec` | CreateService or a scheduled task registered remotely | 1.0 |
-//! | `smb.ms17_010` | SMB1 Trans2 SESSION_SETUP (EternalBlue, DoublePulsar) | 1.0 |
+//! | `dcerpc.remote_exec` | `CreateService` or a scheduled task registered remotely | 1.0 |
+//! | `smb.ms17_010` | SMB1 Trans2 `SESSION_SETUP` (`EternalBlue`, `DoublePulsar`) | 1.0 |
 //! | `smb.netlogon` | Netlogon authentication calls from one host over a minute (Zerologon) | by count |
 //! | `smb.admin_spread` | one host logging on as an administrator to, or asking for the administrative shares of, several servers | by count |
 //!
@@ -244,6 +244,6 @@ impl Behaviour for Lateral {
     }
 
     fn state(&self) -> StateStats {
-        self.conns.stats().add(self.netlogon.stats()).add(self.spread.stats())
+        self.conns.stats().plus(self.netlogon.stats()).plus(self.spread.stats())
     }
 }

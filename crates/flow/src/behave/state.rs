@@ -1,5 +1,5 @@
 //! Bounded long-window state for behaviours: an LRU map that counts what it had to forget,
-//! window-resetting counters and approximate distinct counts (HyperLogLog++).
+//! window-resetting counters and approximate distinct counts (`HyperLogLog++`).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
@@ -74,7 +74,7 @@ impl Tumbling {
     }
 }
 
-/// HyperLogLog++ precision: 2^10 registers, about 3 % standard error once dense (exact while
+/// `HyperLogLog++` precision: 2^10 registers, about 3 % standard error once dense (exact while
 /// sparse, for the small counts thresholds are set at).
 const PRECISION: u8 = 10;
 
@@ -92,7 +92,8 @@ impl std::fmt::Debug for Distinct {
         f.debug_struct("Distinct")
             .field("since_ns", &self.since_ns)
             .field("cached", &self.cached)
-            .finish()
+            .field("dirty", &self.dirty)
+            .finish_non_exhaustive()
     }
 }
 
