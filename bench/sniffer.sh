@@ -2,7 +2,8 @@
 # Sniffer throughput, printed as tables:
 #  1. pcap -> flows + CIC features + host context + fast rules -> JSON lines, on one core
 #     (taskset), over every shared capture (560 files read as one capture), REPEAT times;
-#     and the same run without JSON output, to show what serialising costs.
+#     and the same run without JSON output, to show what serialising costs, and without the
+#     behaviours (every one disabled), to show what they cost.
 #  2. Live XDP (native, veth) in a gateway namespace, with tcpreplay --topspeed from a client
 #     namespace looping a shared capture: packets/s the program recorded, ring-full drops,
 #     and every frame accounted for (sent = recorded + not_ip + other outcomes); sniffer RSS
@@ -10,6 +11,7 @@
 #
 #   bench/sniffer.sh                 # needs root for part 2
 #   REPEAT=3 LIVE_SECS=60 bench/sniffer.sh
+#   SKIP_LIVE=1 bench/sniffer.sh     # the pcap tables only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -26,12 +28,18 @@ mapfile -t files < <(find "$data" -type f \( -name '*.pcap' -o -name '*.pcapng' 
 list=()
 for _ in $(seq "$REPEAT"); do list+=("${files[@]}"); done
 echo '{ "sensor_id": "bench", "metrics": { "listen": null } }' >"$work/offline.json"
+off='{ "enabled": false }'
+cat >"$work/no-behaviours.json" <<JSON
+{ "sensor_id": "bench", "metrics": { "listen": null },
+  "behaviours": { "login": $off, "web_scan": $off, "dns": $off, "probe": $off, "half_open": $off,
+                  "slow_http": $off, "beacon": $off, "exfil": $off, "smb": $off } }
+JSON
 
-offline() { # label extra-args...
-  local label="$1"; shift
+offline() { # label config extra-args...
+  local label="$1" config="$2"; shift 2
   local t0 t1
   t0=$(date +%s.%N)
-  taskset -c 0 "$bin" --log-format json run --config "$work/offline.json" --no-publish --pcap "${list[@]}" "$@" 2>"$work/$label.log"
+  taskset -c 0 "$bin" --log-format json run --config "$config" --no-publish --pcap "${list[@]}" "$@" 2>"$work/$label.log"
   t1=$(date +%s.%N)
   local frames flows
   frames=$(grep -o '"frames":[0-9]*' "$work/$label.log" | tail -1 | cut -d: -f2)
@@ -42,8 +50,11 @@ echo
 echo "pcap mode, one core, ${#files[@]} shared captures x $REPEAT (wall time includes process start and reading the files)"
 echo "| run                                | frames     | flows     | secs    | frames/s     |"
 echo "|------------------------------------|------------|-----------|---------|--------------|"
-offline "flows+features+JSONL" --jsonl "$work/out.jsonl"
-offline "flows+features (no output)"
+offline "flows+features+JSONL" "$work/offline.json" --jsonl "$work/out.jsonl"
+offline "flows+features (no output)" "$work/offline.json"
+# The behaviours' cost (issue #22): the same engine with every behaviour disabled, same run.
+offline "no behaviours (no output)" "$work/no-behaviours.json"
+if [ "${SKIP_LIVE:-0}" = 1 ]; then exit 0; fi
 
 if [ "$(id -u)" != 0 ]; then echo "live XDP part needs root; skipped"; exit 0; fi
 ip netns add mldbc; ip netns add mldbg

@@ -17,7 +17,7 @@ use crate::record::timestamp;
 const GID: u32 = 1;
 
 /// (rule or detector, signature id, signature, Suricata classification).
-pub const SIGNATURES: [(&str, u32, &str, &str); 13] = [
+pub const SIGNATURES: [(&str, u32, &str, &str); 33] = [
     (
         "ddos",
         9_100_001,
@@ -45,6 +45,116 @@ pub const SIGNATURES: [(&str, u32, &str, &str); 13] = [
         9_200_009,
         "MLD FAST web attack pattern in HTTP request",
         "Web Application Attack",
+    ),
+    (
+        "login.failures",
+        9_200_010,
+        "MLD BEHAVIOUR failed logins (slow brute force)",
+        "Attempted User Privilege Gain",
+    ),
+    (
+        "login.sessions",
+        9_200_011,
+        "MLD BEHAVIOUR short sessions to an encrypted login service",
+        "Attempted User Privilege Gain",
+    ),
+    (
+        "web.scan",
+        9_200_012,
+        "MLD BEHAVIOUR web enumeration (error responses)",
+        "Web Application Attack",
+    ),
+    (
+        "dns.dga",
+        9_200_013,
+        "MLD BEHAVIOUR domain generation (NXDOMAIN)",
+        "A Network Trojan was detected",
+    ),
+    ("dns.tunnel", 9_200_014, "MLD BEHAVIOUR DNS tunnel", "Potentially Bad Traffic"),
+    (
+        "scan.probe",
+        9_200_015,
+        "MLD BEHAVIOUR probes of many internal services",
+        "Detection of a Network Scan",
+    ),
+    (
+        "flood.half_open",
+        9_200_016,
+        "MLD BEHAVIOUR service flooded (half-open or unanswered)",
+        "Attempted Denial of Service",
+    ),
+    (
+        "http.slow",
+        9_200_017,
+        "MLD BEHAVIOUR slow HTTP denial of service",
+        "Attempted Denial of Service",
+    ),
+    (
+        "beacon",
+        9_200_018,
+        "MLD BEHAVIOUR beaconing to an external server",
+        "A Network Trojan was detected",
+    ),
+    (
+        "exfil.upload",
+        9_200_019,
+        "MLD BEHAVIOUR large upload to an external address",
+        "Potential Corporate Privacy Violation",
+    ),
+    (
+        "smb.admin_logon",
+        9_200_020,
+        "MLD BEHAVIOUR administrator network logon over SMB",
+        "Misc Attack",
+    ),
+    ("smb.admin_share", 9_200_021, "MLD BEHAVIOUR administrative share access", "Misc Attack"),
+    (
+        "smb.hidden_admin_session",
+        9_200_022,
+        "MLD BEHAVIOUR encrypted administrator SMB session",
+        "Misc Attack",
+    ),
+    (
+        "smb.exec_pipe",
+        9_200_023,
+        "MLD BEHAVIOUR remote service or task pipe opened",
+        "A Network Trojan was detected",
+    ),
+    (
+        "dcerpc.exec_iface",
+        9_200_024,
+        "MLD BEHAVIOUR remote execution interface bound",
+        "A Network Trojan was detected",
+    ),
+    (
+        "smb.file_drop",
+        9_200_025,
+        "MLD BEHAVIOUR executable dropped on an administrative share",
+        "A Network Trojan was detected",
+    ),
+    (
+        "dcerpc.remote_exec",
+        9_200_026,
+        "MLD BEHAVIOUR service or task created remotely",
+        "A Network Trojan was detected",
+    ),
+    (
+        "smb.ms17_010",
+        9_200_027,
+        "MLD BEHAVIOUR SMB1 Trans2 SESSION_SETUP (MS17-010)",
+        "Attempted Administrator Privilege Gain",
+    ),
+    (
+        "smb.netlogon",
+        9_200_028,
+        "MLD BEHAVIOUR Netlogon authentication burst (Zerologon)",
+        "Attempted Administrator Privilege Gain",
+    ),
+    (
+        "smb.admin_spread",
+        9_200_029,
+        "MLD BEHAVIOUR administrator access spreading over servers",
+        "Misc Attack",
     ),
 ];
 

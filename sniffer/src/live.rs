@@ -237,6 +237,7 @@ pub fn run(
             publish_counters(sink, &rings, &readers);
             intake.publish(sink);
             sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
+            sink.metrics.sync_behaviours(&engine.behaviour_state());
             if let Some(ports) = sink.reload(&mut engine) {
                 for (_, c) in &mut rings {
                     if let Err(e) = c.set_head_ports(&ports) {
@@ -270,6 +271,7 @@ pub fn run(
     engine.flush(&mut |o| sink.emit(o));
     publish_counters(sink, &rings, &readers);
     sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
+    sink.metrics.sync_behaviours(&engine.behaviour_state());
     sink.flush(true);
     if bad_records > 0 {
         tracing::error!(

@@ -1,6 +1,7 @@
 //! The sniffer's Prometheus metrics (`mld_sniffer_*`). Engine totals are copied in as deltas
 //! after each batch, so the hot path never touches an atomic it does not need.
 
+use mld_flow::behave::StateStats;
 use mld_flow::engine::Counters;
 use mld_flow::fast::rule;
 use mld_telemetry::prometheus_client::metrics::counter::Counter;
@@ -34,7 +35,14 @@ pub struct Metrics {
     pub afpacket: Family<Labels, Gauge>,
     /// Records of several capture sources merged into time order, by outcome.
     pub reorder: Family<Labels, Gauge>,
+    /// Behaviours' state: entries held and their cap, by behaviour.
+    behaviour_entries: Family<Labels, Gauge>,
+    behaviour_capacity: Family<Labels, Gauge>,
+    /// Entries a behaviour forgot to make room, by behaviour.
+    behaviour_evictions: Family<Labels, Counter>,
+    pub behaviour_evidence: Counter,
     last: Counters,
+    last_evicted: std::collections::HashMap<&'static str, u64>,
 }
 
 fn reg<M: mld_telemetry::prometheus_client::registry::Metric + Clone>(
@@ -115,7 +123,32 @@ impl Metrics {
                 "Records merged from several interfaces into time order: held now, released early because the buffer was full (forced), or arrived after later records had gone (late)",
                 Family::default(),
             ),
+            behaviour_entries: reg(
+                r,
+                "behaviour_entries",
+                "Entries (hosts, pairs, services, domains) each behaviour holds now",
+                Family::default(),
+            ),
+            behaviour_capacity: reg(
+                r,
+                "behaviour_capacity",
+                "Entries each behaviour may hold (behaviours.max_entries, or a share of it)",
+                Family::default(),
+            ),
+            behaviour_evictions: reg(
+                r,
+                "behaviour_evictions",
+                "Entries a behaviour forgot, least recently active first, to stay within its cap",
+                Family::default(),
+            ),
+            behaviour_evidence: reg(
+                r,
+                "behaviour_evidence",
+                "Evidence the behaviours reported about hosts (each adds to the host's episode)",
+                Counter::default(),
+            ),
             last: Counters::default(),
+            last_evicted: std::collections::HashMap::new(),
         };
         for reason in SKIP_REASONS {
             m.skipped(reason);
@@ -151,8 +184,24 @@ impl Metrics {
         self.snapshots.inc_by(c.snapshots - l.snapshots);
         self.hosts_evicted.inc_by(c.hosts_evicted - l.hosts_evicted);
         self.dns_queries.inc_by(c.dns_queries - l.dns_queries);
+        self.behaviour_evidence.inc_by(c.evidence - l.evidence);
         self.active_flows.set(i64::try_from(active_flows).unwrap_or(i64::MAX));
         self.hosts.set(i64::try_from(hosts).unwrap_or(i64::MAX));
         self.last = c.clone();
+    }
+
+    /// Copies in the behaviours' state sizes and evictions.
+    pub fn sync_behaviours(&mut self, state: &[(&'static str, StateStats)]) {
+        for (name, s) in state {
+            let label = vec![("behaviour", (*name).to_owned())];
+            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            self.behaviour_entries.get_or_create(&label).set(gauge(s.entries));
+            self.behaviour_capacity.get_or_create(&label).set(gauge(s.capacity));
+            let last = self.last_evicted.entry(name).or_default();
+            // A new capture (pcap files in turn) starts the behaviours afresh.
+            let delta = s.evicted.checked_sub(*last).unwrap_or(s.evicted);
+            self.behaviour_evictions.get_or_create(&label).inc_by(delta);
+            *last = s.evicted;
+        }
     }
 }

@@ -255,6 +255,7 @@ pub fn run_pcaps(
                     break;
                 }
                 sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
+                sink.metrics.sync_behaviours(&engine.behaviour_state());
                 sink.reload(engine);
                 sink.flush(false);
                 if let Some(e) = sink.take_error() {
@@ -276,6 +277,7 @@ pub fn run_pcaps(
         tracing::debug!(file = %path.display(), frames = frames_here, "capture file done");
     }
     sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
+    sink.metrics.sync_behaviours(&engine.behaviour_state());
     sink.flush(true);
     if let Some(e) = sink.take_error() {
         return Err(e);

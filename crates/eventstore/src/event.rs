@@ -266,6 +266,36 @@ pub fn rule_words(rule: &str) -> &'static str {
         "flood.victim" => "flood aimed at this host, denial of service",
         "bruteforce" => "brute-force login attempts, password guessing",
         "web.attack" => "web attack: injection or path traversal in HTTP requests",
+        "login.failures" => {
+            "password guessing: the server kept saying logins failed, slow brute force"
+        }
+        "login.sessions" => "password guessing over SSH or RDP: many short login sessions",
+        "web.scan" => "web directory or file enumeration, fuzzing: many error responses",
+        "dns.dga" => "domain generation algorithm malware: many non-existent domains",
+        "dns.tunnel" => "DNS tunnelling: data carried in query names or TXT/NULL records",
+        "scan.probe" => "scanning: failed attempts on many internal services",
+        "flood.half_open" => {
+            "flood aimed at this service, half-open connections, spoofed or distributed denial of service"
+        }
+        "http.slow" => "slow HTTP denial of service: many long idle connections, slowloris",
+        "beacon" => "command and control beaconing at regular intervals",
+        "exfil.upload" => "data exfiltration: a large upload to an external address",
+        "smb.admin_logon" => "administrator account network logon over SMB, lateral movement",
+        "smb.admin_share" => "administrative share access (ADMIN$, C$), lateral movement",
+        "smb.hidden_admin_session" => {
+            "encrypted administrator SMB session, lateral movement hidden from view"
+        }
+        "smb.exec_pipe" => {
+            "remote execution: service control or task scheduler pipe opened, psexec"
+        }
+        "dcerpc.exec_iface" => "remote execution: DCE-RPC service, task or WMI interface bound",
+        "smb.file_drop" => "executable dropped on an administrative share, lateral movement",
+        "dcerpc.remote_exec" => "remote execution: a service or scheduled task created remotely",
+        "smb.ms17_010" => "EternalBlue / MS17-010 exploitation over SMB1",
+        "smb.netlogon" => "Netlogon authentication burst, Zerologon",
+        "smb.admin_spread" => {
+            "administrator access spreading over several servers, lateral movement"
+        }
         _ => "a fast rule",
     }
 }

@@ -195,6 +195,9 @@ const SMB1_TREE_CONNECT_ANDX: u8 = 0x75;
 const SMB1_TRANS2: u8 = 0x32;
 
 fn smb1(m: &[u8]) -> Option<Request> {
+    if m.get(9)? & 0x80 != 0 {
+        return None; // a reply
+    }
     let flags2 = u16le(m, 10)?;
     let unicode = flags2 & 0x8000 != 0;
     let words = usize::from(*m.get(32)?);

@@ -3,8 +3,9 @@
 //! streaming form). The measure is the number of sessions whose start-to-start intervals
 //! stay regular — coefficient of variation at most `max_interval_cv` — so jitter added by the
 //! implant lowers the score only as far as it makes the check-ins irregular. Connections
-//! started less than a second apart count as one session. DNS and NTP are periodic by design
-//! and are left out (tunnels through DNS are the DNS behaviour's).
+//! started less than a second apart count as one session. Only TCP connections count: UDP
+//! keepalives of one long association (SIP, voice, NTP) are periodic by design, and DNS is the
+//! DNS behaviour's.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -65,11 +66,10 @@ impl Behaviour for Beacon {
         if !p.new_flow || !p.forward {
             return;
         }
-        let session = match r.proto {
-            proto::TCP => r.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN,
-            proto::UDP => !matches!(p.service_port, 53 | 123 | 5353),
-            _ => false,
-        };
+        // A check-in is a new TCP connection. UDP "sessions" are the flow table's idle
+        // timeout cutting one long association (SIP, voice, game keepalives), not check-ins.
+        let session = r.proto == proto::TCP
+            && r.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
         if !session
             || !cx.is_internal(p.initiator)
             || cx.is_internal(p.responder)

@@ -180,8 +180,10 @@ mod tests {
         for v in 0..100_000u64 {
             d.insert(hash64(v), 2 * S, 60 * S);
         }
+        // 2^10 registers: a standard error of 1.04 / 32 = 3.25 %; hashes are seeded per
+        // process, so allow 4.6 standard errors (a failure once in ~200,000 runs).
         let n = d.count(2 * S, 60 * S);
-        assert!((95_000..=105_000).contains(&n), "{n}");
+        assert!((85_000..=115_000).contains(&n), "{n}");
         assert_eq!(d.count(100 * S, 60 * S), 0, "the window passed");
         d.insert(7, 100 * S, 60 * S);
         assert_eq!(d.count(100 * S, 60 * S), 1);

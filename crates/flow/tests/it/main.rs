@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use mld_flow::capture::CaptureReader;
 use mld_flow::packet::parse;
 
+mod behaviours;
 mod cicref;
 mod detect;
 
