@@ -272,6 +272,8 @@ impl Engine {
         let active_ns = ctx.cfg.active_ns;
         let mut answer = false;
         let mut handshake_done = false;
+        // The flow's initiator side, start and handshake state, for the behaviours.
+        let mut meta = None;
         let ended = match shard.flows.get_mut(&key) {
             Some(f) if f.closing_ns.is_some() && syn_only => Some(Some(EndReason::Closed)),
             Some(f) if rec.ts_ns.saturating_sub(f.start_ns) > active_ns => {
@@ -293,6 +295,7 @@ impl Engine {
                     handshake_done = true;
                 }
                 f.add(rec, forward, &mut shard.closing, key);
+                meta = Some((f.init_is_a, f.start_ns, f.established));
                 None
             }
             None => Some(None),
@@ -307,6 +310,7 @@ impl Engine {
         if started {
             let mut flow = Flow::new(rec, from_a);
             flow.update_tcp_state(rec, true, &mut shard.closing, key);
+            meta = Some((flow.init_is_a, flow.start_ns, false));
             ctx.counters.flows_created += 1;
             if let Some((old_key, old)) = shard.flows.insert_new(key, flow) {
                 ctx.export(old_key, &old, EndReason::Evicted, out);
@@ -316,11 +320,13 @@ impl Engine {
         if answer {
             ctx.on_answer(rec.dst, rec.src);
         }
-        let established = shard.flows.peek(&key).is_some_and(|f| f.established);
+        let established = meta.is_some_and(|(_, _, e)| e);
         let mut fired = ctx.on_packet(rec, started, established);
-        if let Some(f) = shard.flows.peek(&key) {
-            let forward = from_a == f.init_is_a;
-            let (initiator, responder) = if f.init_is_a { (key.a, key.b) } else { (key.b, key.a) };
+        if let Some((init_is_a, start_ns, _)) = meta
+            && !ctx.behaviours.is_empty()
+        {
+            let forward = from_a == init_is_a;
+            let (initiator, responder) = if init_is_a { (key.a, key.b) } else { (key.b, key.a) };
             let p = behave::Packet {
                 rec,
                 forward,
@@ -329,7 +335,7 @@ impl Engine {
                 initiator: initiator.ip(),
                 responder: responder.ip(),
                 service_port: responder.port,
-                flow_start_ns: f.start_ns,
+                flow_start_ns: start_ns,
             };
             ctx.run_behaviours(|b, cx| b.on_packet(&p, cx));
             ctx.fire_evidence(&mut fired);

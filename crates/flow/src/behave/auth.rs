@@ -23,36 +23,39 @@ pub const SESSIONS: &str = "login.sessions";
 /// Whether a server's reply (the head of one TCP payload) says a login failed, and which
 /// protocol's words it used.
 pub fn failed_login(reply: &[u8]) -> Option<&'static str> {
-    let line = reply.split(|&b| b == b'\n').next().unwrap_or_default();
-    let starts = |p: &[u8]| line.len() >= p.len() && line[..p.len()].eq_ignore_ascii_case(p);
+    // Most replies on these ports are data (a download's segments): decide on the first
+    // bytes, and read the first line only when they start a reply of interest.
+    let starts = |p: &[u8]| reply.len() >= p.len() && reply[..p.len()].eq_ignore_ascii_case(p);
+    let line = || reply.split(|&b| b == b'\n').next().unwrap_or_default();
     if starts(b"530 ") || starts(b"530-") {
         return Some("FTP 530");
     }
     if starts(b"535 ") || starts(b"535-") {
         return Some("SMTP 535");
     }
-    if starts(b"-ERR") && contains_ci(line, b"auth")
-        || starts(b"-ERR") && (contains_ci(line, b"password") || contains_ci(line, b"login"))
-    {
-        return Some("POP3 -ERR");
+    if starts(b"-ERR") {
+        let l = line();
+        return (contains_ci(l, b"auth")
+            || contains_ci(l, b"password")
+            || contains_ci(l, b"login"))
+        .then_some("POP3 -ERR");
     }
-    if (starts(b"HTTP/1.1 ") || starts(b"HTTP/1.0 ")) && line.len() >= 12 {
-        match &line[9..12] {
-            b"401" => return Some("HTTP 401"),
-            b"407" => return Some("HTTP 407"),
-            _ => return None,
-        }
+    if starts(b"HTTP/1.1 ") || starts(b"HTTP/1.0 ") {
+        return match reply.get(9..12) {
+            Some(b"401") => Some("HTTP 401"),
+            Some(b"407") => Some("HTTP 407"),
+            _ => None,
+        };
     }
     // IMAP: "<tag> NO [AUTHENTICATIONFAILED] ..." or "<tag> NO LOGIN failed".
-    let mut words = line.split(|&b| b == b' ');
-    if let (Some(tag), Some(no)) = (words.next(), words.next())
-        && !tag.is_empty()
-        && no.eq_ignore_ascii_case(b"NO")
-        && (contains_ci(line, b"auth") || contains_ci(line, b"login"))
+    if let Some(sp) = reply.iter().take(24).position(|&b| b == b' ')
+        && sp > 0
+        && reply.get(sp + 1..sp + 4).is_some_and(|w| w.eq_ignore_ascii_case(b"NO "))
     {
-        return Some("IMAP NO");
+        let l = line();
+        return (contains_ci(l, b"auth") || contains_ci(l, b"login")).then_some("IMAP NO");
     }
-    if contains_ci(reply, b"login incorrect") {
+    if reply.len() <= 64 && contains_ci(reply, b"login incorrect") {
         return Some("telnet");
     }
     None

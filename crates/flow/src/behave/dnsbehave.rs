@@ -39,10 +39,31 @@ struct Client {
     nxdomains: Distinct,
 }
 
+/// Recent data-carrying names remembered per domain, so that a name asked again (a retry,
+/// a client re-resolving a long CDN name) is not counted twice.
+const RECENT_NAMES: usize = 64;
+
 #[derive(Debug, Default)]
 struct Domain {
     data_queries: Tumbling,
-    names: Distinct,
+    recent: Vec<u64>,
+    next: usize,
+}
+
+impl Domain {
+    /// Remembers `name`; whether it was new.
+    fn remember(&mut self, name: u64) -> bool {
+        if self.recent.contains(&name) {
+            return false;
+        }
+        if self.recent.len() < RECENT_NAMES {
+            self.recent.push(name);
+        } else {
+            self.recent[self.next] = name;
+            self.next = (self.next + 1) % RECENT_NAMES;
+        }
+        true
+    }
 }
 
 /// Clients a DNS server answered (at most a few, to know it is a resolver).
@@ -64,8 +85,7 @@ impl DnsAbuse {
         Self {
             cfg: cfg.clone(),
             clients: Bounded::new(cap),
-            // Distinct counters take up to a kilobyte each: fewer domains than hosts.
-            domains: Bounded::new((cap / 4).max(16)),
+            domains: Bounded::new(cap),
             servers: Bounded::new(cap),
         }
     }
@@ -94,12 +114,8 @@ impl DnsAbuse {
         };
         let data = self.data_shaped(m);
         let d = self.domains.entry(key, Domain::default);
-        if data {
-            let before = d.names.count(cx.now_ns, window);
-            d.names.insert(hash64(&m.name), cx.now_ns, window);
-            if d.names.count(cx.now_ns, window) > before {
-                d.data_queries.add(cx.now_ns, window, 1);
-            }
+        if data && d.remember(hash64(&m.name)) {
+            d.data_queries.add(cx.now_ns, window, 1);
         }
         let n = d.data_queries.get(cx.now_ns, window);
         let thr = self.cfg.tunnel_queries;

@@ -94,8 +94,12 @@ impl HalfOpen {
             return;
         }
         s.inbound += 1;
-        s.sources.insert(hash64(source), cx.now_ns, SOURCES_WINDOW_NS);
         let excess = s.inbound.saturating_sub(s.answered);
+        // Sources are only of interest once a second looks like a flood.
+        #[allow(clippy::cast_precision_loss, reason = "rates")]
+        if excess as f64 * 2.0 >= t {
+            s.sources.insert(hash64(source), cx.now_ns, SOURCES_WINDOW_NS);
+        }
         #[allow(
             clippy::cast_precision_loss,
             clippy::cast_possible_truncation,

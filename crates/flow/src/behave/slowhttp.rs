@@ -65,6 +65,7 @@ impl Behaviour for SlowHttp {
                 self.candidates.push(key);
             }
         } else if !p.forward
+            && !self.candidates.is_empty()
             && let Some(pair) = self.pairs.get_mut(&key)
             && pair.candidate
         {

@@ -74,67 +74,96 @@ impl Tumbling {
     }
 }
 
-/// `HyperLogLog++` precision: 2^10 registers, about 3 % standard error once dense (exact while
-/// sparse, for the small counts thresholds are set at).
+/// `HyperLogLog++` precision: 2^10 registers, about 3 % standard error.
 const PRECISION: u8 = 10;
+/// Values counted exactly before a set turns into a `HyperLogLog++` sketch: thresholds sit
+/// below this, so verdicts near them do not depend on the sketch's error.
+const EXACT: usize = 256;
+/// A sketch's estimate is recomputed after this many insertions.
+const REESTIMATE: u32 = 64;
 
-/// Distinct values over a tumbling window, in bounded memory whatever their number.
+/// Distinct values over a tumbling window, in bounded memory whatever their number: exact up
+/// to [`EXACT`] values, then a `HyperLogLog++` sketch.
+#[derive(Default)]
 pub struct Distinct {
     since_ns: u64,
-    hll: Option<HyperLogLogPlus<u64, RandomState>>,
-    /// The estimate when last computed, and whether values arrived since.
-    cached: f64,
-    dirty: bool,
+    exact: Vec<u64>,
+    hll: Option<Box<HyperLogLogPlus<u64, RandomState>>>,
+    estimate: u64,
+    pending: u32,
 }
 
 impl std::fmt::Debug for Distinct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Distinct")
             .field("since_ns", &self.since_ns)
-            .field("cached", &self.cached)
-            .field("dirty", &self.dirty)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for Distinct {
-    fn default() -> Self {
-        Self { since_ns: 0, hll: None, cached: 0.0, dirty: false }
+            .field("exact", &self.exact.len())
+            .field("sketch", &self.hll.is_some())
+            .field("estimate", &self.estimate)
+            .field("pending", &self.pending)
+            .finish()
     }
 }
 
 impl Distinct {
     /// Adds a value (hashed by the caller) at `now_ns`.
     pub fn insert(&mut self, value: u64, now_ns: u64, window_ns: u64) {
-        if self.hll.is_none() || now_ns.saturating_sub(self.since_ns) > window_ns {
-            self.since_ns = now_ns;
-            self.hll = HyperLogLogPlus::new(PRECISION, RandomState::new()).ok();
-            self.cached = 0.0;
+        if now_ns.saturating_sub(self.since_ns) > window_ns
+            || (self.exact.is_empty() && self.hll.is_none())
+        {
+            *self = Self { since_ns: now_ns, ..Self::default() };
         }
         if let Some(h) = &mut self.hll {
             h.insert(&value);
-            self.dirty = true;
+            self.pending += 1;
+            if self.pending >= REESTIMATE {
+                self.reestimate();
+            }
+            return;
+        }
+        if self.exact.contains(&value) {
+            return;
+        }
+        self.exact.push(value);
+        if self.exact.len() > EXACT
+            && let Ok(mut h) = HyperLogLogPlus::new(PRECISION, RandomState::new())
+        {
+            for v in &self.exact {
+                h.insert(v);
+            }
+            self.exact = Vec::new();
+            self.hll = Some(Box::new(h));
+            self.reestimate();
         }
     }
 
-    /// The estimated number of distinct values of the current window.
+    fn reestimate(&mut self) {
+        if let Some(h) = &mut self.hll {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "an estimate ≥ 0"
+            )]
+            let n = h.count().round() as u64;
+            // Never below what was counted exactly.
+            self.estimate = n.max(EXACT as u64 + 1);
+        }
+        self.pending = 0;
+    }
+
+    /// The number of distinct values of the current window (estimated once past [`EXACT`]).
     pub fn count(&mut self, now_ns: u64, window_ns: u64) -> u64 {
         if now_ns.saturating_sub(self.since_ns) > window_ns {
             return 0;
         }
-        if self.dirty
-            && let Some(h) = &mut self.hll
-        {
-            self.cached = h.count();
-            self.dirty = false;
+        if self.hll.is_some() {
+            if self.pending > 0 {
+                self.reestimate();
+            }
+            self.estimate
+        } else {
+            self.exact.len() as u64
         }
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "an estimate ≥ 0"
-        )]
-        let n = self.cached.round() as u64;
-        n
     }
 }
 
