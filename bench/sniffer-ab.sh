@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A/B of two sniffer builds' offline engine (flows + features + host context + rules and
 # behaviours, no output) over every shared capture, on one core, interleaved runs, so both
-# see the same machine: prints frames/s per run and B's throughput as a ratio of A's.
+# see the same machine: prints frames per CPU second (user + system time of the process, which
+# a busy or shared machine disturbs far less than wall time) per run, and B's throughput as a
+# ratio of A's.
 #
 #   bench/sniffer-ab.sh A_BIN B_BIN [B_CONFIG]
 #   e.g. build an older commit into another target dir, then
@@ -18,15 +20,14 @@ cp "${3:-$work/a.json}" "$work/b.json"
 mapfile -t files < <(find "$data" -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) | sort)
 list=()
 for _ in $(seq "$REPEAT"); do list+=("${files[@]}"); done
-run() { # bin config -> frames/s
-  local t0 t1 frames
-  t0=$(date +%s.%N)
-  taskset -c 0 "$1" --log-format json run --config "$2" --no-publish --pcap "${list[@]}" 2>"$work/log"
-  t1=$(date +%s.%N)
+run() { # bin config -> frames per CPU second
+  local frames cpu
+  /usr/bin/time -f "%U %S" -o "$work/time" taskset -c 0 "$1" --log-format json run --config "$2" --no-publish --pcap "${list[@]}" 2>"$work/log"
   frames=$(grep -o '"frames":[0-9]*' "$work/log" | tail -1 | cut -d: -f2)
-  python3 -c "import sys; print(f'{int(sys.argv[1]) / float(sys.argv[2]):.0f}')" "$frames" "$(echo "$t1 - $t0" | bc)"
+  cpu=$(awk '{print $1 + $2}' "$work/time")
+  python3 -c "import sys; print(f'{int(sys.argv[1]) / float(sys.argv[2]):.0f}')" "$frames" "$cpu"
 }
-echo "| round | A frames/s | B frames/s | B / A |"
+echo "| round | A frames/CPU s | B frames/CPU s | B / A |"
 echo "|---|---|---|---|"
 ra=() rb=()
 for r in $(seq "$ROUNDS"); do
