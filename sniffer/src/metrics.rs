@@ -35,14 +35,8 @@ pub struct Metrics {
     pub afpacket: Family<Labels, Gauge>,
     /// Records of several capture sources merged into time order, by outcome.
     pub reorder: Family<Labels, Gauge>,
-    /// Behaviours' state: entries held and their cap, by behaviour.
-    behaviour_entries: Family<Labels, Gauge>,
-    behaviour_capacity: Family<Labels, Gauge>,
-    /// Entries a behaviour forgot to make room, by behaviour.
-    behaviour_evictions: Family<Labels, Counter>,
-    pub behaviour_evidence: Counter,
+    behaviours: BehaviourMetrics,
     last: Counters,
-    last_evicted: std::collections::HashMap<&'static str, u64>,
 }
 
 fn reg<M: mld_telemetry::prometheus_client::registry::Metric + Clone>(
@@ -123,32 +117,8 @@ impl Metrics {
                 "Records merged from several interfaces into time order: held now, released early because the buffer was full (forced), or arrived after later records had gone (late)",
                 Family::default(),
             ),
-            behaviour_entries: reg(
-                r,
-                "behaviour_entries",
-                "Entries (hosts, pairs, services, domains) each behaviour holds now",
-                Family::default(),
-            ),
-            behaviour_capacity: reg(
-                r,
-                "behaviour_capacity",
-                "Entries each behaviour may hold (behaviours.max_entries, or a share of it)",
-                Family::default(),
-            ),
-            behaviour_evictions: reg(
-                r,
-                "behaviour_evictions",
-                "Entries a behaviour forgot, least recently active first, to stay within its cap",
-                Family::default(),
-            ),
-            behaviour_evidence: reg(
-                r,
-                "behaviour_evidence",
-                "Evidence the behaviours reported about hosts (each adds to the host's episode)",
-                Counter::default(),
-            ),
+            behaviours: BehaviourMetrics::register(r),
             last: Counters::default(),
-            last_evicted: std::collections::HashMap::new(),
         };
         for reason in SKIP_REASONS {
             m.skipped(reason);
@@ -184,7 +154,7 @@ impl Metrics {
         self.snapshots.inc_by(c.snapshots - l.snapshots);
         self.hosts_evicted.inc_by(c.hosts_evicted - l.hosts_evicted);
         self.dns_queries.inc_by(c.dns_queries - l.dns_queries);
-        self.behaviour_evidence.inc_by(c.evidence - l.evidence);
+        self.behaviours.evidence.inc_by(c.evidence - l.evidence);
         self.active_flows.set(i64::try_from(active_flows).unwrap_or(i64::MAX));
         self.hosts.set(i64::try_from(hosts).unwrap_or(i64::MAX));
         self.last = c.clone();
@@ -192,16 +162,61 @@ impl Metrics {
 
     /// Copies in the behaviours' state sizes and evictions.
     pub fn sync_behaviours(&mut self, state: &[(&'static str, StateStats)]) {
+        let b = &mut self.behaviours;
         for (name, s) in state {
             let label = vec![("behaviour", (*name).to_owned())];
             let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            self.behaviour_entries.get_or_create(&label).set(gauge(s.entries));
-            self.behaviour_capacity.get_or_create(&label).set(gauge(s.capacity));
-            let last = self.last_evicted.entry(name).or_default();
+            b.entries.get_or_create(&label).set(gauge(s.entries));
+            b.capacity.get_or_create(&label).set(gauge(s.capacity));
+            let last = b.last_evicted.entry(name).or_default();
             // A new capture (pcap files in turn) starts the behaviours afresh.
             let delta = s.evicted.checked_sub(*last).unwrap_or(s.evicted);
-            self.behaviour_evictions.get_or_create(&label).inc_by(delta);
+            b.evictions.get_or_create(&label).inc_by(delta);
             *last = s.evicted;
+        }
+    }
+}
+
+/// The behaviours' metrics (`mld_sniffer_behaviour_*`).
+#[derive(Debug, Clone)]
+struct BehaviourMetrics {
+    /// Entries held and their cap, by behaviour.
+    entries: Family<Labels, Gauge>,
+    capacity: Family<Labels, Gauge>,
+    /// Entries a behaviour forgot to make room, by behaviour.
+    evictions: Family<Labels, Counter>,
+    evidence: Counter,
+    last_evicted: std::collections::HashMap<&'static str, u64>,
+}
+
+impl BehaviourMetrics {
+    fn register(r: &mut Registry) -> Self {
+        Self {
+            entries: reg(
+                r,
+                "behaviour_entries",
+                "Entries (hosts, pairs, services, domains) each behaviour holds now",
+                Family::default(),
+            ),
+            capacity: reg(
+                r,
+                "behaviour_capacity",
+                "Entries each behaviour may hold (behaviours.max_entries, or a share of it)",
+                Family::default(),
+            ),
+            evictions: reg(
+                r,
+                "behaviour_evictions",
+                "Entries a behaviour forgot, least recently active first, to stay within its cap",
+                Family::default(),
+            ),
+            evidence: reg(
+                r,
+                "behaviour_evidence",
+                "Evidence the behaviours reported about hosts (each adds to the host's episode)",
+                Counter::default(),
+            ),
+            last_evicted: std::collections::HashMap::new(),
         }
     }
 }

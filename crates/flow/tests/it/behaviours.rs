@@ -164,14 +164,14 @@ fn a_jittered_beacon_fires_and_an_irregular_client_does_not() {
     let mut lab = Lab::new(config());
     // Every 30 s with up to ±6 s of jitter (a fixed pattern), 12 check-ins.
     let jitter: [i64; 12] = [0, 4, -3, 5, -5, 2, -1, 3, -6, 2, 1, -4];
-    for (i, j) in jitter.iter().enumerate() {
-        let t = (i as u64 * 30 + 100) * S;
+    for (i, j) in (0u16..).zip(jitter) {
+        let t = (u64::from(i) * 30 + 100) * S;
         let t = t.saturating_add_signed(j * 1_000_000_000);
-        lab.session(t, "10.0.0.8", 50_000 + i as u16, "198.51.100.7", 443, b"\x17\x03\x03");
+        lab.session(t, "10.0.0.8", 50_000 + i, "198.51.100.7", 443, b"\x17\x03\x03");
     }
     // The same host browsing another site at irregular times.
-    for (i, t) in [3, 4, 50, 51, 52, 200, 290, 291, 400, 401, 402, 403].iter().enumerate() {
-        lab.session(t * S, "10.0.0.8", 51_000 + i as u16, "198.51.100.20", 443, b"\x17\x03\x03");
+    for (i, t) in (0u16..).zip([3, 4, 50, 51, 52, 200, 290, 291, 400, 401, 402, 403]) {
+        lab.session(t * S, "10.0.0.8", 51_000 + i, "198.51.100.20", 443, b"\x17\x03\x03");
     }
     let (_, flows) = lab.finish();
     assert!(score(&flows, "198.51.100.7", "beacon") >= 0.8, "12 regular check-ins");
