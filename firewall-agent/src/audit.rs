@@ -22,6 +22,8 @@ pub enum Action {
     Expire,
     SkipAllowlisted,
     SkipSpecial,
+    /// An inside address on evidence a forger could have produced.
+    SkipForgeable,
     MonitorOnly,
     RateCapped,
     SetFull,

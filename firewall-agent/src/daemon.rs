@@ -57,7 +57,7 @@ impl Metrics {
         let m = Self::default();
         r.register(
             "decisions",
-            "Detections by outcome: block, below_threshold, no_address, monitor_only, allowlisted, special, already_blocked, rate_capped, set_full",
+            "Detections by outcome: block, below_threshold, no_address, monitor_only, allowlisted, special, forgeable, already_blocked, rate_capped, set_full",
             m.outcomes.clone(),
         );
         r.register("nft_transactions", "nft transactions applied", m.nft_transactions.clone());
@@ -317,7 +317,10 @@ impl FirewallDaemon {
             Action::SkipAllowlisted | Action::SkipSpecial => FirewallActionKind::SkippedAllowlisted,
             Action::RateCapped => FirewallActionKind::RateCapped,
             Action::SetFull => FirewallActionKind::SetFull,
-            Action::MonitorOnly | Action::NftFailed | Action::TableRemoved => return,
+            Action::MonitorOnly
+            | Action::SkipForgeable
+            | Action::NftFailed
+            | Action::TableRemoved => return,
         };
         let Some(addr) = r.addr else { return };
         let action = FirewallAction {
@@ -367,6 +370,14 @@ impl FirewallDaemon {
             Outcome::Special { addr, kind } => {
                 ("special", Some(skip(Action::SkipSpecial, addr, format!("{kind} address"))))
             }
+            Outcome::Forgeable { addr } => (
+                "forgeable",
+                Some(skip(
+                    Action::SkipForgeable,
+                    addr,
+                    "an inside address (internal_nets) on evidence a forger could produce: this flow carried no TCP payload both ways".to_owned(),
+                )),
+            ),
             Outcome::RateCapped { addr } => (
                 "rate_capped",
                 Some(skip(

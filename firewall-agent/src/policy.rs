@@ -23,6 +23,8 @@ pub struct Rules {
     pub monitor_only: Vec<String>,
     /// Configured nets plus, when enabled, the host's own and gateway addresses.
     pub allowlist: Vec<IpNet>,
+    /// The protected networks: their addresses are blocked only on proof (see [`proven`]).
+    pub internal: Vec<IpNet>,
     pub max_new_blocks_per_minute: u32,
     pub max_set_elements: u32,
 }
@@ -40,6 +42,7 @@ impl Rules {
             max_duration: c.max_block_duration,
             monitor_only: c.monitor_only.clone(),
             allowlist,
+            internal: c.internal_nets.clone(),
             max_new_blocks_per_minute: c.max_new_blocks_per_minute,
             max_set_elements: c.max_set_elements,
         }
@@ -71,6 +74,8 @@ pub enum Outcome {
     Allowlisted { addr: IpAddr, net: IpNet },
     /// Loopback, multicast, broadcast, unspecified or link-local: never blocked.
     Special { addr: IpAddr, kind: &'static str },
+    /// An inside address on evidence a forger could have produced: not blocked.
+    Forgeable { addr: IpAddr },
     /// Blocked already, until `until_ns`.
     AlreadyBlocked { addr: IpAddr, until_ns: u64 },
     /// Over the new-blocks-per-minute cap.
@@ -99,6 +104,15 @@ pub fn source(d: &Detection) -> Option<IpAddr> {
     let flow = d.flow.as_ref()?;
     let (src, _) = mld_flow::key::oriented(flow.key.as_ref());
     src.and_then(|e| ip_from_bytes(&e.ip))
+}
+
+/// Whether the Detection's own flow proves that its initiator holds its address: a TCP
+/// connection over which both sides sent payload. A forged source never sees the replies, so
+/// it can open nothing past a SYN (scans, SYN floods) or send datagrams (UDP floods, DNS).
+pub fn proven(d: &Detection) -> bool {
+    let Some(flow) = d.flow.as_ref() else { return false };
+    let tcp = flow.key.as_ref().is_some_and(|k| k.ip_proto == 6);
+    tcp && flow.features.as_ref().is_some_and(|f| f.total_fwd_bytes > 0 && f.total_bwd_bytes > 0)
 }
 
 /// The detector that set the final score: `fast`, or the forest with the highest score.
@@ -190,6 +204,9 @@ impl State {
         if let Some(net) = rules.allowlist.iter().find(|n| n.contains(&addr)) {
             return Outcome::Allowlisted { addr, net: *net };
         }
+        if rules.internal.iter().any(|n| n.contains(&addr)) && !proven(d) {
+            return Outcome::Forgeable { addr };
+        }
         if let Some(b) = self.active.get(&addr) {
             return Outcome::AlreadyBlocked { addr, until_ns: b.until_ns };
         }
@@ -263,6 +280,7 @@ mod tests {
             max_duration: Duration::from_mins(50),
             monitor_only: vec!["traffic".into()],
             allowlist: vec!["192.168.1.0/24".parse().unwrap()],
+            internal: vec!["10.0.0.0/8".parse().unwrap(), "192.168.0.0/16".parse().unwrap()],
             max_new_blocks_per_minute: 3,
             max_set_elements: 4,
         }
@@ -302,6 +320,43 @@ mod tests {
     }
 
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn an_inside_address_is_blocked_only_on_a_flow_that_proves_it() {
+        let (r, mut st) = (rules(), State::default());
+        let m = Verdict::Malicious;
+        // A forged SYN scan or flood bearing an inside client's address: SYNs, nothing back.
+        let forged = det([10, 0, 0, 7], m, ddos(0.95), 0.95);
+        assert_eq!(
+            st.consider(&r, &forged, 0),
+            Outcome::Forgeable { addr: "10.0.0.7".parse().unwrap() }
+        );
+        let mut udp = det([10, 0, 0, 7], m, ddos(0.95), 0.95);
+        let flow = udp.flow.as_mut().unwrap();
+        flow.key.as_mut().unwrap().ip_proto = 17;
+        flow.features = Some(mld_proto::FlowFeatures {
+            total_fwd_bytes: 900,
+            total_bwd_bytes: 900,
+            ..mld_proto::FlowFeatures::default()
+        });
+        assert!(
+            matches!(st.consider(&r, &udp, 0), Outcome::Forgeable { .. }),
+            "replies to a forged UDP source go to the real host: no proof"
+        );
+        // The same host guessing passwords over a connection that carried data both ways.
+        let mut real = det([10, 0, 0, 7], m, ddos(0.1), 0.95);
+        real.flow.as_mut().unwrap().features = Some(mld_proto::FlowFeatures {
+            total_fwd_bytes: 120,
+            total_bwd_bytes: 60,
+            ..mld_proto::FlowFeatures::default()
+        });
+        assert!(matches!(st.consider(&r, &real, 0), Outcome::Block(ref b) if b.addr.to_string() == "10.0.0.7"));
+        // Outside addresses are blocked on any evidence, within the caps.
+        assert!(matches!(
+            st.consider(&r, &det([203, 0, 113, 9], m, ddos(0.95), 0.95), 0),
+            Outcome::Block(_)
+        ));
+    }
 
     #[test]
     fn thresholds_allowlist_special_and_monitor_only_come_before_blocking() {

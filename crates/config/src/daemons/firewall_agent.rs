@@ -34,6 +34,11 @@ pub struct FirewallAgentConfig {
     /// start.
     #[serde(default = "default_allowlist")]
     pub allowlist: Vec<String>,
+    /// The protected networks, in CIDR form. An address in them is blocked only on a
+    /// Detection whose own flow proves the address took part (a TCP connection with payload
+    /// both ways): a scan or flood forged with an inside host's address never gets it blocked.
+    #[serde(default = "default_internal_nets")]
+    pub internal_nets: Vec<String>,
     #[serde(default)]
     pub caps: CapsConfig,
     /// Detections arriving within this window are applied in one nftables transaction.
@@ -69,6 +74,7 @@ impl Default for FirewallAgentConfig {
             block: BlockConfig::default(),
             monitor_only: default_monitor_only(),
             allowlist: default_allowlist(),
+            internal_nets: default_internal_nets(),
             caps: CapsConfig::default(),
             batch_window_ms: default_batch_window(),
             on_exit: OnExit::default(),
@@ -108,6 +114,13 @@ fn default_nft() -> PathBuf {
 
 fn default_monitor_only() -> Vec<String> {
     vec!["traffic".into()]
+}
+
+fn default_internal_nets() -> Vec<String> {
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 fn default_allowlist() -> Vec<String> {
@@ -194,6 +207,7 @@ pub struct FirewallAgent {
     pub max_block_duration: Duration,
     pub monitor_only: Vec<String>,
     pub allowlist: Vec<IpNet>,
+    pub internal_nets: Vec<IpNet>,
     pub max_new_blocks_per_minute: u32,
     pub max_set_elements: u32,
     pub batch_window: Duration,
@@ -216,6 +230,7 @@ impl DaemonConfig for FirewallAgentConfig {
         "block",
         "monitor_only",
         "allowlist",
+        "internal_nets",
         "caps.max_new_blocks_per_minute",
         "batch_window_ms",
         "on_exit",
@@ -242,6 +257,7 @@ impl DaemonConfig for FirewallAgentConfig {
             );
         }
         let allowlist = parse_nets(&mut v, "allowlist", &self.allowlist);
+        let internal_nets = parse_nets(&mut v, "internal_nets", &self.internal_nets);
         let c = &self.caps;
         let rate =
             v.range("caps.max_new_blocks_per_minute", c.max_new_blocks_per_minute, 1, 1_000_000);
@@ -270,6 +286,7 @@ impl DaemonConfig for FirewallAgentConfig {
                 max_block_duration: Duration::from_secs(max?),
                 monitor_only: self.monitor_only.clone(),
                 allowlist: allowlist.into_iter().collect::<Option<_>>()?,
+                internal_nets: internal_nets.into_iter().collect::<Option<_>>()?,
                 max_new_blocks_per_minute: rate?,
                 max_set_elements: size?,
                 batch_window: Duration::from_millis(batch?),
