@@ -350,7 +350,9 @@ mod tests {
             total_bwd_bytes: 60,
             ..mld_proto::FlowFeatures::default()
         });
-        assert!(matches!(st.consider(&r, &real, 0), Outcome::Block(ref b) if b.addr.to_string() == "10.0.0.7"));
+        assert!(
+            matches!(st.consider(&r, &real, 0), Outcome::Block(ref b) if b.addr.to_string() == "10.0.0.7")
+        );
         // Outside addresses are blocked on any evidence, within the caps.
         assert!(matches!(
             st.consider(&r, &det([203, 0, 113, 9], m, ddos(0.95), 0.95), 0),

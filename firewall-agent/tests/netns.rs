@@ -148,7 +148,22 @@ impl Drop for Lab {
     }
 }
 
+/// A Detection of an SSH session `src` opened to the server, with payload both ways (proof
+/// that `src`, an inside address, took part).
 fn detection(id: &str, src: [u8; 4], scores: DetectorScores) -> Detection {
+    let mut d = forged(id, src, scores);
+    if let Some(f) = d.flow.as_mut() {
+        f.features = Some(mld_proto::FlowFeatures {
+            total_fwd_bytes: 2_100,
+            total_bwd_bytes: 2_900,
+            ..mld_proto::FlowFeatures::default()
+        });
+    }
+    d
+}
+
+/// The same without payload: what SYNs forged with `src` would make.
+fn forged(id: &str, src: [u8; 4], scores: DetectorScores) -> Detection {
     let ml = scores.ddos.max(scores.ransomware).max(scores.traffic).max(scores.internal);
     Detection {
         detection_id: id.to_owned(),
@@ -298,6 +313,9 @@ fn blocks_with_real_nftables_and_real_packets() {
             && actions(&audit_dir, "10.77.0.3") == ["monitor_only"]
     });
     assert!(lab.reaches("10.77.0.4") && lab.reaches("10.77.0.3"));
+    // A SYN flood forged with the inside address 10.77.0.3: no proof, not blocked (audited
+    // with the next synced batch, checked below).
+    send(&mut publisher, &forged("d-3f", [10, 77, 0, 3], ddos()));
     let skipped: [IpAddr; 3] = ["10.77.0.1", "10.77.0.3", "10.77.0.4"].map(|a| a.parse().unwrap());
     assert!(lab.blocked().iter().all(|a| !skipped.contains(a)), "{:?}", lab.blocked());
 
@@ -309,6 +327,8 @@ fn blocks_with_real_nftables_and_real_packets() {
     send(&mut publisher, &detection("d-2b", [10, 77, 0, 2], ddos()));
     wait("10.77.0.2 blocked again", 5, || lab.blocked().contains(&"10.77.0.2".parse().unwrap()));
     let second = audit(&audit_dir).into_iter().find(|r| r["detection_id"] == "d-2b").unwrap();
+    assert_eq!(actions(&audit_dir, "10.77.0.3"), ["monitor_only", "skip_forgeable"]);
+    assert!(lab.reaches("10.77.0.3"), "a forged inside address was blocked");
     assert_eq!((second["action"].as_str(), second["offence"].as_u64()), (Some("block"), Some(2)));
     assert!((second["duration_secs"].as_f64().unwrap() - 8.0).abs() < 1e-9, "{second}");
 

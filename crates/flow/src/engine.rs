@@ -719,7 +719,8 @@ impl Context {
 
     /// The fast result for a flow: its initiator's open episode, plus a flood aimed at its
     /// responder.
-    fn fast_result(&self, initiator: IpAddr, responder: IpAddr) -> FastDetection {
+    /// `proven`: the flow completed a TCP handshake.
+    fn fast_result(&self, initiator: IpAddr, responder: IpAddr, proven: bool) -> FastDetection {
         let now = self.now_ns;
         let open = |ip| {
             self.hosts
@@ -728,7 +729,8 @@ impl Context {
                 .filter(|e| e.is_open(now, self.cfg.cooldown_ns))
         };
         let mut result = open(initiator).map(|e| e.part(false)).unwrap_or_default();
-        if let Some(target) = open(responder).map(|e| e.part(true))
+        let towards = |h: &Hit| h.target && !(proven && behave::VICTIM_RULES.contains(&h.rule));
+        if let Some(target) = open(responder).map(|e| e.part_where(towards))
             && !target.rule_ids.is_empty()
         {
             result.score = result.score.max(target.score);
@@ -744,7 +746,10 @@ impl Context {
         let (now, window) = (self.now_ns, self.cfg.window_ns);
         let context = self.hosts.get_mut(&init).map(|h| h.context(now, window));
         let responder_context = self.hosts.get_mut(&resp).map(|h| h.context(now, window));
-        let fast = self.fast_result(init, resp);
+        // Only a completed handshake proves a source: replies to forged UDP or ICMP sources
+        // are sent all the same.
+        let proven = f.established;
+        let fast = self.fast_result(init, resp, proven);
         let source = self.sources.get(usize::from(f.source));
         let endpoint = |e: EndpointKey| mld_proto::Endpoint {
             ip: mld_proto::ip_to_bytes(e.ip()),

@@ -122,7 +122,12 @@ impl Episode {
     /// The hits about the host as the target (`target`) or as the actor, scored as
     /// [`Episode::score`] scores all of them.
     pub fn part(&self, target: bool) -> FastDetection {
-        let hits: Vec<&(Hit, f64)> = self.hits.iter().filter(|(h, _)| h.target == target).collect();
+        self.part_where(|h| h.target == target)
+    }
+
+    /// The hits `keep` keeps, scored as [`Episode::score`] scores all of them.
+    pub fn part_where(&self, keep: impl Fn(&Hit) -> bool) -> FastDetection {
+        let hits: Vec<&(Hit, f64)> = self.hits.iter().filter(|(h, _)| keep(h)).collect();
         let best = hits.iter().map(|(_, s)| *s).fold(0.0, f64::max);
         #[allow(clippy::cast_precision_loss, reason = "a handful of rules")]
         let extra = hits.len().saturating_sub(1) as f64 * 0.05;

@@ -206,6 +206,13 @@ pub fn unicast(ip: IpAddr) -> bool {
     }
 }
 
+/// Rules whose target is a victim (a flooded service): the flows towards it carry them only
+/// when the flow did not prove its initiator real (a completed TCP handshake), so that the
+/// service's legitimate TCP clients are not scored as its attackers.
+/// The other target-side rules (a beacon's, tunnel's or upload's server) mark every flow
+/// towards the server.
+pub const VICTIM_RULES: [&str; 2] = [crate::fast::rule::FLOOD_VICTIM, halfopen::RULE];
+
 /// Seconds, for reasons.
 pub fn secs(ns: u64) -> u64 {
     ns / 1_000_000_000
