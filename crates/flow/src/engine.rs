@@ -719,8 +719,15 @@ impl Context {
 
     /// The fast result for a flow: its initiator's open episode, plus a flood aimed at its
     /// responder.
-    /// `proven`: the flow completed a TCP handshake.
-    fn fast_result(&self, initiator: IpAddr, responder: IpAddr, proven: bool) -> FastDetection {
+    /// `proven`: the flow completed a TCP handshake; `service`: its protocol and responder
+    /// port (a target-side hit scoped to a service marks only flows to that service).
+    fn fast_result(
+        &self,
+        initiator: IpAddr,
+        responder: IpAddr,
+        proven: bool,
+        service: (u8, u16),
+    ) -> FastDetection {
         let now = self.now_ns;
         let open = |ip| {
             self.hosts
@@ -729,7 +736,12 @@ impl Context {
                 .filter(|e| e.is_open(now, self.cfg.cooldown_ns))
         };
         let mut result = open(initiator).map(|e| e.part(false)).unwrap_or_default();
-        let towards = |h: &Hit| h.target && !(proven && behave::VICTIM_RULES.contains(&h.rule));
+        let in_scope = |h: &Hit| {
+            h.service.is_none_or(|(p, port)| p == service.0 && (port == 0 || port == service.1))
+        };
+        let towards = |h: &Hit| {
+            h.target && in_scope(h) && !(proven && behave::VICTIM_RULES.contains(&h.rule))
+        };
         if let Some(target) = open(responder).map(|e| e.part_where(towards))
             && !target.rule_ids.is_empty()
         {
@@ -749,7 +761,8 @@ impl Context {
         // Only a completed handshake proves a source: replies to forged UDP or ICMP sources
         // are sent all the same.
         let proven = f.established;
-        let fast = self.fast_result(init, resp, proven);
+        let resp_port = if f.init_is_a { key.b.port } else { key.a.port };
+        let fast = self.fast_result(init, resp, proven, (key.proto, resp_port));
         let source = self.sources.get(usize::from(f.source));
         let endpoint = |e: EndpointKey| mld_proto::Endpoint {
             ip: mld_proto::ip_to_bytes(e.ip()),

@@ -35,6 +35,9 @@ pub struct Hit {
     /// The hit is about the host as the target (a flood's victim, a tunnel's or beacon's
     /// server): flows towards the host carry it, not the flows the host opens.
     pub target: bool,
+    /// The service it is about, when only flows to that service should carry it: IP
+    /// protocol and port (0: every port of the protocol).
+    pub service: Option<(u8, u16)>,
 }
 
 impl Hit {
@@ -88,8 +91,10 @@ impl Episode {
     fn record(&mut self, hit: Hit, now_ns: u64, host: IpAddr) -> Option<FastAlert> {
         self.last_fired_ns = self.last_fired_ns.max(now_ns);
         let score = hit.score();
-        if let Some((old, best)) =
-            self.hits.iter_mut().find(|(h, _)| h.rule == hit.rule && h.target == hit.target)
+        if let Some((old, best)) = self
+            .hits
+            .iter_mut()
+            .find(|(h, _)| h.rule == hit.rule && h.target == hit.target && h.service == hit.service)
         {
             if score > *best {
                 *best = score;
@@ -194,7 +199,14 @@ pub fn check(
     threshold: f64,
     reason: impl FnOnce() -> String,
 ) -> Option<Hit> {
-    (value >= threshold).then(|| Hit { rule, value, threshold, reason: reason(), target: false })
+    (value >= threshold).then(|| Hit {
+        rule,
+        value,
+        threshold,
+        reason: reason(),
+        target: false,
+        service: None,
+    })
 }
 
 #[cfg(test)]

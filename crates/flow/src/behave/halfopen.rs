@@ -15,7 +15,7 @@ use mld_config::daemons::sniffer::HalfOpenConfig;
 
 use super::state::{Bounded, Distinct, hash64};
 use super::{Behaviour, Cx, Packet, Role, SEC, StateStats};
-use crate::fast::check;
+use crate::fast::{Hit, check};
 use crate::packet::{proto, tcp_flags};
 
 pub const RULE: &str = "flood.half_open";
@@ -127,7 +127,7 @@ impl HalfOpen {
                 "{service} received {excess} {what} within one second from about {sources} distinct sources (threshold {t:.0}: floor {floor:.0}, {factor}x its learned rate of {baseline:.1}/s)"
             )
         });
-        cx.report(victim, Role::Target, hit);
+        cx.report(victim, Role::Target, hit.map(|h| Hit { service: Some((protocol, port)), ..h }));
     }
 }
 

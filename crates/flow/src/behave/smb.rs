@@ -48,7 +48,14 @@ struct Spread {
 
 /// A hit with a fixed score (threshold 1, value placed so that [`Hit::score`] gives `score`).
 fn fixed(rule: &'static str, score: f64, reason: String) -> Hit {
-    Hit { rule, value: 1.0 + (score - 0.6) / 0.4, threshold: 1.0, reason, target: false }
+    Hit {
+        rule,
+        value: 1.0 + (score - 0.6) / 0.4,
+        threshold: 1.0,
+        reason,
+        target: false,
+        service: None,
+    }
 }
 
 /// What one SMB or DCE-RPC connection did so far.
