@@ -381,6 +381,26 @@ pub fn evaluate(
     Ok(report)
 }
 
+/// What `classes` (each host of them at MALICIOUS) and the benign side (no host blocked) fall
+/// short of in `r`, in words; empty when all is met.
+pub fn unmet(r: &Report, classes: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in classes {
+        match r.classes.get(c) {
+            None => out.push(format!("class {c:?} has no attack rows")),
+            Some(l) if l.malicious < l.units => {
+                out.push(format!("{c}: {} of {} hosts reached MALICIOUS", l.malicious, l.units));
+            }
+            Some(_) => {}
+        }
+    }
+    if !r.benign.blocked_hosts.is_empty() {
+        let hosts: Vec<String> = r.benign.blocked_hosts.iter().map(ToString::to_string).collect();
+        out.push(format!("benign hosts that would have been blocked: {}", hosts.join(", ")));
+    }
+    out
+}
+
 /// One attack row's line: its labelled flows, and its hosts found at each verdict and when.
 fn attack_line(r: &Row, flows: &[Scored]) -> Line {
     let mut line = Line { scenarios: 1, ..Line::default() };
@@ -578,5 +598,23 @@ mod tests {
         let l = Line { to_malicious: vec![4.0, 1.0, 2.0, 3.0], ..Line::default() };
         assert_eq!(l.median_to_malicious(), Some(2.5));
         assert_eq!(Line::default().median_to_malicious(), None);
+    }
+
+    #[test]
+    fn the_gate_names_each_class_short_of_malicious_and_any_blocked_benign_host() {
+        let mut r = Report::default();
+        r.classes.insert("scan".into(), Line { units: 2, malicious: 2, ..Line::default() });
+        r.classes.insert("c2".into(), Line { units: 2, malicious: 1, ..Line::default() });
+        let want = |c: &[&str]| c.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert!(unmet(&r, &want(&["scan"])).is_empty());
+        assert_eq!(
+            unmet(&r, &want(&["scan", "c2", "dns"])),
+            ["c2: 1 of 2 hosts reached MALICIOUS", "class \"dns\" has no attack rows"]
+        );
+        r.benign.blocked_hosts.insert("10.0.0.9".parse().unwrap());
+        assert_eq!(
+            unmet(&r, &want(&["scan"])),
+            ["benign hosts that would have been blocked: 10.0.0.9"]
+        );
     }
 }

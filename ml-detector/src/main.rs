@@ -89,6 +89,10 @@ struct Evaluate {
     /// With --corpus: also write the table to FILE (whole, or not at all).
     #[arg(long, value_name = "FILE", requires = "corpus")]
     write: Option<PathBuf>,
+    /// With --corpus: exit 1 unless every host of these classes (comma-separated) reached
+    /// MALICIOUS and no benign host would have been blocked (a gate for `make corpus-smoke`).
+    #[arg(long, value_name = "CLASSES", requires = "corpus", value_delimiter = ',')]
+    require_malicious: Vec<String>,
     #[command(flatten)]
     thresholds: ThresholdArgs,
 }
@@ -192,6 +196,12 @@ fn offline_main(command: &str, args: Vec<String>) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
             std::io::stdout().lock().write_all(text.as_bytes())?;
+            if !e.require_malicious.is_empty() {
+                let unmet = mld_ml_detector::corpus::unmet(&report, &e.require_malicious);
+                if !unmet.is_empty() {
+                    bail!("{}: {}", dir.display(), unmet.join("; "));
+                }
+            }
             return Ok(());
         }
         let report = offline::evaluate(&e.data, &p, e.all, |k, n| {
