@@ -236,8 +236,7 @@ pub fn run(
             engine.advance(unix_now_ns().saturating_sub(intake.hold_ns), &mut |o| sink.emit(o));
             publish_counters(sink, &rings, &readers);
             intake.publish(sink);
-            sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
-            sink.metrics.sync_behaviours(&engine.behaviour_state());
+            sink.metrics.sync(&engine);
             if let Some(ports) = sink.reload(&mut engine) {
                 for (_, c) in &mut rings {
                     if let Err(e) = c.set_head_ports(&ports) {
@@ -270,8 +269,7 @@ pub fn run(
     intake.publish(sink);
     engine.flush(&mut |o| sink.emit(o));
     publish_counters(sink, &rings, &readers);
-    sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
-    sink.metrics.sync_behaviours(&engine.behaviour_state());
+    sink.metrics.sync(&engine);
     sink.flush(true);
     if bad_records > 0 {
         tracing::error!(

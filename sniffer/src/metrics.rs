@@ -2,7 +2,7 @@
 //! after each batch, so the hot path never touches an atomic it does not need.
 
 use mld_flow::behave::StateStats;
-use mld_flow::engine::Counters;
+use mld_flow::engine::{Counters, Engine};
 use mld_flow::fast::rule;
 use mld_telemetry::prometheus_client::metrics::counter::Counter;
 use mld_telemetry::prometheus_client::metrics::family::Family;
@@ -140,8 +140,14 @@ impl Metrics {
         self.alerts.get_or_create(&vec![("rule", rule.to_owned())]).inc();
     }
 
-    /// Adds what the engine counted since the last call.
-    pub fn sync(&mut self, c: &Counters, active_flows: usize, hosts: usize) {
+    /// Adds what the engine counted since the last call, and copies in its gauges and its
+    /// behaviours' state.
+    pub fn sync(&mut self, engine: &Engine) {
+        self.sync_counters(engine.counters(), engine.active_flows(), engine.hosts());
+        self.sync_behaviours(&engine.behaviour_state());
+    }
+
+    fn sync_counters(&mut self, c: &Counters, active_flows: usize, hosts: usize) {
         let flows = |reason: &str, now: u64, before: u64| {
             self.flows.get_or_create(&vec![("reason", reason.to_owned())]).inc_by(now - before);
         };
@@ -161,7 +167,7 @@ impl Metrics {
     }
 
     /// Copies in the behaviours' state sizes and evictions.
-    pub fn sync_behaviours(&mut self, state: &[(&'static str, StateStats)]) {
+    fn sync_behaviours(&mut self, state: &[(&'static str, StateStats)]) {
         let b = &mut self.behaviours;
         for (name, s) in state {
             let label = vec![("behaviour", (*name).to_owned())];

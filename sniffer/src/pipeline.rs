@@ -254,8 +254,7 @@ pub fn run_pcaps(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
-                sink.metrics.sync_behaviours(&engine.behaviour_state());
+                sink.metrics.sync(engine);
                 sink.reload(engine);
                 sink.flush(false);
                 if let Some(e) = sink.take_error() {
@@ -276,8 +275,7 @@ pub fn run_pcaps(
         pace = None;
         tracing::debug!(file = %path.display(), frames = frames_here, "capture file done");
     }
-    sink.metrics.sync(engine.counters(), engine.active_flows(), engine.hosts());
-    sink.metrics.sync_behaviours(&engine.behaviour_state());
+    sink.metrics.sync(engine);
     sink.flush(true);
     if let Some(e) = sink.take_error() {
         return Err(e);

@@ -8,9 +8,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use mld_config::daemons::sniffer::{
-    BEHAVIOUR_HEAD_PORTS, BehaviourConfig, FastDetectorConfig, Sniffer,
-};
+use mld_config::daemons::sniffer::{BehaviourConfig, FastDetectorConfig, Sniffer};
 use mld_proto::{CaptureMode, Direction, FastDetection, FlowEvent, InterfaceRole};
 
 use crate::behave::{self, Behaviour, Evidence, Role, StateStats};
@@ -75,9 +73,6 @@ impl EngineConfig {
         let mut v = self.rules.web_ports.clone();
         for b in behave::from_config(&self.behaviours, &self.rules.web_ports) {
             v.extend(b.head_ports());
-        }
-        if self.behaviours.smb.enabled {
-            v.extend(BEHAVIOUR_HEAD_PORTS);
         }
         v.sort_unstable();
         v.dedup();
@@ -272,7 +267,7 @@ impl Engine {
         let active_ns = ctx.cfg.active_ns;
         let mut answer = false;
         let mut handshake_done = false;
-        // The flow's initiator side, start and handshake state, for the behaviours.
+        // The flow's initiator side and handshake state, for the behaviours.
         let mut meta = None;
         let ended = match shard.flows.get_mut(&key) {
             Some(f) if f.closing_ns.is_some() && syn_only => Some(Some(EndReason::Closed)),
@@ -295,7 +290,7 @@ impl Engine {
                     handshake_done = true;
                 }
                 f.add(rec, forward, &mut shard.closing, key);
-                meta = Some((f.init_is_a, f.start_ns, f.established));
+                meta = Some((f.init_is_a, f.established));
                 None
             }
             None => Some(None),
@@ -310,7 +305,7 @@ impl Engine {
         if started {
             let mut flow = Flow::new(rec, from_a);
             flow.update_tcp_state(rec, true, &mut shard.closing, key);
-            meta = Some((flow.init_is_a, flow.start_ns, false));
+            meta = Some((flow.init_is_a, false));
             ctx.counters.flows_created += 1;
             if let Some((old_key, old)) = shard.flows.insert_new(key, flow) {
                 ctx.export(old_key, &old, EndReason::Evicted, out);
@@ -320,13 +315,13 @@ impl Engine {
         if answer {
             ctx.on_answer(rec.dst, rec.src);
         }
-        let established = meta.is_some_and(|(_, _, e)| e);
+        let established = meta.is_some_and(|(_, e)| e);
         let mut fired = ctx.on_packet(rec, started, established);
-        if let Some((init_is_a, start_ns, _)) = meta
+        if let Some((init_is_a, _)) = meta
             && !ctx.behaviours.is_empty()
         {
             let forward = from_a == init_is_a;
-            let (initiator, responder) = if init_is_a { (key.a, key.b) } else { (key.b, key.a) };
+            let (initiator, responder) = key.oriented(init_is_a);
             let p = behave::Packet {
                 rec,
                 forward,
@@ -335,7 +330,6 @@ impl Engine {
                 initiator: initiator.ip(),
                 responder: responder.ip(),
                 service_port: responder.port,
-                flow_start_ns: start_ns,
             };
             ctx.run_behaviours(|b, cx| b.on_packet(&p, cx));
             ctx.fire_evidence(&mut fired);
@@ -395,9 +389,7 @@ impl Engine {
         let now = ctx.now_ns;
         self.last_sweep_ns = now;
         ctx.run_behaviours(|b, cx| b.on_tick(cx));
-        let mut fired = Fired::default();
-        ctx.fire_evidence(&mut fired);
-        fired.alerts.into_iter().for_each(|a| out(Output::Alert(a)));
+        ctx.emit_evidence(out);
         for shard in &mut self.shards {
             while let Some((&k, f)) = shard.flows.oldest() {
                 if now.saturating_sub(f.last_ns) <= ctx.cfg.idle_ns {
@@ -512,6 +504,13 @@ impl Context {
             fast::fire(&mut h.episode, [e.hit], e.host, now, cooldown, fired);
         }
         self.counters.alerts += (fired.alerts.len() - before) as u64;
+    }
+
+    /// [`Context::fire_evidence`] where no flow is at hand to export early: the alerts go out.
+    fn emit_evidence(&mut self, out: &mut impl FnMut(Output)) {
+        let mut fired = Fired::default();
+        self.fire_evidence(&mut fired);
+        fired.alerts.into_iter().for_each(|a| out(Output::Alert(a)));
     }
 
     fn host(&mut self, ip: IpAddr) -> &mut HostState {
@@ -753,16 +752,15 @@ impl Context {
     }
 
     fn event(&mut self, key: FlowKey, f: &Flow, snapshot: bool) -> FlowEvent {
-        let (init, resp) =
-            if f.init_is_a { (key.a.ip(), key.b.ip()) } else { (key.b.ip(), key.a.ip()) };
+        let (init_end, resp_end) = key.oriented(f.init_is_a);
+        let (init, resp) = (init_end.ip(), resp_end.ip());
         let (now, window) = (self.now_ns, self.cfg.window_ns);
         let context = self.hosts.get_mut(&init).map(|h| h.context(now, window));
         let responder_context = self.hosts.get_mut(&resp).map(|h| h.context(now, window));
         // Only a completed handshake proves a source: replies to forged UDP or ICMP sources
         // are sent all the same.
         let proven = f.established;
-        let resp_port = if f.init_is_a { key.b.port } else { key.a.port };
-        let fast = self.fast_result(init, resp, proven, (key.proto, resp_port));
+        let fast = self.fast_result(init, resp, proven, (key.proto, resp_end.port));
         let source = self.sources.get(usize::from(f.source));
         let endpoint = |e: EndpointKey| mld_proto::Endpoint {
             ip: mld_proto::ip_to_bytes(e.ip()),
@@ -799,7 +797,7 @@ impl Context {
             EndReason::Evicted => c.flows_evicted += 1,
             EndReason::Flushed => c.flows_flushed += 1,
         }
-        let (initiator, responder) = if f.init_is_a { (key.a, key.b) } else { (key.b, key.a) };
+        let (initiator, responder) = key.oriented(f.init_is_a);
         let end = behave::FlowEnd {
             initiator: initiator.ip(),
             responder: responder.ip(),
@@ -808,23 +806,17 @@ impl Context {
             proto: key.proto,
             start_ns: f.start_ns,
             end_ns: f.last_ns,
-            fwd_packets: f.stats.fwd_packets(),
             bwd_packets: f.stats.bwd_packets(),
             fwd_bytes: f.stats.fwd_bytes(),
             bwd_bytes: f.stats.bwd_bytes(),
             syn: f.syn,
             syn_ack: f.syn_ack,
-            answered: f.answered,
-            closed: reason == EndReason::Closed,
         };
         self.run_behaviours(|b, cx| b.on_flow_end(&end, cx));
-        let mut fired = Fired::default();
-        self.fire_evidence(&mut fired);
-        fired.alerts.into_iter().for_each(|a| out(Output::Alert(a)));
+        self.emit_evidence(out);
         if f.syn {
-            let init = if f.init_is_a { key.a.ip() } else { key.b.ip() };
             let now = self.now_ns;
-            let h = self.host(init);
+            let h = self.host(initiator.ip());
             h.counters.add(now, counter::TCP_CONNS, 1);
             if !f.syn_ack {
                 h.counters.add(now, counter::TCP_FAILED, 1);

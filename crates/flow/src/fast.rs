@@ -110,18 +110,7 @@ impl Episode {
 
     /// The highest rule score, plus 0.05 for each further rule, at most 1.
     pub fn score(&self) -> f64 {
-        let best = self.hits.iter().map(|(_, s)| *s).fold(0.0, f64::max);
-        #[allow(clippy::cast_precision_loss, reason = "a handful of rules")]
-        let extra = self.hits.len().saturating_sub(1) as f64 * 0.05;
-        (best + extra).min(1.0)
-    }
-
-    pub fn to_proto(&self) -> FastDetection {
-        FastDetection {
-            score: self.score(),
-            rule_ids: self.hits.iter().map(|(h, _)| h.rule.to_owned()).collect(),
-            reasons: self.hits.iter().map(|(h, _)| h.reason.clone()).collect(),
-        }
+        combined(self.hits.iter())
     }
 
     /// The hits about the host as the target (`target`) or as the actor, scored as
@@ -133,15 +122,20 @@ impl Episode {
     /// The hits `keep` keeps, scored as [`Episode::score`] scores all of them.
     pub fn part_where(&self, keep: impl Fn(&Hit) -> bool) -> FastDetection {
         let hits: Vec<&(Hit, f64)> = self.hits.iter().filter(|(h, _)| keep(h)).collect();
-        let best = hits.iter().map(|(_, s)| *s).fold(0.0, f64::max);
-        #[allow(clippy::cast_precision_loss, reason = "a handful of rules")]
-        let extra = hits.len().saturating_sub(1) as f64 * 0.05;
         FastDetection {
-            score: if hits.is_empty() { 0.0 } else { (best + extra).min(1.0) },
+            score: combined(hits.iter().copied()),
             rule_ids: hits.iter().map(|(h, _)| h.rule.to_owned()).collect(),
             reasons: hits.iter().map(|(h, _)| h.reason.clone()).collect(),
         }
     }
+}
+
+/// The highest of `hits`' scores plus 0.05 for each further hit, at most 1 (0 for none).
+fn combined<'a>(hits: impl ExactSizeIterator<Item = &'a (Hit, f64)>) -> f64 {
+    #[allow(clippy::cast_precision_loss, reason = "a handful of rules")]
+    let extra = hits.len().saturating_sub(1) as f64 * 0.05;
+    let best = hits.map(|(_, s)| *s).fold(0.0, f64::max);
+    if best == 0.0 { 0.0 } else { (best + extra).min(1.0) }
 }
 
 /// What the rules evaluated for one packet raised.
@@ -275,7 +269,7 @@ mod tests {
         );
         assert!(!b.escalated, "the score was 1.0 already");
         let e = ep.as_ref().unwrap();
-        assert_eq!(e.to_proto().rule_ids, vec!["scan.ports", "scan.hosts"]);
+        assert_eq!(e.part(false).rule_ids, vec!["scan.ports", "scan.hosts"]);
         assert!((e.score() - 1.0).abs() < 1e-12, "best 1.0 (value 109 ≥ 2×)");
         let quiet = fire_at(&mut ep, hit(rule::SCAN_PORTS, 10.0), 399);
         assert!(quiet.alerts.is_empty() && !quiet.escalated);

@@ -60,6 +60,11 @@ impl FlowKey {
         }
     }
 
+    /// The initiator's and the responder's endpoints, `init_is_a` saying which is which.
+    pub fn oriented(&self, init_is_a: bool) -> (EndpointKey, EndpointKey) {
+        if init_is_a { (self.a, self.b) } else { (self.b, self.a) }
+    }
+
     /// A cheap, well-mixed 64-bit value for picking a shard (not for the hash maps, which use
     /// keyed `SipHash` so that an attacker cannot aim packets at one bucket).
     pub fn shard_hash(&self) -> u64 {

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use mld_config::daemons::sniffer::LoginConfig;
 
 use super::state::{Bounded, Tumbling};
-use super::{Behaviour, Cx, FlowEnd, Packet, Role, SEC, StateStats, secs};
+use super::{Behaviour, Cx, FlowEnd, Packet, Role, SEC, StateStats};
 use crate::fast::check;
 use crate::packet::proto;
 
@@ -142,7 +142,7 @@ impl Behaviour for LoginFailures {
                 f.initiator,
                 f.responder,
                 f.service_port,
-                secs(window),
+                c.window_secs,
                 c.short_session_secs,
                 c.short_session_bytes
             )

@@ -65,13 +65,10 @@ pub struct Packet<'a> {
     pub responder: IpAddr,
     /// The responder's port (the service).
     pub service_port: u16,
-    /// When the flow began (its first packet).
-    pub flow_start_ns: u64,
 }
 
 /// A flow that ended, as the behaviours see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(clippy::struct_excessive_bools, reason = "TCP state of the flow, one bit each")]
 pub struct FlowEnd {
     pub initiator: IpAddr,
     pub responder: IpAddr,
@@ -80,7 +77,6 @@ pub struct FlowEnd {
     pub proto: u8,
     pub start_ns: u64,
     pub end_ns: u64,
-    pub fwd_packets: u64,
     pub bwd_packets: u64,
     /// L4 payload bytes from the initiator / from the responder.
     pub fwd_bytes: u64,
@@ -88,10 +84,6 @@ pub struct FlowEnd {
     /// TCP: the initiator opened with a SYN, and the responder answered with SYN+ACK.
     pub syn: bool,
     pub syn_ack: bool,
-    /// The responder sent something back that is not a RST.
-    pub answered: bool,
-    /// Ended by a RST or FIN both ways (not by a timeout or the end of input).
-    pub closed: bool,
 }
 
 /// What a behaviour may look at and where its evidence goes.
@@ -212,10 +204,5 @@ pub fn unicast(ip: IpAddr) -> bool {
 /// The other target-side rules (a beacon's, tunnel's or upload's server) mark every flow
 /// towards the server.
 pub const VICTIM_RULES: [&str; 2] = [crate::fast::rule::FLOOD_VICTIM, halfopen::RULE];
-
-/// Seconds, for reasons.
-pub fn secs(ns: u64) -> u64 {
-    ns / 1_000_000_000
-}
 
 pub const SEC: u64 = 1_000_000_000;

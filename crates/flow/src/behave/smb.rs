@@ -18,7 +18,7 @@
 
 use std::net::IpAddr;
 
-use mld_config::daemons::sniffer::SmbConfig;
+use mld_config::daemons::sniffer::{BEHAVIOUR_HEAD_PORTS, SmbConfig};
 
 use super::state::{Bounded, Tumbling};
 use super::{Behaviour, Cx, Packet, Role, SEC, StateStats};
@@ -112,6 +112,10 @@ const EXECUTABLE: [&str; 7] = [".exe", ".dll", ".bat", ".ps1", ".vbs", ".cmd", "
 impl Behaviour for Lateral {
     fn name(&self) -> &'static str {
         "smb"
+    }
+
+    fn head_ports(&self) -> Vec<u16> {
+        BEHAVIOUR_HEAD_PORTS.to_vec()
     }
 
     #[allow(clippy::too_many_lines, reason = "one arm per request kind")]

@@ -6,9 +6,10 @@ use std::net::IpAddr;
 
 use mld_config::daemons::sniffer::{BehaviourConfig, FastDetectorConfig};
 use mld_flow::engine::{Engine, EngineConfig, Output, SourceInfo};
+use mld_flow::key::oriented;
 use mld_flow::packet::{proto, tcp_flags};
 use mld_flow::record::PacketRecord;
-use mld_proto::{CaptureMode, FlowEvent, InterfaceRole};
+use mld_proto::{CaptureMode, FlowEvent, InterfaceRole, ip_from_bytes};
 
 const S: u64 = 1_000_000_000;
 
@@ -109,18 +110,18 @@ impl Lab {
     }
 }
 
+/// Whether `ip` is at either end of flow `f`.
+fn touches(f: &FlowEvent, ip: IpAddr) -> bool {
+    let k = f.key.as_ref().unwrap();
+    [k.a.as_ref(), k.b.as_ref()].into_iter().flatten().any(|e| ip_from_bytes(&e.ip) == Some(ip))
+}
+
 /// The best fast score of the flows with `host` at either end carrying `rule`.
 fn score(flows: &[FlowEvent], host: &str, rule: &str) -> f64 {
     let ip: IpAddr = host.parse().unwrap();
     flows
         .iter()
-        .filter(|f| {
-            let k = f.key.as_ref().unwrap();
-            [k.a.as_ref(), k.b.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|e| mld_proto::ip_from_bytes(&e.ip) == Some(ip))
-        })
+        .filter(|f| touches(f, ip))
         .filter_map(|f| f.fast.as_ref())
         .filter(|d| d.rule_ids.iter().any(|r| r == rule))
         .map(|d| d.score)
@@ -234,12 +235,7 @@ fn nxdomain_for_many_domains_is_dga_and_a_busy_resolver_is_not_blamed() {
         flows
             .iter()
             .filter(|f| f.fast.as_ref().is_some_and(|d| d.rule_ids.iter().any(|r| r == "dns.dga")))
-            .filter_map(|f| {
-                let k = f.key.as_ref().unwrap();
-                let (a, b) = (k.a.as_ref()?, k.b.as_ref()?);
-                let init = if k.initiator == mld_proto::Direction::AToB as i32 { a } else { b };
-                mld_proto::ip_from_bytes(&init.ip)
-            })
+            .filter_map(|f| ip_from_bytes(&oriented(f.key.as_ref()).0?.ip))
             .any(|i| i == ip)
     };
     assert!(dga("10.0.0.21"), "the client that asked");
@@ -298,17 +294,7 @@ fn a_million_spoofed_sources_cap_the_state_and_the_victim_is_found() {
     assert!(victim >= 0.8, "the victim's service is found: {victim}");
     // The legitimate client's sessions were all tracked to their end, with its context.
     let ip: IpAddr = "10.0.0.9".parse().unwrap();
-    let legit: Vec<&FlowEvent> = flows
-        .iter()
-        .filter(|f| {
-            let k = f.key.as_ref().unwrap();
-            [k.a.as_ref(), k.b.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|e| mld_proto::ip_from_bytes(&e.ip) == Some(ip))
-        })
-        .filter(|f| !f.snapshot)
-        .collect();
+    let legit: Vec<&FlowEvent> = flows.iter().filter(|f| touches(f, ip) && !f.snapshot).collect();
     assert_eq!(legit.len(), legit_sessions, "every legitimate session ends as one flow");
     assert!(legit.iter().all(|f| f.source_context.is_some()), "its host context is kept");
     // Spoofed sources are never the conclusion: no spoofed address carries an actor rule.
