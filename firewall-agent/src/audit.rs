@@ -1,7 +1,7 @@
 //! The append-only audit log (`<audit_dir>/audit.jsonl`, rotated at 64 MiB, 16 files kept):
-//! one JSON line per block, expiry, allowlist or special-address skip, monitor-only
-//! detection, cap hit, nftables failure and table removal. At start the agent rebuilds its
-//! blocks from it; `firewall-agent status` reads it, listing the decisions of a `dry_run`
+//! one JSON line per block, protection of a service, expiry, allowlist or special-address skip,
+//! monitor-only detection, cap hit, nftables failure and table removal. At start
+//! the agent rebuilds its blocks and protections from it; `firewall-agent status` reads it, listing the decisions of a `dry_run`
 //! agent apart (they are counted in `blocked_addresses` but never reach the kernel).
 
 use std::net::IpAddr;
@@ -12,7 +12,7 @@ use mld_logfile::time::{timestamp, unix_ns};
 use mld_logfile::{Framing, RotatingLog, Settings};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Block, State};
+use crate::policy::{Block, Protection, Service, Shield, State};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,14 @@ pub enum Action {
     SkipSpecial,
     /// An inside address on evidence a forger could have produced.
     SkipForgeable,
+    /// A destination rule's server is inside (a resolver, a server of ours).
+    SkipInsideDestination,
+    /// A service protected (SYN proxy or rate limit) for a while.
+    Protect,
+    /// A protection ended.
+    ProtectEnded,
+    /// `response.max_protected_services` reached.
+    ProtectCapped,
     MonitorOnly,
     RateCapped,
     SetFull,
@@ -48,6 +56,14 @@ pub struct Record {
     pub duration_secs: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offence: Option<u32>,
+    /// The protected service's IP protocol and port (protections only; `addr` is its address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `synproxy` or `limit` (protections only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shield: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detector: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -69,6 +85,9 @@ impl Record {
             until_ns: None,
             duration_secs: None,
             offence: None,
+            proto: None,
+            port: None,
+            shield: None,
             detector: String::new(),
             detection_id: String::new(),
             reason: String::new(),
@@ -88,6 +107,32 @@ impl Record {
             reason: b.reason.clone(),
             ..Self::new(action, at_ns)
         }
+    }
+
+    /// The record of a protection of `p` (with `shield`), its end or its failure.
+    pub fn of_protection(action: Action, p: &Protection, shield: Shield, at_ns: u64) -> Self {
+        Self {
+            addr: Some(p.service.addr),
+            until_ns: Some(p.until_ns),
+            duration_secs: Some(p.duration.as_secs_f64()),
+            proto: Some(p.service.proto),
+            port: Some(p.service.port),
+            shield: Some(shield.as_str().to_owned()),
+            detector: "fast".to_owned(),
+            detection_id: p.detection_id.clone(),
+            reason: p.reason.clone(),
+            ..Self::new(action, at_ns)
+        }
+    }
+
+    fn protection(&self) -> Option<Protection> {
+        Some(Protection {
+            service: Service { addr: self.addr?, proto: self.proto?, port: self.port.unwrap_or(0) },
+            until_ns: self.until_ns?,
+            duration: Duration::from_secs_f64(self.duration_secs.unwrap_or(0.0).max(0.0)),
+            detection_id: self.detection_id.clone(),
+            reason: self.reason.clone(),
+        })
     }
 
     fn block(&self) -> Option<Block> {
@@ -188,7 +233,23 @@ pub fn read_all(dir: &Path) -> std::io::Result<(Vec<Record>, usize)> {
 pub fn replay(records: &[Record], now_ns: u64) -> State {
     let mut st = State::default();
     let mut open: std::collections::HashMap<IpAddr, Block> = std::collections::HashMap::new();
+    let mut protected = std::collections::HashMap::new();
     for r in records {
+        if r.proto.is_some() {
+            // About a service, not an address.
+            if let Some(p) = r.protection().filter(|_| !r.dry_run) {
+                match r.action {
+                    Action::Protect => {
+                        protected.insert(p.service, p);
+                    }
+                    Action::ProtectEnded | Action::NftFailed => {
+                        protected.remove(&p.service);
+                    }
+                    _ => {}
+                }
+            }
+            continue;
+        }
         match r.action {
             Action::Block if !r.dry_run => {
                 if let Some(b) = r.block() {
@@ -210,6 +271,9 @@ pub fn replay(records: &[Record], now_ns: u64) -> State {
     for (_, b) in open {
         st.restore(b, now_ns);
     }
+    for (_, p) in protected {
+        st.restore_protection(p, now_ns);
+    }
     st
 }
 
@@ -219,7 +283,7 @@ pub fn replay(records: &[Record], now_ns: u64) -> State {
 pub fn replay_dry_run(records: &[Record], now_ns: u64) -> State {
     let mut st = State::default();
     let mut open: std::collections::HashMap<IpAddr, Block> = std::collections::HashMap::new();
-    for r in records.iter().filter(|r| r.dry_run) {
+    for r in records.iter().filter(|r| r.dry_run && r.proto.is_none()) {
         match r.action {
             Action::Block => {
                 if let Some(b) = r.block() {

@@ -1,4 +1,5 @@
-//! The daemon (`firewall-agent run`): Detections from `detection.v1` in, nftables blocks out.
+//! The daemon (`firewall-agent run`): Detections from `detection.v1` in, nftables blocks and
+//! service protections out (the response that fits the rules that fired: [`crate::policy`]).
 //!
 //! At start it reads its own addresses and gateways (allowlisted), rebuilds its blocks from the
 //! audit log and replaces table `inet mldefender` with a fresh one holding them, in one
@@ -30,7 +31,10 @@ use mld_telemetry::prometheus_client::registry::Registry;
 
 use crate::audit::{Action, AuditLog, Record, now_ns};
 use crate::nft::{self, Nft};
-use crate::policy::{Block, Outcome, Rules, State};
+use crate::policy::{Block, Outcome, Protection, Rules, Shield, State};
+
+/// Where conntrack's mid-stream pickup is set; the SYN proxy needs it off.
+const TCP_LOOSE: &str = "/proc/sys/net/netfilter/nf_conntrack_tcp_loose";
 
 /// How long a shutdown keeps reading queued Detections.
 const DRAIN: Duration = Duration::from_secs(1);
@@ -50,6 +54,7 @@ struct Metrics {
     nft_transactions: Counter,
     nft_errors: Counter,
     blocked: Gauge,
+    protected: Gauge,
 }
 
 impl Metrics {
@@ -57,12 +62,17 @@ impl Metrics {
         let m = Self::default();
         r.register(
             "decisions",
-            "Detections by outcome: block, below_threshold, no_address, monitor_only, allowlisted, special, forgeable, already_blocked, rate_capped, set_full",
+            "Responses by outcome: block, protect, below_threshold, no_address, monitor_only, allowlisted, special, forgeable, source_spared, inside_destination, already_blocked, already_protected, rate_capped, set_full, protect_capped",
             m.outcomes.clone(),
         );
         r.register("nft_transactions", "nft transactions applied", m.nft_transactions.clone());
         r.register("nft_errors", "nft transactions that failed (each try)", m.nft_errors.clone());
         r.register("blocked_addresses", "Addresses blocked now", m.blocked.clone());
+        r.register(
+            "protected_services",
+            "Services (address, protocol, port) under a SYN proxy or rate limit now",
+            m.protected.clone(),
+        );
         m
     }
 
@@ -90,7 +100,11 @@ pub struct FirewallDaemon {
     action_ids: EventIds,
     metrics: Metrics,
     pending: Vec<Block>,
+    pending_protect: Vec<Protection>,
     first_pending: Option<Instant>,
+    /// Whether TCP services can go through the SYN proxy (conntrack does not pick up
+    /// connections mid-stream); else they are rate-limited.
+    synproxy_ok: bool,
 }
 
 impl Daemon for FirewallDaemon {
@@ -137,17 +151,39 @@ impl Daemon for FirewallDaemon {
             .with_context(|| format!("opening the audit log in {} (audit_dir)", dir.display()))
             .map_err(DaemonError::unavailable)?;
         let nft = Nft::new(&config.nft);
+        let response = &config.response;
         if config.dry_run {
             tracing::warn!("dry_run: decisions are audited, nftables is not touched");
         } else {
-            let restored: Vec<_> = state
+            let table = nft::render_table(
+                &rules.allowlist,
+                config.max_set_elements,
+                response.limit_packets_per_sec,
+            );
+            nft.apply(&table)
+                .context("creating table inet mldefender (the agent needs CAP_NET_ADMIN)")
+                .map_err(DaemonError::unavailable)?;
+        }
+        // Read after the table is in: its conntrack rules load the module that makes the file.
+        let loose = std::fs::read_to_string(TCP_LOOSE).map(|s| s.trim().to_owned());
+        let synproxy_ok = loose.as_deref().is_ok_and(|l| l == "0");
+        if response.tcp == mld_config::daemons::firewall_agent::TcpProtection::Synproxy
+            && !synproxy_ok
+        {
+            tracing::warn!(
+                file = TCP_LOOSE,
+                value = %loose.as_deref().unwrap_or("unreadable"),
+                "response.tcp is synproxy but conntrack picks up connections mid-stream: TCP services under a flood are rate-limited instead (set net.netfilter.nf_conntrack_tcp_loose=0; scripts/install.sh writes /etc/sysctl.d/60-mldefender.conf)"
+            );
+        }
+        if !config.dry_run {
+            let blocks: Vec<_> = state
                 .active()
                 .map(|b| (b.addr, Duration::from_nanos(b.until_ns.saturating_sub(now))))
                 .collect();
-            let script = nft::render_table(&rules.allowlist, config.max_set_elements)
-                + &nft::render_blocks(&restored);
-            nft.apply(&script)
-                .context("creating table inet mldefender (the agent needs CAP_NET_ADMIN)")
+            let protections = shields(state.protected(), response.tcp, synproxy_ok, now);
+            nft.apply(&(nft::render_blocks(&blocks) + &nft::render_protections(&protections)))
+                .context("restoring the blocks and protections in force")
                 .map_err(DaemonError::unavailable)?;
         }
         let ctx = zmq::Context::new();
@@ -162,8 +198,11 @@ impl Daemon for FirewallDaemon {
             mld_daemon::bus_subscriber(&ctx, Arc::clone(&ring), &config.subscribe, registry)?;
         let metrics = Metrics::register(registry);
         metrics.blocked.set(i64::try_from(state.len()).unwrap_or(i64::MAX));
+        metrics.protected.set(i64::try_from(state.protected().count()).unwrap_or(i64::MAX));
         tracing::info!(
             restored = state.len(),
+            protected = state.protected().count(),
+            synproxy = synproxy_ok,
             allowlisted_nets = rules.allowlist.len(),
             local_addresses = local.len(),
             "table inet mldefender ready"
@@ -182,7 +221,9 @@ impl Daemon for FirewallDaemon {
             action_ids: EventIds::new(),
             metrics,
             pending: Vec::new(),
+            pending_protect: Vec::new(),
             first_pending: None,
+            synproxy_ok,
         })
     }
 
@@ -222,6 +263,12 @@ impl Daemon for FirewallDaemon {
             )?;
             restart_only("audit_dir", &running.audit_dir, &new.audit_dir)?;
             restart_only("nft", &running.nft, &new.nft)?;
+            restart_only("response.tcp", &running.response.tcp, &new.response.tcp)?;
+            restart_only(
+                "response.limit_packets_per_sec",
+                &running.response.limit_packets_per_sec,
+                &new.response.limit_packets_per_sec,
+            )?;
             restart_only("metrics", &running.metrics, &new.metrics)?;
             restart_only("etcd", &running.etcd, &new.etcd)?;
             restart_only("transport", &running.transport, &new.transport)?;
@@ -317,8 +364,12 @@ impl FirewallDaemon {
             Action::SkipAllowlisted | Action::SkipSpecial => FirewallActionKind::SkippedAllowlisted,
             Action::RateCapped => FirewallActionKind::RateCapped,
             Action::SetFull => FirewallActionKind::SetFull,
+            Action::Protect => FirewallActionKind::Protect,
+            Action::ProtectEnded => FirewallActionKind::ProtectEnded,
             Action::MonitorOnly
             | Action::SkipForgeable
+            | Action::SkipInsideDestination
+            | Action::ProtectCapped
             | Action::NftFailed
             | Action::TableRemoved => return,
         };
@@ -330,8 +381,14 @@ impl FirewallDaemon {
             address: mld_proto::ip_to_bytes(addr),
             reason: r.reason.clone(),
             detection_id: r.detection_id.clone(),
-            until_ns: if r.action == Action::Block { r.until_ns.unwrap_or(0) } else { 0 },
+            until_ns: if matches!(r.action, Action::Block | Action::Protect) {
+                r.until_ns.unwrap_or(0)
+            } else {
+                0
+            },
             dry_run: r.dry_run,
+            ip_proto: r.proto.map_or(0, u32::from),
+            port: r.port.map_or(0, u32::from),
         };
         match self.publisher.publish(&action) {
             Ok(Publish::Sent | Publish::Dropped) => {} // drops are counted by the bus
@@ -341,7 +398,13 @@ impl FirewallDaemon {
 
     fn handle(&mut self, d: &Detection) {
         let now = now_ns();
-        let outcome = self.state.consider(&self.rules, d, now);
+        for outcome in self.state.consider(&self.rules, d, now) {
+            self.act(d, outcome, now);
+        }
+    }
+
+    /// Queues, audits or counts one outcome of `d`.
+    fn act(&mut self, d: &Detection, outcome: Outcome, now: u64) {
         let skip = |action, addr, reason: String| Record {
             addr: Some(addr),
             detection_id: d.detection_id.clone(),
@@ -356,9 +419,15 @@ impl FirewallDaemon {
                 self.first_pending.get_or_insert_with(Instant::now);
                 ("block", None)
             }
+            Outcome::Protect(p) => {
+                self.pending_protect.push(p);
+                self.first_pending.get_or_insert_with(Instant::now);
+                ("protect", None)
+            }
             Outcome::BelowThreshold => ("below_threshold", None),
             Outcome::NoAddress => ("no_address", None),
             Outcome::AlreadyBlocked { .. } => ("already_blocked", None),
+            Outcome::AlreadyProtected { .. } => ("already_protected", None),
             Outcome::MonitorOnly { addr, detector } => (
                 "monitor_only",
                 Some(skip(Action::MonitorOnly, addr, format!("{detector} is monitor-only"))),
@@ -377,6 +446,32 @@ impl FirewallDaemon {
                     addr,
                     "an inside address (internal_nets) on evidence a forger could produce: this flow carried no TCP payload both ways".to_owned(),
                 )),
+            ),
+            // Counted, not audited: a spoofed flood makes one per forged source, and the
+            // protection's own record says why no source is blocked.
+            Outcome::SourceSpared { .. } => ("source_spared", None),
+            Outcome::InsideDestination { addr } => (
+                "inside_destination",
+                Some(skip(
+                    Action::SkipInsideDestination,
+                    addr,
+                    "the server of a destination rule (response.destination_rules) is inside (internal_nets), e.g. the resolver: never blocked".to_owned(),
+                )),
+            ),
+            Outcome::ProtectCapped { service } => (
+                "protect_capped",
+                Some(Record {
+                    proto: Some(service.proto),
+                    port: Some(service.port),
+                    ..skip(
+                        Action::ProtectCapped,
+                        service.addr,
+                        format!(
+                            "{service}: {} services protected already (response.max_protected_services)",
+                            self.rules.max_protected_services
+                        ),
+                    )
+                }),
             ),
             Outcome::RateCapped { addr } => (
                 "rate_capped",
@@ -408,12 +503,18 @@ impl FirewallDaemon {
         }
     }
 
+    /// The shield a service gets under the running config.
+    fn shield(&self, proto: u8) -> Shield {
+        Shield::for_proto(proto, self.config.response.tcp, self.synproxy_ok)
+    }
+
     fn apply_batch(&mut self) {
         self.first_pending = None;
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.pending_protect.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
+        let protect = std::mem::take(&mut self.pending_protect);
         let now = now_ns();
         let mut applied = self.config.dry_run;
         if !applied {
@@ -421,7 +522,9 @@ impl FirewallDaemon {
                 .iter()
                 .map(|b| (b.addr, Duration::from_nanos(b.until_ns.saturating_sub(now))))
                 .collect();
-            let script = nft::render_blocks(&elements);
+            let protections =
+                shields(protect.iter(), self.config.response.tcp, self.synproxy_ok, now);
+            let script = nft::render_blocks(&elements) + &nft::render_protections(&protections);
             let mut last_error = None;
             for attempt in 0..NFT_TRIES {
                 match self.nft.apply(&script) {
@@ -438,12 +541,25 @@ impl FirewallDaemon {
                 }
             }
             if let Some(e) = last_error.filter(|_| !applied) {
-                tracing::error!(error = %e, addresses = batch.len(), "blocks not applied");
+                tracing::error!(error = %e, addresses = batch.len(), services = protect.len(), "blocks and protections not applied");
                 for b in &batch {
                     self.state.undo(b.addr);
                     let r = Record {
                         reason: e.to_string(),
                         ..Record::of_block(Action::NftFailed, b, now)
+                    };
+                    self.audit(&r);
+                }
+                for p in &protect {
+                    self.state.undo_protection(&p.service);
+                    let r = Record {
+                        reason: e.to_string(),
+                        ..Record::of_protection(
+                            Action::NftFailed,
+                            p,
+                            self.shield(p.service.proto),
+                            now,
+                        )
                     };
                     self.audit(&r);
                 }
@@ -461,11 +577,27 @@ impl FirewallDaemon {
                 };
                 self.audit(&r);
             }
+            for p in &protect {
+                let shield = self.shield(p.service.proto);
+                tracing::warn!(service = %p.service, shield = shield.as_str(), until = %mld_logfile::time::timestamp(p.until_ns), reason = %p.reason, "service protected");
+                let r = Record {
+                    dry_run: self.config.dry_run,
+                    ..Record::of_protection(Action::Protect, p, shield, now)
+                };
+                self.audit(&r);
+            }
         }
-        self.metrics.blocked.set(i64::try_from(self.state.len()).unwrap_or(i64::MAX));
+        self.set_gauges();
         if let Err(e) = self.audit.flush() {
             tracing::error!(error = %e, "syncing the audit log failed");
         }
+    }
+
+    fn set_gauges(&self) {
+        self.metrics.blocked.set(i64::try_from(self.state.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .protected
+            .set(i64::try_from(self.state.protected().count()).unwrap_or(i64::MAX));
     }
 
     fn expire(&mut self) {
@@ -477,11 +609,37 @@ impl FirewallDaemon {
                 Record { dry_run: self.config.dry_run, ..Record::of_block(Action::Expire, b, now) };
             self.audit(&r);
         }
-        if !ended.is_empty() {
-            self.metrics.blocked.set(i64::try_from(self.state.len()).unwrap_or(i64::MAX));
+        let over = self.state.expire_protections(now);
+        for p in &over {
+            tracing::info!(service = %p.service, "protection ended");
+            let r = Record {
+                dry_run: self.config.dry_run,
+                ..Record::of_protection(Action::ProtectEnded, p, self.shield(p.service.proto), now)
+            };
+            self.audit(&r);
+        }
+        if !ended.is_empty() || !over.is_empty() {
+            self.set_gauges();
             if let Err(e) = self.audit.flush() {
                 tracing::error!(error = %e, "syncing the audit log failed");
             }
         }
     }
+}
+
+/// The protections in `ps` with their shields and the time they have left at `now`.
+fn shields<'a>(
+    ps: impl Iterator<Item = &'a Protection>,
+    tcp: mld_config::daemons::firewall_agent::TcpProtection,
+    synproxy_ok: bool,
+    now: u64,
+) -> Vec<(crate::policy::Service, Shield, Duration)> {
+    ps.map(|p| {
+        (
+            p.service,
+            Shield::for_proto(p.service.proto, tcp, synproxy_ok),
+            Duration::from_nanos(p.until_ns.saturating_sub(now)),
+        )
+    })
+    .collect()
 }

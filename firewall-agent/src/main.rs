@@ -9,8 +9,8 @@ use mld_firewall_agent::audit::{now_ns, read_all, replay, replay_dry_run};
 use mld_firewall_agent::nft::Nft;
 use mld_firewall_agent::policy::Block;
 
-/// List the blocks in force (from the audit log), with reasons and expiry, and whether each is
-/// in the kernel's set. Blocks decided in `dry_run` are listed too, marked "dry run" (not in
+/// List the blocks and the service protections in force (from the audit log), with reasons and
+/// expiry, and whether each is in the kernel's sets. Blocks decided in `dry_run` are listed too, marked "dry run" (not in
 /// the kernel): the agent counts them in its `blocked_addresses` metric.
 #[derive(Parser)]
 #[command(name = "firewall-agent status")]
@@ -18,7 +18,7 @@ struct Status {
     /// The firewall-agent config (its `audit_dir` and `nft`).
     #[arg(long, short)]
     config: PathBuf,
-    /// One JSON object per block instead of a table.
+    /// One JSON object per block or protection (`kind`) instead of tables.
     #[arg(long)]
     json: bool,
 }
@@ -33,16 +33,17 @@ fn status(args: Vec<String>) -> anyhow::Result<()> {
     let now = now_ns();
     let state = replay(&records, now);
     let nft = Nft::new(&c.nft);
-    let kernel: Option<Vec<std::net::IpAddr>> = match (nft.list("block4"), nft.list("block6")) {
-        (Ok(mut a), Ok(b)) => {
-            a.extend(b);
-            Some(a)
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("firewall-agent status: cannot read the kernel's sets: {e}");
-            None
-        }
-    };
+    let kernel: Option<Vec<std::net::IpAddr>> =
+        match (nft.list_addrs("block4"), nft.list_addrs("block6")) {
+            (Ok(mut a), Ok(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("firewall-agent status: cannot read the kernel's sets: {e}");
+                None
+            }
+        };
     // Real blocks first; a dry-run decision for an address blocked for real is not repeated.
     let dry_state = replay_dry_run(&records, now);
     let mut blocks: Vec<(&Block, bool)> = state.active().map(|b| (b, false)).collect();
@@ -56,6 +57,7 @@ fn status(args: Vec<String>) -> anyhow::Result<()> {
             let in_kernel =
                 if *dry_run { Some(false) } else { kernel.as_ref().map(|k| k.contains(&b.addr)) };
             let v = serde_json::json!({
+                "kind": "block",
                 "addr": b.addr,
                 "until": mld_logfile::time::timestamp(b.until_ns),
                 "seconds_left": b.until_ns.saturating_sub(now) / 1_000_000_000,
@@ -99,10 +101,74 @@ fn status(args: Vec<String>) -> anyhow::Result<()> {
             );
         }
     }
+    print_protections(&c, &state, &nft, now, s.json);
     if bad > 0 {
         eprintln!("firewall-agent status: {bad} audit lines could not be read");
     }
     Ok(())
+}
+
+/// The services protected now (from the audit log), with their shield and whether the kernel
+/// holds the element.
+#[allow(clippy::print_stdout, reason = "the listing is the command's output")]
+fn print_protections(
+    c: &mld_config::daemons::firewall_agent::FirewallAgent,
+    state: &mld_firewall_agent::policy::State,
+    nft: &Nft,
+    now: u64,
+    json: bool,
+) {
+    use mld_firewall_agent::policy::Shield;
+    let mut ps: Vec<_> = state.protected().collect();
+    ps.sort_by_key(|p| (p.until_ns, p.service));
+    if ps.is_empty() {
+        return;
+    }
+    if !json {
+        println!("{} services protected:", ps.len());
+        println!("{:<48} {:<32} {:>8} {:<9} reason", "service", "until", "left (s)", "in kernel");
+    }
+    for p in ps {
+        // Either shield, whichever set holds it (the SYN proxy can fall back to a limit).
+        let held = [Shield::Synproxy, Shield::Limit].into_iter().find_map(|shield| {
+            let (set, element) = mld_firewall_agent::nft::element(&p.service, shield);
+            let v = if p.service.addr.is_ipv4() { "4" } else { "6" };
+            match nft.list(&format!("{set}{v}")) {
+                Ok(elements) => elements.contains(&element).then_some(Ok(shield)),
+                Err(e) => Some(Err(e)),
+            }
+        });
+        let in_kernel = match &held {
+            Some(Ok(shield)) => shield.as_str(),
+            Some(Err(_)) => "unknown",
+            None if c.dry_run => "dry run",
+            None => "NO",
+        };
+        if json {
+            let v = serde_json::json!({
+                "kind": "protection",
+                "service": p.service.to_string(),
+                "addr": p.service.addr,
+                "proto": p.service.proto_name(),
+                "port": p.service.port,
+                "until": mld_logfile::time::timestamp(p.until_ns),
+                "seconds_left": p.until_ns.saturating_sub(now) / 1_000_000_000,
+                "detection_id": p.detection_id,
+                "reason": p.reason,
+                "in_kernel": in_kernel,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{:<48} {:<32} {:>8} {:<9} {}",
+                p.service.to_string(),
+                mld_logfile::time::timestamp(p.until_ns),
+                p.until_ns.saturating_sub(now) / 1_000_000_000,
+                in_kernel,
+                p.reason
+            );
+        }
+    }
 }
 
 fn main() -> ExitCode {

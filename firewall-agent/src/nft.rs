@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::policy::{Service, Shield};
+
 /// The table's family and name.
 pub const TABLE: &str = "inet mldefender";
 
@@ -18,10 +20,22 @@ pub const TABLE: &str = "inet mldefender";
 /// whatever other tables accept.
 const PRIORITY: &str = "filter - 10";
 
-/// The whole table: allow sets (interval, auto-merged), block sets with per-element timeouts
-/// and a size cap, and the same rules in the input and forward hooks: allowed sources accepted,
-/// blocked sources counted and dropped. Replaces any table of that name in one transaction.
-pub fn render_table(allowlist: &[IpNet], max_elements: u32) -> String {
+/// TCP options the SYN proxy announces in its cookies' SYN-ACK: those of a Linux server on an
+/// Ethernet link (a server with other values still works; the proxy rewrites the window).
+const SYNPROXY: &str = "synproxy mss 1460 wscale 7 timestamp sack-perm";
+/// Elements per protection set (the policy's cap, `response.max_protected_services`, is lower).
+const PROTECT_SET_SIZE: u32 = 65_536;
+
+/// The whole table, replacing any table of that name in one transaction:
+/// - allow sets (interval, auto-merged) and block sets (per-element timeouts, size cap); in the
+///   input and forward hooks, blocked sources are counted and dropped unless allowed, and in
+///   forward a blocked address is also unreachable as a destination (a beacon's server);
+/// - protected services (ADR 0012): `syn4`/`syn6` (address . port) go through the SYN proxy,
+///   whose SYNs skip conntrack in a prerouting chain so that only completed handshakes reach
+///   the server; `guard4`/`guard6` (address . protocol . port, TCP SYNs and UDP) and
+///   `guardaddr4`/`guardaddr6` (address, every other protocol) are rate-limited per element to
+///   `limit_pps` packets per second, the excess counted and dropped.
+pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> String {
     let fmt = |v4: bool| {
         let nets = nets(allowlist, v4);
         if nets.is_empty() {
@@ -30,28 +44,111 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32) -> String {
             format!(" elements = {{ {} }};", nets.join(", "))
         }
     };
+    let limit = format!("limit rate over {limit_pps}/second burst {limit_pps} packets");
     let mut s = String::new();
     // Creating then deleting makes the delete safe when the table does not exist yet.
     let _ = writeln!(s, "table {TABLE} {{}}");
     let _ = writeln!(s, "delete table {TABLE}");
     let _ = writeln!(s, "table {TABLE} {{");
-    let _ =
-        writeln!(s, "\tset allow4 {{ type ipv4_addr; flags interval; auto-merge;{} }}", fmt(true));
-    let _ =
-        writeln!(s, "\tset allow6 {{ type ipv6_addr; flags interval; auto-merge;{} }}", fmt(false));
-    let _ = writeln!(s, "\tset block4 {{ type ipv4_addr; flags timeout; size {max_elements}; }}");
-    let _ = writeln!(s, "\tset block6 {{ type ipv6_addr; flags timeout; size {max_elements}; }}");
+    for (v, addr, v4) in [("4", "ipv4_addr", true), ("6", "ipv6_addr", false)] {
+        let _ =
+            writeln!(s, "\tset allow{v} {{ type {addr}; flags interval; auto-merge;{} }}", fmt(v4));
+        let _ =
+            writeln!(s, "\tset block{v} {{ type {addr}; flags timeout; size {max_elements}; }}");
+        let _ = writeln!(
+            s,
+            "\tset syn{v} {{ type {addr} . inet_service; flags timeout; size {PROTECT_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "\tset guard{v} {{ type {addr} . inet_proto . inet_service; flags timeout; size {PROTECT_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "\tset guardaddr{v} {{ type {addr}; flags timeout; size {PROTECT_SET_SIZE}; }}"
+        );
+        // The meters: one token bucket per protected element, forgotten 10 s after its last
+        // packet.
+        let _ = writeln!(
+            s,
+            "\tset rate{v} {{ type {addr} . inet_proto . inet_service; flags dynamic,timeout; timeout 10s; size {PROTECT_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "\tset rateaddr{v} {{ type {addr}; flags dynamic,timeout; timeout 10s; size {PROTECT_SET_SIZE}; }}"
+        );
+    }
+    let _ = writeln!(s, "\tchain prerouting {{");
+    let _ = writeln!(s, "\t\ttype filter hook prerouting priority raw; policy accept;");
+    for (v, ip) in [("4", "ip"), ("6", "ip6")] {
+        let _ = writeln!(
+            s,
+            "\t\ttcp flags syn / fin,syn,rst,ack {ip} daddr . tcp dport @syn{v} notrack"
+        );
+    }
+    let _ = writeln!(s, "\t}}");
     for (chain, hook) in [("input", "input"), ("forward", "forward")] {
         let _ = writeln!(s, "\tchain {chain} {{");
         let _ = writeln!(s, "\t\ttype filter hook {hook} priority {PRIORITY}; policy accept;");
-        let _ = writeln!(s, "\t\tip saddr @allow4 accept");
-        let _ = writeln!(s, "\t\tip6 saddr @allow6 accept");
-        let _ = writeln!(s, "\t\tip saddr @block4 counter drop");
-        let _ = writeln!(s, "\t\tip6 saddr @block6 counter drop");
+        for (v, ip) in [("4", "ip"), ("6", "ip6")] {
+            let _ = writeln!(
+                s,
+                "\t\t{ip} daddr . tcp dport @syn{v} ct state invalid,untracked {SYNPROXY}"
+            );
+            let _ = writeln!(s, "\t\t{ip} daddr . tcp dport @syn{v} ct state invalid counter drop");
+        }
+        for (v, ip) in [("4", "ip"), ("6", "ip6")] {
+            let _ = writeln!(s, "\t\t{ip} saddr @allow{v} accept");
+        }
+        for (v, ip) in [("4", "ip"), ("6", "ip6")] {
+            let _ = writeln!(s, "\t\t{ip} saddr @block{v} counter drop");
+            if chain == "forward" {
+                let _ = writeln!(s, "\t\t{ip} daddr @block{v} counter drop");
+            }
+        }
+        for (v, ip) in [("4", "ip"), ("6", "ip6")] {
+            let _ = writeln!(
+                s,
+                "\t\ttcp flags syn / fin,syn,rst,ack {ip} daddr . meta l4proto . tcp dport @guard{v} update @rate{v} {{ {ip} daddr . meta l4proto . tcp dport {limit} }} counter drop"
+            );
+            let _ = writeln!(
+                s,
+                "\t\tmeta l4proto udp {ip} daddr . meta l4proto . udp dport @guard{v} update @rate{v} {{ {ip} daddr . meta l4proto . udp dport {limit} }} counter drop"
+            );
+            let _ = writeln!(
+                s,
+                "\t\tmeta l4proto != {{ tcp, udp }} {ip} daddr @guardaddr{v} update @rateaddr{v} {{ {ip} daddr {limit} }} counter drop"
+            );
+        }
         let _ = writeln!(s, "\t}}");
     }
     let _ = writeln!(s, "}}");
     s
+}
+
+/// Adds protections (service, shield, time left) to the protection sets; empty when there is
+/// nothing to add.
+pub fn render_protections(protections: &[(Service, Shield, Duration)]) -> String {
+    let mut s = String::new();
+    for (svc, shield, left) in protections {
+        let v = if svc.addr.is_ipv4() { "4" } else { "6" };
+        let timeout = left.as_millis().max(1);
+        let (set, element) = element(svc, *shield);
+        let _ = writeln!(s, "add element {TABLE} {set}{v} {{ {element} timeout {timeout}ms }}");
+    }
+    s
+}
+
+/// The set (without its family digit) and the element that protect `svc` with `shield`, as
+/// nft writes and [`Nft::list`] reads them.
+pub fn element(svc: &Service, shield: Shield) -> (&'static str, String) {
+    match (shield, svc.proto) {
+        (Shield::Synproxy, _) => ("syn", format!("{} . {}", svc.addr, svc.port)),
+        (Shield::Limit, 6 | 17) => {
+            ("guard", format!("{} . {} . {}", svc.addr, svc.proto_name(), svc.port))
+        }
+        (Shield::Limit, _) => ("guardaddr", svc.addr.to_string()),
+    }
 }
 
 /// The IPv4 (or IPv6) nets of `allowlist`, as nft writes them.
@@ -138,8 +235,14 @@ impl Nft {
         }
     }
 
-    /// The addresses in a block set, read back from the kernel (`nft -j list set`).
-    pub fn list(&self, set: &str) -> Result<Vec<IpAddr>, NftError> {
+    /// The addresses in a block set, read back from the kernel.
+    pub fn list_addrs(&self, set: &str) -> Result<Vec<IpAddr>, NftError> {
+        Ok(self.list(set)?.iter().filter_map(|e| e.parse().ok()).collect())
+    }
+
+    /// The elements of a set, read back from the kernel (`nft -j list set`), each as nft
+    /// writes it (`10.0.0.1`, `10.0.0.1 . udp . 53`).
+    pub fn list(&self, set: &str) -> Result<Vec<String>, NftError> {
         let err =
             |message: String| NftError { program: self.program.display().to_string(), message };
         let out = Command::new(&self.program)
@@ -151,17 +254,27 @@ impl Nft {
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| err(format!("unreadable JSON: {e}")))?;
-        let mut addrs = Vec::new();
+        let scalar = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let mut out = Vec::new();
         for item in v["nftables"].as_array().into_iter().flatten() {
             for e in item["set"]["elem"].as_array().into_iter().flatten() {
-                // Elements with a timeout are objects {"elem": {"val": "1.2.3.4", ...}}.
+                // Elements with a timeout are objects {"elem": {"val": "1.2.3.4", ...}};
+                // concatenations are {"concat": ["10.0.0.1", "udp", 53]}.
                 let val = e.get("elem").map_or(e, |inner| &inner["val"]);
-                if let Some(a) = val.as_str().and_then(|s| s.parse().ok()) {
-                    addrs.push(a);
-                }
+                let text = match val.get("concat").and_then(|c| c.as_array()) {
+                    Some(parts) => {
+                        parts.iter().map(scalar).collect::<Option<Vec<_>>>().map(|p| p.join(" . "))
+                    }
+                    None => scalar(val),
+                };
+                out.extend(text);
             }
         }
-        Ok(addrs)
+        Ok(out)
     }
 }
 
@@ -194,27 +307,64 @@ table inet mldefender {}
 delete table inet mldefender
 table inet mldefender {
 \tset allow4 { type ipv4_addr; flags interval; auto-merge; elements = { 127.0.0.0/8, 10.0.0.1/32 }; }
-\tset allow6 { type ipv6_addr; flags interval; auto-merge; elements = { ::1/128 }; }
 \tset block4 { type ipv4_addr; flags timeout; size 65536; }
+\tset syn4 { type ipv4_addr . inet_service; flags timeout; size 65536; }
+\tset guard4 { type ipv4_addr . inet_proto . inet_service; flags timeout; size 65536; }
+\tset guardaddr4 { type ipv4_addr; flags timeout; size 65536; }
+\tset rate4 { type ipv4_addr . inet_proto . inet_service; flags dynamic,timeout; timeout 10s; size 65536; }
+\tset rateaddr4 { type ipv4_addr; flags dynamic,timeout; timeout 10s; size 65536; }
+\tset allow6 { type ipv6_addr; flags interval; auto-merge; elements = { ::1/128 }; }
 \tset block6 { type ipv6_addr; flags timeout; size 65536; }
+\tset syn6 { type ipv6_addr . inet_service; flags timeout; size 65536; }
+\tset guard6 { type ipv6_addr . inet_proto . inet_service; flags timeout; size 65536; }
+\tset guardaddr6 { type ipv6_addr; flags timeout; size 65536; }
+\tset rate6 { type ipv6_addr . inet_proto . inet_service; flags dynamic,timeout; timeout 10s; size 65536; }
+\tset rateaddr6 { type ipv6_addr; flags dynamic,timeout; timeout 10s; size 65536; }
+\tchain prerouting {
+\t\ttype filter hook prerouting priority raw; policy accept;
+\t\ttcp flags syn / fin,syn,rst,ack ip daddr . tcp dport @syn4 notrack
+\t\ttcp flags syn / fin,syn,rst,ack ip6 daddr . tcp dport @syn6 notrack
+\t}
 \tchain input {
 \t\ttype filter hook input priority filter - 10; policy accept;
+\t\tip daddr . tcp dport @syn4 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+\t\tip daddr . tcp dport @syn4 ct state invalid counter drop
+\t\tip6 daddr . tcp dport @syn6 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+\t\tip6 daddr . tcp dport @syn6 ct state invalid counter drop
 \t\tip saddr @allow4 accept
 \t\tip6 saddr @allow6 accept
 \t\tip saddr @block4 counter drop
 \t\tip6 saddr @block6 counter drop
+\t\ttcp flags syn / fin,syn,rst,ack ip daddr . meta l4proto . tcp dport @guard4 update @rate4 { ip daddr . meta l4proto . tcp dport limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto udp ip daddr . meta l4proto . udp dport @guard4 update @rate4 { ip daddr . meta l4proto . udp dport limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto != { tcp, udp } ip daddr @guardaddr4 update @rateaddr4 { ip daddr limit rate over 1000/second burst 1000 packets } counter drop
+\t\ttcp flags syn / fin,syn,rst,ack ip6 daddr . meta l4proto . tcp dport @guard6 update @rate6 { ip6 daddr . meta l4proto . tcp dport limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto udp ip6 daddr . meta l4proto . udp dport @guard6 update @rate6 { ip6 daddr . meta l4proto . udp dport limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto != { tcp, udp } ip6 daddr @guardaddr6 update @rateaddr6 { ip6 daddr limit rate over 1000/second burst 1000 packets } counter drop
 \t}
 \tchain forward {
 \t\ttype filter hook forward priority filter - 10; policy accept;
+\t\tip daddr . tcp dport @syn4 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+\t\tip daddr . tcp dport @syn4 ct state invalid counter drop
+\t\tip6 daddr . tcp dport @syn6 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+\t\tip6 daddr . tcp dport @syn6 ct state invalid counter drop
 \t\tip saddr @allow4 accept
 \t\tip6 saddr @allow6 accept
 \t\tip saddr @block4 counter drop
+\t\tip daddr @block4 counter drop
 \t\tip6 saddr @block6 counter drop
+\t\tip6 daddr @block6 counter drop
+\t\ttcp flags syn / fin,syn,rst,ack ip daddr . meta l4proto . tcp dport @guard4 update @rate4 { ip daddr . meta l4proto . tcp dport limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto udp ip daddr . meta l4proto . udp dport @guard4 update @rate4 { ip daddr . meta l4proto . udp dport limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto != { tcp, udp } ip daddr @guardaddr4 update @rateaddr4 { ip daddr limit rate over 1000/second burst 1000 packets } counter drop
+\t\ttcp flags syn / fin,syn,rst,ack ip6 daddr . meta l4proto . tcp dport @guard6 update @rate6 { ip6 daddr . meta l4proto . tcp dport limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto udp ip6 daddr . meta l4proto . udp dport @guard6 update @rate6 { ip6 daddr . meta l4proto . udp dport limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto != { tcp, udp } ip6 daddr @guardaddr6 update @rateaddr6 { ip6 daddr limit rate over 1000/second burst 1000 packets } counter drop
 \t}
 }
 ";
-        assert_eq!(render_table(&allow, 65_536), expected);
-        assert!(!render_table(&[], 8).contains("elements"), "empty sets have no element list");
+        assert_eq!(render_table(&allow, 65_536, 1000), expected);
+        assert!(!render_table(&[], 8, 1).contains("elements"), "empty sets have no element list");
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! What to do about a Detection: the block policy from the config, the allowlist, the caps, and
-//! the agent's memory of what is blocked and who offended before. Pure logic, no I/O: the
-//! daemon applies the outcomes to nftables and the audit log.
+//! the agent's memory of what is blocked, what is protected and who offended before. Pure
+//! logic, no I/O: the daemon applies the outcomes to nftables and the audit log.
+//!
+//! The response follows the rules that fired on the Detection's flow (`response` in the
+//! config): a victim-side rule (a flood whose sources may be forged) protects the flooded
+//! service instead of blocking the source; a destination rule (an inside host beaconing,
+//! tunnelling or uploading to an outside server) blocks the outside server; anything else
+//! blocks the source. An inside address is blocked only on a flow that proves it took part.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use mld_config::daemons::firewall_agent::{FirewallAgent, MinVerdict};
+use mld_config::daemons::firewall_agent::{FirewallAgent, MinVerdict, TcpProtection};
 use mld_proto::{Detection, DetectorScores, ScoreSource, Verdict, ip_from_bytes};
 
 const MINUTE_NS: u64 = 60_000_000_000;
@@ -27,6 +33,13 @@ pub struct Rules {
     pub internal: Vec<IpNet>,
     pub max_new_blocks_per_minute: u32,
     pub max_set_elements: u32,
+    /// Rules whose flows are towards a service under a flood: protect it.
+    pub protect_rules: Vec<String>,
+    pub protect_duration: Duration,
+    pub max_protected_services: u32,
+    /// Rules whose flows are towards an outside server an inside host should not talk to.
+    pub destination_rules: Vec<String>,
+    pub quarantine_internal: bool,
 }
 
 impl Rules {
@@ -45,7 +58,16 @@ impl Rules {
             internal: c.internal_nets.clone(),
             max_new_blocks_per_minute: c.max_new_blocks_per_minute,
             max_set_elements: c.max_set_elements,
+            protect_rules: c.response.protect_rules.clone(),
+            protect_duration: c.response.protect,
+            max_protected_services: c.response.max_protected_services,
+            destination_rules: c.response.destination_rules.clone(),
+            quarantine_internal: c.response.quarantine_internal,
         }
+    }
+
+    fn internal(&self, addr: IpAddr) -> bool {
+        self.internal.iter().any(|n| n.contains(&addr))
     }
 
     /// Block duration for the `offence`-th block (1 = first): escalated, capped.
@@ -84,6 +106,89 @@ pub enum Outcome {
     SetFull { addr: IpAddr },
     /// Block it.
     Block(Block),
+    /// The source of victim-side evidence only, which a forger can produce with any address:
+    /// the service is protected instead.
+    SourceSpared { addr: IpAddr },
+    /// A destination rule's server is inside (a resolver, a server of ours): never blocked.
+    InsideDestination { addr: IpAddr },
+    /// Protect the service.
+    Protect(Protection),
+    /// Protected already, until `until_ns`.
+    AlreadyProtected { service: Service, until_ns: u64 },
+    /// `response.max_protected_services` services are protected already.
+    ProtectCapped { service: Service },
+}
+
+/// A service: address, IP protocol and port (0 for protocols without ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Service {
+    pub addr: IpAddr,
+    pub proto: u8,
+    pub port: u16,
+}
+
+impl Service {
+    /// `tcp`, `udp`, `icmp`, `icmpv6` or the protocol number.
+    pub fn proto_name(&self) -> String {
+        match self.proto {
+            6 => "tcp".into(),
+            17 => "udp".into(),
+            1 => "icmp".into(),
+            58 => "icmpv6".into(),
+            p => p.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addr = match self.addr {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        match self.proto {
+            6 | 17 => write!(f, "{}/{addr}:{}", self.proto_name(), self.port),
+            _ => write!(f, "{}/{addr}", self.proto_name()),
+        }
+    }
+}
+
+/// How a service is shielded in nftables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shield {
+    /// TCP through the gateway's SYN proxy.
+    Synproxy,
+    /// Packets over the per-service rate dropped.
+    Limit,
+}
+
+impl Shield {
+    /// The shield for a service of protocol `proto` under the configured TCP protection, when
+    /// the SYN proxy can work (`synproxy_ok`: conntrack does not pick up connections mid-way).
+    pub fn for_proto(proto: u8, tcp: TcpProtection, synproxy_ok: bool) -> Self {
+        if proto == 6 && tcp == TcpProtection::Synproxy && synproxy_ok {
+            Self::Synproxy
+        } else {
+            Self::Limit
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synproxy => "synproxy",
+            Self::Limit => "limit",
+        }
+    }
+}
+
+/// A service protection decided or in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Protection {
+    pub service: Service,
+    pub until_ns: u64,
+    pub duration: Duration,
+    pub detection_id: String,
+    pub reason: String,
 }
 
 /// A block decided or in force.
@@ -106,6 +211,23 @@ pub fn source(d: &Detection) -> Option<IpAddr> {
     src.and_then(|e| ip_from_bytes(&e.ip))
 }
 
+/// The service the Detection's flow went to: the responder's address, the protocol, and the
+/// responder's port for TCP and UDP (0 otherwise).
+pub fn service(d: &Detection) -> Option<Service> {
+    let flow = d.flow.as_ref()?;
+    let key = flow.key.as_ref()?;
+    let (_, dst) = mld_flow::key::oriented(Some(key));
+    let dst = dst?;
+    let proto = u8::try_from(key.ip_proto).ok()?;
+    let port = if matches!(proto, 6 | 17) { u16::try_from(dst.port).ok()? } else { 0 };
+    Some(Service { addr: ip_from_bytes(&dst.ip)?, proto, port })
+}
+
+/// The fast rules that fired on the Detection's flow.
+fn fired(d: &Detection) -> &[String] {
+    d.flow.as_ref().and_then(|f| f.fast.as_ref()).map_or(&[], |f| f.rule_ids.as_slice())
+}
+
 /// Whether the Detection's own flow proves that its initiator holds its address: a TCP
 /// connection over which both sides sent payload. A forged source never sees the replies, so
 /// it can open nothing past a SYN (scans, SYN floods) or send datagrams (UDP floods, DNS).
@@ -121,6 +243,32 @@ pub fn decider(d: &Detection) -> &'static str {
         return "fast";
     }
     DetectorScores::NAMES[d.scores.unwrap_or_default().top()]
+}
+
+/// Why: the verdict, the scores and the rules, and which side of the flow the action is on
+/// (`source`, `destination`, `victim`) when it is not the source.
+fn explain(d: &Detection, side: &str) -> String {
+    let s = d.scores.unwrap_or_default();
+    let fast = d.flow.as_ref().and_then(|f| f.fast.as_ref());
+    let rules_fired = fast.map(|f| f.rule_ids.join(",")).unwrap_or_default();
+    let of = match side {
+        "destination" => "server of the flow: ",
+        "victim" => "service under attack (sources may be forged: none blocked on this evidence): ",
+        _ => "",
+    };
+    format!(
+        "{of}{} final {:.2} by {} (ddos {:.2}, ransomware {:.2}, traffic {:.2}, internal {:.2}, fast {:.2}{}{})",
+        d.verdict().as_str_name(),
+        d.final_score,
+        decider(d),
+        s.ddos,
+        s.ransomware,
+        s.traffic,
+        s.internal,
+        fast.map_or(0.0, |f| f.score),
+        if rules_fired.is_empty() { "" } else { ": " },
+        rules_fired,
+    )
 }
 
 /// Why an address must never be blocked, if it must not.
@@ -143,6 +291,7 @@ pub fn special(addr: IpAddr) -> Option<&'static str> {
 #[derive(Debug, Default, Clone)]
 pub struct State {
     active: HashMap<IpAddr, Block>,
+    protected: HashMap<Service, Protection>,
     /// Blocks so far per address, and when the last one ends (forgotten a `max_duration`
     /// after that).
     offences: HashMap<IpAddr, (u32, u64)>,
@@ -158,6 +307,23 @@ impl State {
 
     pub fn len(&self) -> usize {
         self.active.len()
+    }
+
+    /// Protections in force.
+    pub fn protected(&self) -> impl Iterator<Item = &Protection> {
+        self.protected.values()
+    }
+
+    /// Restores a protection from the audit log (at start), if it has not ended.
+    pub fn restore_protection(&mut self, p: Protection, now_ns: u64) {
+        if p.until_ns > now_ns {
+            self.protected.insert(p.service, p);
+        }
+    }
+
+    /// Forgets a protection that was never applied.
+    pub fn undo_protection(&mut self, s: &Service) {
+        self.protected.remove(s);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -182,8 +348,10 @@ impl State {
         }
     }
 
-    /// Decides about `d` at `now_ns`; a `Block` outcome is recorded as in force.
-    pub fn consider(&mut self, rules: &Rules, d: &Detection, now_ns: u64) -> Outcome {
+    /// Decides about `d` at `now_ns`: one outcome per response the rules that fired call for
+    /// (protect the service, block the outside destination, block the source). `Block` and
+    /// `Protect` outcomes are recorded as in force.
+    pub fn consider(&mut self, rules: &Rules, d: &Detection, now_ns: u64) -> Vec<Outcome> {
         let verdict_ok = match rules.min_verdict {
             MinVerdict::Suspicious => {
                 matches!(d.verdict(), Verdict::Suspicious | Verdict::Malicious)
@@ -191,20 +359,86 @@ impl State {
             MinVerdict::Malicious => d.verdict() == Verdict::Malicious,
         };
         if !verdict_ok || d.final_score < rules.min_score {
-            return Outcome::BelowThreshold;
+            return vec![Outcome::BelowThreshold];
         }
-        let Some(addr) = source(d) else { return Outcome::NoAddress };
+        let Some(addr) = source(d) else { return vec![Outcome::NoAddress] };
         let detector = decider(d);
         if rules.monitor_only.iter().any(|m| m == detector) {
-            return Outcome::MonitorOnly { addr, detector: detector.to_owned() };
+            return vec![Outcome::MonitorOnly { addr, detector: detector.to_owned() }];
         }
+        let fired = fired(d);
+        let protect = fired.iter().any(|r| rules.protect_rules.contains(r));
+        let destination = fired.iter().any(|r| rules.destination_rules.contains(r));
+        let other = fired
+            .iter()
+            .any(|r| !rules.protect_rules.contains(r) && !rules.destination_rules.contains(r));
+        let mut out = Vec::new();
+        if protect {
+            out.push(self.protect(rules, d, now_ns));
+        }
+        if destination && let Some(svc) = service(d) {
+            out.push(if rules.internal(svc.addr) {
+                Outcome::InsideDestination { addr: svc.addr }
+            } else {
+                self.block(rules, d, svc.addr, "destination", now_ns)
+            });
+        }
+        // The source too, unless the only evidence is about the service (forgeable) or about
+        // where an inside host went (its quarantine is a policy choice).
+        let source_too = other
+            || (!protect && !destination)
+            || (protect && proven(d))
+            || (destination && rules.quarantine_internal);
+        if source_too {
+            out.push(self.block(rules, d, addr, "source", now_ns));
+        } else if protect && !destination {
+            out.push(Outcome::SourceSpared { addr });
+        }
+        out
+    }
+
+    /// Protects the service of `d`'s flow, within the cap.
+    fn protect(&mut self, rules: &Rules, d: &Detection, now_ns: u64) -> Outcome {
+        let Some(service) = service(d) else { return Outcome::NoAddress };
+        if let Some(kind) = special(service.addr) {
+            return Outcome::Special { addr: service.addr, kind };
+        }
+        if let Some(p) = self.protected.get(&service) {
+            return Outcome::AlreadyProtected { service, until_ns: p.until_ns };
+        }
+        if self.protected.len() >= rules.max_protected_services as usize {
+            return Outcome::ProtectCapped { service };
+        }
+        let duration = rules.protect_duration;
+        let until_ns =
+            now_ns.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        let p = Protection {
+            service,
+            until_ns,
+            duration,
+            detection_id: d.detection_id.clone(),
+            reason: explain(d, "victim"),
+        };
+        self.protected.insert(service, p.clone());
+        Outcome::Protect(p)
+    }
+
+    /// Blocks `addr` (the flow's `side`, "source" or "destination"), within the caps.
+    fn block(
+        &mut self,
+        rules: &Rules,
+        d: &Detection,
+        addr: IpAddr,
+        side: &str,
+        now_ns: u64,
+    ) -> Outcome {
         if let Some(kind) = special(addr) {
             return Outcome::Special { addr, kind };
         }
         if let Some(net) = rules.allowlist.iter().find(|n| n.contains(&addr)) {
             return Outcome::Allowlisted { addr, net: *net };
         }
-        if rules.internal.iter().any(|n| n.contains(&addr)) && !proven(d) {
+        if rules.internal(addr) && !proven(d) {
             return Outcome::Forgeable { addr };
         }
         if let Some(b) = self.active.get(&addr) {
@@ -225,32 +459,24 @@ impl State {
             now_ns.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
         self.offences.insert(addr, (offence, until_ns));
         self.recent.push_back(now_ns);
-        let s = d.scores.unwrap_or_default();
-        let fast = d.flow.as_ref().and_then(|f| f.fast.as_ref());
-        let rules_fired = fast.map(|f| f.rule_ids.join(",")).unwrap_or_default();
-        let reason = format!(
-            "{} final {:.2} by {detector} (ddos {:.2}, ransomware {:.2}, traffic {:.2}, internal {:.2}, fast {:.2}{}{})",
-            d.verdict().as_str_name(),
-            d.final_score,
-            s.ddos,
-            s.ransomware,
-            s.traffic,
-            s.internal,
-            fast.map_or(0.0, |f| f.score),
-            if rules_fired.is_empty() { "" } else { ": " },
-            rules_fired,
-        );
         let b = Block {
             addr,
             until_ns,
             duration,
             offence,
-            detector: detector.to_owned(),
+            detector: decider(d).to_owned(),
             detection_id: d.detection_id.clone(),
-            reason,
+            reason: explain(d, side),
         };
         self.active.insert(addr, b.clone());
         Outcome::Block(b)
+    }
+
+    /// Removes and returns the protections that have ended by `now_ns`.
+    pub fn expire_protections(&mut self, now_ns: u64) -> Vec<Protection> {
+        let ended: Vec<Service> =
+            self.protected.values().filter(|p| p.until_ns <= now_ns).map(|p| p.service).collect();
+        ended.iter().filter_map(|s| self.protected.remove(s)).collect()
     }
 
     /// Removes and returns the blocks that have ended by `now_ns`; forgets offences that ended
@@ -283,6 +509,24 @@ mod tests {
             internal: vec!["10.0.0.0/8".parse().unwrap(), "192.168.0.0/16".parse().unwrap()],
             max_new_blocks_per_minute: 3,
             max_set_elements: 4,
+            protect_rules: vec!["flood.half_open".into(), "flood.victim".into()],
+            protect_duration: Duration::from_mins(10),
+            max_protected_services: 2,
+            destination_rules: vec!["beacon".into(), "dns.tunnel".into()],
+            quarantine_internal: false,
+        }
+    }
+
+    impl State {
+        /// `consider` for a Detection that calls for one response.
+        fn consider1(&mut self, r: &Rules, d: &Detection, now_ns: u64) -> Outcome {
+            let mut v = self.consider(r, d, now_ns);
+            assert_eq!(v.len(), 1, "{v:?}");
+            v.remove(0)
+        }
+
+        fn consider1_first(&mut self, r: &Rules, d: &Detection, now_ns: u64) -> Outcome {
+            self.consider(r, d, now_ns).remove(0)
         }
     }
 
@@ -328,7 +572,7 @@ mod tests {
         // A forged SYN scan or flood bearing an inside client's address: SYNs, nothing back.
         let forged = det([10, 0, 0, 7], m, ddos(0.95), 0.95);
         assert_eq!(
-            st.consider(&r, &forged, 0),
+            st.consider1(&r, &forged, 0),
             Outcome::Forgeable { addr: "10.0.0.7".parse().unwrap() }
         );
         let mut udp = det([10, 0, 0, 7], m, ddos(0.95), 0.95);
@@ -340,7 +584,7 @@ mod tests {
             ..mld_proto::FlowFeatures::default()
         });
         assert!(
-            matches!(st.consider(&r, &udp, 0), Outcome::Forgeable { .. }),
+            matches!(st.consider1(&r, &udp, 0), Outcome::Forgeable { .. }),
             "replies to a forged UDP source go to the real host: no proof"
         );
         // The same host guessing passwords over a connection that carried data both ways.
@@ -351,13 +595,145 @@ mod tests {
             ..mld_proto::FlowFeatures::default()
         });
         assert!(
-            matches!(st.consider(&r, &real, 0), Outcome::Block(ref b) if b.addr.to_string() == "10.0.0.7")
+            matches!(st.consider1(&r, &real, 0), Outcome::Block(ref b) if b.addr.to_string() == "10.0.0.7")
         );
         // Outside addresses are blocked on any evidence, within the caps.
         assert!(matches!(
-            st.consider(&r, &det([203, 0, 113, 9], m, ddos(0.95), 0.95), 0),
+            st.consider1(&r, &det([203, 0, 113, 9], m, ddos(0.95), 0.95), 0),
             Outcome::Block(_)
         ));
+    }
+
+    /// `det` with the flow going to `dst`:`port` over `proto`, these rules fired, and payload
+    /// both ways when `proven`.
+    fn flow(
+        src: [u8; 4],
+        dst: [u8; 4],
+        proto: u32,
+        port: u32,
+        rules_fired: &[&str],
+        proven: bool,
+    ) -> Detection {
+        let mut d = det(src, Verdict::Malicious, ddos(0.9), 0.9);
+        let f = d.flow.as_mut().unwrap();
+        let k = f.key.as_mut().unwrap();
+        k.ip_proto = proto;
+        k.a = Some(Endpoint { ip: dst.to_vec(), port });
+        f.fast.as_mut().unwrap().rule_ids = rules_fired.iter().map(|&r| r.to_owned()).collect();
+        if proven {
+            f.features = Some(mld_proto::FlowFeatures {
+                total_fwd_bytes: 500,
+                total_bwd_bytes: 800,
+                ..mld_proto::FlowFeatures::default()
+            });
+        }
+        d
+    }
+
+    #[test]
+    fn a_flood_from_forged_sources_protects_the_service_and_blocks_no_source() {
+        let (r, mut st) = (rules(), State::default());
+        let dns = Service { addr: "10.0.0.1".parse().unwrap(), proto: 17, port: 53 };
+        // Thousands of sources, one datagram each: the victim-side rule fires on each flow.
+        let first = st.consider(
+            &r,
+            &flow([198, 18, 0, 1], [10, 0, 0, 1], 17, 53, &["flood.half_open"], false),
+            S,
+        );
+        let Outcome::Protect(p) = &first[0] else { panic!("{first:?}") };
+        assert_eq!((p.service, p.until_ns), (dns, S + 600 * S));
+        assert_eq!(p.service.to_string(), "udp/10.0.0.1:53");
+        assert!(
+            p.reason.starts_with("service under attack (sources may be forged"),
+            "{}",
+            p.reason
+        );
+        assert_eq!(first[1], Outcome::SourceSpared { addr: "198.18.0.1".parse().unwrap() });
+        for i in 2..200u8 {
+            let o = st.consider(
+                &r,
+                &flow([198, 18, 0, i], [10, 0, 0, 1], 17, 53, &["flood.half_open"], false),
+                2 * S,
+            );
+            assert_eq!(
+                o,
+                [
+                    Outcome::AlreadyProtected { service: dns, until_ns: 601 * S },
+                    Outcome::SourceSpared { addr: IpAddr::from([198, 18, 0, i]) }
+                ]
+            );
+        }
+        assert!(st.is_empty(), "no forged source blocked");
+        // One source flooding on its own is blocked as well (its own rate fired too).
+        let o = st.consider(
+            &r,
+            &flow(
+                [203, 0, 113, 67],
+                [10, 0, 0, 1],
+                6,
+                80,
+                &["flood.source", "flood.half_open"],
+                false,
+            ),
+            3 * S,
+        );
+        assert!(
+            matches!(&o[..], [Outcome::Protect(p), Outcome::Block(b)]
+            if p.service.to_string() == "tcp/10.0.0.1:80" && b.addr.to_string() == "203.0.113.67"),
+            "{o:?}"
+        );
+        // An ICMP flood: the service has no port. A third service is over the cap.
+        let o = st.consider1_first(
+            &r,
+            &flow([198, 18, 1, 1], [10, 0, 0, 2], 1, 0, &["flood.victim"], false),
+            4 * S,
+        );
+        assert_eq!(
+            o,
+            Outcome::ProtectCapped {
+                service: Service { addr: "10.0.0.2".parse().unwrap(), proto: 1, port: 0 }
+            }
+        );
+        // Protections end on time.
+        assert_eq!(st.expire_protections(600 * S).len(), 0);
+        let ended = st.expire_protections(603 * S);
+        assert_eq!(ended.len(), 2);
+        assert_eq!(st.protected().count(), 0);
+    }
+
+    #[test]
+    fn a_beacon_or_tunnel_blocks_the_outside_server_never_the_resolver() {
+        let (mut r, mut st) = (rules(), State::default());
+        // An inside host's TLS check-ins to an outside server: the server is blocked, the
+        // inside host (proven: payload both ways) is not quarantined by default.
+        let beacon = flow([10, 0, 0, 7], [203, 0, 113, 50], 6, 443, &["beacon"], true);
+        let o = st.consider1(&r, &beacon, S);
+        let Outcome::Block(b) = o else { panic!("{o:?}") };
+        assert_eq!(b.addr.to_string(), "203.0.113.50");
+        assert!(b.reason.starts_with("server of the flow: VERDICT_MALICIOUS"), "{}", b.reason);
+        // A tunnel through the site's resolver: the resolver is inside, never blocked.
+        let tunnel = flow([10, 0, 0, 8], [10, 0, 0, 53], 17, 53, &["dns.tunnel"], false);
+        assert_eq!(
+            st.consider1(&r, &tunnel, S),
+            Outcome::InsideDestination { addr: "10.0.0.53".parse().unwrap() }
+        );
+        // With quarantine on, a proven inside host is blocked too; an unproven one is not.
+        r.quarantine_internal = true;
+        let beacon2 = flow([10, 0, 0, 9], [203, 0, 113, 51], 6, 443, &["beacon"], true);
+        let o = st.consider(&r, &beacon2, 2 * S);
+        assert!(
+            matches!(&o[..], [Outcome::Block(a), Outcome::Block(b)]
+            if a.addr.to_string() == "203.0.113.51" && b.addr.to_string() == "10.0.0.9"),
+            "{o:?}"
+        );
+        let o = st.consider(&r, &tunnel, 2 * S);
+        assert_eq!(
+            o,
+            [
+                Outcome::InsideDestination { addr: "10.0.0.53".parse().unwrap() },
+                Outcome::Forgeable { addr: "10.0.0.8".parse().unwrap() }
+            ]
+        );
     }
 
     #[test]
@@ -365,19 +741,19 @@ mod tests {
         let (r, mut st) = (rules(), State::default());
         let m = Verdict::Malicious;
         assert_eq!(
-            st.consider(&r, &det([203, 0, 113, 1], Verdict::Suspicious, ddos(0.9), 0.0), 0),
+            st.consider1(&r, &det([203, 0, 113, 1], Verdict::Suspicious, ddos(0.9), 0.0), 0),
             Outcome::BelowThreshold
         );
         assert_eq!(
-            st.consider(&r, &det([203, 0, 113, 1], m, ddos(0.7), 0.0), 0),
+            st.consider1(&r, &det([203, 0, 113, 1], m, ddos(0.7), 0.0), 0),
             Outcome::BelowThreshold
         );
         let traffic = DetectorScores { traffic: 0.95, ..DetectorScores::default() };
         assert!(
-            matches!(st.consider(&r, &det([203, 0, 113, 1], m, traffic, 0.0), 0), Outcome::MonitorOnly { ref detector, .. } if detector == "traffic")
+            matches!(st.consider1(&r, &det([203, 0, 113, 1], m, traffic, 0.0), 0), Outcome::MonitorOnly { ref detector, .. } if detector == "traffic")
         );
         assert!(matches!(
-            st.consider(&r, &det([192, 168, 1, 7], m, ddos(0.9), 0.0), 0),
+            st.consider1(&r, &det([192, 168, 1, 7], m, ddos(0.9), 0.0), 0),
             Outcome::Allowlisted { .. }
         ));
         for (ip, kind) in [
@@ -387,12 +763,12 @@ mod tests {
             ([0, 0, 0, 0], "unspecified"),
         ] {
             assert_eq!(
-                st.consider(&r, &det(ip, m, ddos(0.9), 0.0), 0),
+                st.consider1(&r, &det(ip, m, ddos(0.9), 0.0), 0),
                 Outcome::Special { addr: IpAddr::from(ip), kind }
             );
         }
         assert!(st.is_empty());
-        let Outcome::Block(b) = st.consider(&r, &det([203, 0, 113, 1], m, ddos(0.9), 0.0), 5 * S)
+        let Outcome::Block(b) = st.consider1(&r, &det([203, 0, 113, 1], m, ddos(0.9), 0.0), 5 * S)
         else {
             panic!()
         };
@@ -403,10 +779,10 @@ mod tests {
         assert_eq!(b.detector, "ddos");
         assert!(b.reason.contains("VERDICT_MALICIOUS final 0.90 by ddos"), "{}", b.reason);
         assert!(
-            matches!(st.consider(&r, &det([203, 0, 113, 1], m, ddos(0.9), 0.0), 6 * S), Outcome::AlreadyBlocked { until_ns, .. } if until_ns == 605 * S)
+            matches!(st.consider1(&r, &det([203, 0, 113, 1], m, ddos(0.9), 0.0), 6 * S), Outcome::AlreadyBlocked { until_ns, .. } if until_ns == 605 * S)
         );
         // A fast decision is filed under `fast`.
-        let Outcome::Block(b) = st.consider(&r, &det([203, 0, 113, 2], m, ddos(0.1), 0.95), 6 * S)
+        let Outcome::Block(b) = st.consider1(&r, &det([203, 0, 113, 2], m, ddos(0.1), 0.95), 6 * S)
         else {
             panic!()
         };
@@ -421,7 +797,7 @@ mod tests {
         let mut durations = Vec::new();
         for _ in 0..4 {
             let Outcome::Block(b) =
-                st.consider(&r, &det([198, 51, 100, 9], Verdict::Malicious, ddos(0.99), 0.0), now)
+                st.consider1(&r, &det([198, 51, 100, 9], Verdict::Malicious, ddos(0.99), 0.0), now)
             else {
                 panic!()
             };
@@ -433,7 +809,7 @@ mod tests {
         assert_eq!(durations, [600, 1200, 2400, 3000]);
         // Forgotten a max_duration after the last block ended: a first offence again.
         st.expire(&r, now + 3001 * S);
-        let Outcome::Block(b) = st.consider(
+        let Outcome::Block(b) = st.consider1(
             &r,
             &det([198, 51, 100, 9], Verdict::Malicious, ddos(0.99), 0.0),
             now + 3001 * S,
@@ -448,7 +824,7 @@ mod tests {
         let (r, mut st) = (rules(), State::default());
         let m = Verdict::Malicious;
         let outcomes: Vec<Outcome> = (1..=5u8)
-            .map(|i| st.consider(&r, &det([203, 0, 113, i], m, ddos(0.9), 0.0), S))
+            .map(|i| st.consider1(&r, &det([203, 0, 113, i], m, ddos(0.9), 0.0), S))
             .collect();
         assert_eq!(outcomes.iter().filter(|o| matches!(o, Outcome::Block(_))).count(), 3);
         assert!(
@@ -458,11 +834,11 @@ mod tests {
         // A minute later the window has room again, but the set holds at most 4.
         let later = S + MINUTE_NS;
         assert!(matches!(
-            st.consider(&r, &det([203, 0, 113, 4], m, ddos(0.9), 0.0), later),
+            st.consider1(&r, &det([203, 0, 113, 4], m, ddos(0.9), 0.0), later),
             Outcome::Block(_)
         ));
         assert!(matches!(
-            st.consider(&r, &det([203, 0, 113, 5], m, ddos(0.9), 0.0), later),
+            st.consider1(&r, &det([203, 0, 113, 5], m, ddos(0.9), 0.0), later),
             Outcome::SetFull { .. }
         ));
         // Restored blocks count; ended ones do not come back.
@@ -480,7 +856,7 @@ mod tests {
         fresh.restore(b([203, 0, 113, 8], 4 * S), 5 * S);
         assert_eq!(fresh.len(), 1);
         let Outcome::Block(again) =
-            fresh.consider(&r, &det([203, 0, 113, 8], m, ddos(0.9), 0.0), 5 * S)
+            fresh.consider1(&r, &det([203, 0, 113, 8], m, ddos(0.9), 0.0), 5 * S)
         else {
             panic!()
         };

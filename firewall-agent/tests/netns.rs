@@ -30,9 +30,10 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Self {
+    /// Two namespaces named after the process and `tag` (tests run in parallel).
+    fn new(tag: char) -> Self {
         let id = std::process::id();
-        let lab = Self { server: format!("mldfw{id}s"), client: format!("mldfw{id}c") };
+        let lab = Self { server: format!("mldfw{id}{tag}s"), client: format!("mldfw{id}{tag}c") };
         for ns in [&lab.server, &lab.client] {
             sh(&["ip", "netns", "add", ns]);
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
@@ -223,18 +224,16 @@ fn stop(child: &mut Child) -> String {
     err
 }
 
-#[test]
-fn blocks_with_real_nftables_and_real_packets() {
-    if !mld_test_utils::privileged("network namespaces, nftables") {
-        return;
-    }
-    let lab = Lab::new();
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("root.secret");
+/// The shipped config with the test's sockets (`detections.ipc` in, `control.ipc` out), audit
+/// folder, secret and no metrics, changed by `tweak`; returns its path, the two endpoints and
+/// the audit folder.
+fn write_config(dir: &Path, tweak: impl FnOnce(&mut Value)) -> (PathBuf, String, String, PathBuf) {
+    let secret = dir.join("root.secret");
     RootSecret::from_bytes([5; 32]).write_new(&secret).unwrap();
-    let endpoint = format!("ipc://{}", dir.path().join("detections.ipc").display());
-    let audit_dir: PathBuf = dir.path().join("audit");
-    let config = dir.path().join("firewall-agent.json");
+    let endpoint = format!("ipc://{}", dir.join("detections.ipc").display());
+    let control = format!("ipc://{}", dir.join("control.ipc").display());
+    let audit_dir: PathBuf = dir.join("audit");
+    let config = dir.join("firewall-agent.json");
     let text = std::fs::read_to_string(
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
             .join("../config/firewall-agent.json"),
@@ -242,37 +241,71 @@ fn blocks_with_real_nftables_and_real_packets() {
     .unwrap();
     let mut c: Value = serde_json::from_str(&text).unwrap();
     c["subscribe"]["connect"] = serde_json::json!([endpoint]);
-    let control = format!("ipc://{}", dir.path().join("control.ipc").display());
     c["publish"]["bind"] = control.clone().into();
-    c["block"]["duration_secs"] = 4.into();
-    c["block"]["max_duration_secs"] = 20.into();
-    c["caps"]["max_new_blocks_per_minute"] = 5.into();
-    c["allowlist"] = serde_json::json!(["127.0.0.0/8", "::1/128", "10.77.0.4/32"]);
     c["on_exit"] = "remove".into();
     c["audit_dir"] = audit_dir.display().to_string().into();
     c["metrics"]["listen"] = Value::Null;
     // The kept config goes to the test's folder, not the shipped /var/lib path.
-    c["etcd"]["cache_file"] = dir.path().join("active-config.json").display().to_string().into();
+    c["etcd"]["cache_file"] = dir.join("active-config.json").display().to_string().into();
     c["transport"]["root_secret_file"] = secret.display().to_string().into();
+    tweak(&mut c);
     std::fs::write(&config, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    (config, endpoint, control, audit_dir)
+}
 
+/// The test's end of the bus: a publisher of Detections on `endpoint` and a subscriber to the
+/// agent's `control.v1` at `control`.
+fn bus(endpoint: &str, control: String) -> (zmq::Context, Publisher, Subscriber<FirewallAction>) {
     let ring = Arc::new(KeyRing::new(RootSecret::from_bytes([5; 32]), 1));
     let mut registry = mld_telemetry::component_registry("test");
     let ctx = zmq::Context::new();
-    let mut publisher = Publisher::bind(
-        &ctx,
-        Arc::clone(&ring),
-        &PublisherOptions::new(endpoint.as_str()),
-        &mut registry,
-    )
-    .unwrap();
-    let mut actions_sub = Subscriber::<FirewallAction>::connect(
+    let publisher =
+        Publisher::bind(&ctx, Arc::clone(&ring), &PublisherOptions::new(endpoint), &mut registry)
+            .unwrap();
+    let sub = Subscriber::<FirewallAction>::connect(
         &ctx,
         ring,
         &SubscriberOptions::new([control]),
         &mut registry,
     )
     .unwrap();
+    (ctx, publisher, sub)
+}
+
+/// Waits for the agent to subscribe, then for `control.v1`'s subscriber to join (a moment after
+/// the agent binds): probes with a loopback source (skipped, and published as such) until one
+/// arrives; drains what the probes caused.
+fn probe(publisher: &mut Publisher, actions_sub: &mut Subscriber<FirewallAction>) {
+    assert!(
+        publisher.wait_for_subscriber(Topic::Detection, Duration::from_secs(20)).unwrap(),
+        "the agent never subscribed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        send(publisher, &detection("probe", [127, 0, 0, 9], ddos()));
+        if actions_sub.recv(Duration::from_millis(200)).unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no FirewallAction arrived on control.v1");
+    }
+    while actions_sub.recv(Duration::from_millis(100)).unwrap().is_some() {}
+}
+
+#[test]
+fn blocks_with_real_nftables_and_real_packets() {
+    if !mld_test_utils::privileged("network namespaces, nftables") {
+        return;
+    }
+    let lab = Lab::new('b');
+    let dir = tempfile::tempdir().unwrap();
+    let (config, endpoint, control, audit_dir) = write_config(dir.path(), |c| {
+        c["block"]["duration_secs"] = 4.into();
+        c["block"]["max_duration_secs"] = 20.into();
+        c["caps"]["max_new_blocks_per_minute"] = 5.into();
+        c["allowlist"] = serde_json::json!(["127.0.0.0/8", "::1/128", "10.77.0.4/32"]);
+    });
+
+    let (_ctx, mut publisher, mut actions_sub) = bus(&endpoint, control);
     for src in ["10.77.0.2", "10.77.0.3", "10.77.0.4"] {
         assert!(lab.reaches(src), "{src} cannot reach the server before any block");
     }
@@ -282,17 +315,7 @@ fn blocks_with_real_nftables_and_real_packets() {
         "the agent never subscribed"
     );
     assert!(lab.has_table() && lab.blocked().is_empty());
-    // control.v1's subscriber joins a moment after the agent binds: probe with a loopback
-    // source (skipped, and published as such) until one arrives.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        send(&mut publisher, &detection("probe", [127, 0, 0, 9], ddos()));
-        if actions_sub.recv(Duration::from_millis(200)).unwrap().is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no FirewallAction arrived on control.v1");
-    }
-    while actions_sub.recv(Duration::from_millis(100)).unwrap().is_some() {}
+    probe(&mut publisher, &mut actions_sub);
 
     // A malicious source is blocked within milliseconds; its neighbour is not.
     let t0 = Instant::now();
@@ -399,4 +422,236 @@ fn blocks_with_real_nftables_and_real_packets() {
         "the 8 s block is still in force: {rebuilt:?}"
     );
     stop(&mut agent);
+}
+
+impl Lab {
+    /// The elements of one of the server's sets, as nft writes them (`10.0.0.1 . udp . 53`).
+    fn set(&self, name: &str) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.server, "nft", "-j", "list", "set", "inet", "mldefender"])
+            .arg(name)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), ToOwned::to_owned);
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["set"]["elem"].as_array().cloned().unwrap_or_default())
+            .map(|e| {
+                let val = &e["elem"]["val"];
+                val["concat"].as_array().map_or_else(
+                    || text(val),
+                    |parts| parts.iter().map(text).collect::<Vec<_>>().join(" . "),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether an HTTP GET from the client's `src` to the server's port 8080 is answered.
+    fn fetches(&self, src: &str) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client, "curl", "-sf", "--max-time", "3", "-o"])
+            .arg("/dev/null")
+            .args(["--interface", src, "http://10.77.0.1:8080/"])
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// The SYN proxy's valid cookies so far in the server namespace (all CPUs).
+    fn synproxy_cookies(&self) -> u64 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.server, "cat", "/proc/net/stat/synproxy"])
+            .output()
+            .unwrap();
+        // Header line, then one line of hex counters per CPU: entries syn_received
+        // cookie_invalid cookie_valid cookie_retrans conn_reopened.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                l.split_whitespace().nth(3).and_then(|h| u64::from_str_radix(h, 16).ok())
+            })
+            .sum()
+    }
+}
+
+/// A Detection of a flow from `src` to the server's `port` over `proto` on which `rules` fired.
+fn fired(id: &str, src: [u8; 4], dst: [u8; 4], proto: u32, port: u32, rules: &[&str]) -> Detection {
+    let mut d = forged(id, src, ddos());
+    let f = d.flow.as_mut().unwrap();
+    let k = f.key.as_mut().unwrap();
+    k.ip_proto = proto;
+    k.a = Some(Endpoint { ip: dst.to_vec(), port });
+    f.fast = Some(mld_proto::FastDetection {
+        score: 0.95,
+        rule_ids: rules.iter().map(|&r| r.to_owned()).collect(),
+        reasons: vec![],
+    });
+    d.final_score = 0.95;
+    d.authoritative_source = ScoreSource::Fast.into();
+    d
+}
+
+#[test]
+fn protects_a_flooded_service_and_blocks_a_beacons_server() {
+    if !mld_test_utils::privileged("network namespaces, nftables") {
+        return;
+    }
+    let lab = Lab::new('p');
+    // The SYN proxy needs conntrack not to pick up connections mid-stream.
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.server,
+        "sysctl",
+        "-qw",
+        "net.netfilter.nf_conntrack_tcp_loose=0",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let (config, endpoint, control, audit_dir) = write_config(dir.path(), |c| {
+        c["response"]["protect_secs"] = 30.into();
+    });
+    let mut web = Command::new("ip")
+        .args(["netns", "exec", &lab.server, "python3", "-m", "http.server", "8080", "--bind"])
+        .arg("10.77.0.1")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait("the web server answers", 10, || lab.fetches("10.77.0.2"));
+    let (_ctx, mut publisher, mut actions_sub) = bus(&endpoint, control);
+    let mut agent = lab.agent(&config);
+    probe(&mut publisher, &mut actions_sub);
+
+    // A SYN flood, a UDP flood and an ICMP flood on the server from forged outside sources:
+    // the victim-side rules fire on each flow. The three services are protected; no source is
+    // blocked.
+    for i in 1..=50u8 {
+        send(
+            &mut publisher,
+            &fired(
+                &format!("s{i}"),
+                [198, 18, 0, i],
+                [10, 77, 0, 1],
+                6,
+                8080,
+                &["flood.half_open"],
+            ),
+        );
+        send(
+            &mut publisher,
+            &fired(&format!("u{i}"), [198, 18, 1, i], [10, 77, 0, 1], 17, 53, &["flood.half_open"]),
+        );
+        send(
+            &mut publisher,
+            &fired(&format!("i{i}"), [198, 18, 2, i], [10, 77, 0, 1], 1, 0, &["flood.victim"]),
+        );
+    }
+    wait("three services protected", 5, || {
+        lab.set("syn4") == ["10.77.0.1 . 8080"]
+            && lab.set("guard4") == ["10.77.0.1 . udp . 53"]
+            && lab.set("guardaddr4") == ["10.77.0.1"]
+    });
+    assert!(lab.blocked().is_empty(), "a forged source was blocked: {:?}", lab.blocked());
+    let records = audit(&audit_dir);
+    let count = |action: &str| records.iter().filter(|r| r["action"] == action).count();
+    assert_eq!((count("protect"), count("block")), (3, 0));
+    let syn = records.iter().find(|r| r["action"] == "protect" && r["proto"] == 6).unwrap();
+    assert_eq!(
+        (syn["port"].as_u64(), syn["shield"].as_str()),
+        (Some(8080), Some("synproxy")),
+        "{syn}"
+    );
+
+    // A legitimate client still gets its pages, through the SYN proxy (its cookies count), and
+    // its pings through the ICMP limit.
+    let cookies = lab.synproxy_cookies();
+    for _ in 0..3 {
+        assert!(lab.fetches("10.77.0.2"), "the protected web server does not answer");
+    }
+    assert!(
+        lab.synproxy_cookies() >= cookies + 3,
+        "the handshakes did not go through the SYN proxy"
+    );
+    assert!(lab.reaches("10.77.0.2"));
+
+    // An inside host's TLS check-ins to an outside server: the server is blocked (both ways),
+    // the inside host is not quarantined (the shipped policy); a tunnel through an inside
+    // resolver blocks nothing (audited with the beacon's batch, which syncs the log).
+    let mut beacon = fired("b1", [10, 77, 0, 3], [203, 0, 113, 50], 6, 443, &["beacon"]);
+    beacon.flow.as_mut().unwrap().features = Some(mld_proto::FlowFeatures {
+        total_fwd_bytes: 700,
+        total_bwd_bytes: 4_000,
+        ..mld_proto::FlowFeatures::default()
+    });
+    send(&mut publisher, &fired("t1", [10, 77, 0, 3], [10, 77, 0, 1], 17, 53, &["dns.tunnel"]));
+    send(&mut publisher, &beacon);
+    wait("the beacon's server blocked", 5, || {
+        lab.blocked() == ["203.0.113.50".parse::<IpAddr>().unwrap()]
+    });
+    wait("the resolver skipped", 5, || {
+        actions(&audit_dir, "10.77.0.1").contains(&"skip_inside_destination".to_owned())
+    });
+    assert!(lab.reaches("10.77.0.3"), "the inside host was quarantined");
+
+    // Published on control.v1 with the service; listed by status, each in the kernel.
+    let mut seen: Vec<FirewallAction> = Vec::new();
+    while let Some(r) = actions_sub.recv(Duration::from_millis(300)).unwrap() {
+        seen.push(r.message);
+    }
+    let mut protected: Vec<(u32, u32)> = seen
+        .iter()
+        .filter(|a| a.kind() == FirewallActionKind::Protect)
+        .map(|a| (a.ip_proto, a.port))
+        .collect();
+    protected.sort_unstable();
+    assert_eq!(protected, [(1, 0), (6, 8080), (17, 53)], "{seen:?}");
+    let status = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server,
+            env!("CARGO_BIN_EXE_firewall-agent"),
+            "status",
+            "--json",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let listed: Vec<Value> = String::from_utf8_lossy(&status.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["kind"] == "protection")
+        .collect();
+    let mut shields: Vec<String> =
+        listed.iter().map(|p| format!("{} {}", p["service"], p["in_kernel"])).collect();
+    shields.sort();
+    assert_eq!(
+        shields,
+        [
+            r#""icmp/10.77.0.1" "limit""#,
+            r#""tcp/10.77.0.1:8080" "synproxy""#,
+            r#""udp/10.77.0.1:53" "limit""#
+        ]
+    );
+
+    // A restart rebuilds the protections from the audit log.
+    stop(&mut agent);
+    let mut agent = lab.agent(&config);
+    wait("protections rebuilt", 10, || {
+        lab.set("syn4") == ["10.77.0.1 . 8080"] && lab.set("guard4").len() == 1
+    });
+    assert!(lab.fetches("10.77.0.2"));
+    stop(&mut agent);
+    let _ = web.kill();
+    let _ = web.wait();
 }

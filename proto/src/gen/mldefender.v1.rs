@@ -444,6 +444,12 @@ pub struct FirewallAction {
     /// Set when the agent runs in dry-run mode: nothing was changed in nftables.
     #[prost(bool, tag = "8")]
     pub dry_run: bool,
+    /// The protected service's IP protocol and port (PROTECT, PROTECT_ENDED; port 0 for
+    /// protocols without ports).
+    #[prost(uint32, tag = "9")]
+    pub ip_proto: u32,
+    #[prost(uint32, tag = "10")]
+    pub port: u32,
 }
 /// A daemon's registration under /mldefender/v1/components/<name>/<instance>, bound to a
 /// lease whose keepalives are the heartbeat. Stored as JSON in etcd.
@@ -681,6 +687,9 @@ pub enum FirewallActionKind {
     SkippedAllowlisted = 4,
     RateCapped = 5,
     SetFull = 6,
+    /// A service under a flood shielded (SYN proxy or rate limit): `address`, `ip_proto`, `port`.
+    Protect = 7,
+    ProtectEnded = 8,
 }
 impl FirewallActionKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -696,6 +705,8 @@ impl FirewallActionKind {
             Self::SkippedAllowlisted => "FIREWALL_ACTION_KIND_SKIPPED_ALLOWLISTED",
             Self::RateCapped => "FIREWALL_ACTION_KIND_RATE_CAPPED",
             Self::SetFull => "FIREWALL_ACTION_KIND_SET_FULL",
+            Self::Protect => "FIREWALL_ACTION_KIND_PROTECT",
+            Self::ProtectEnded => "FIREWALL_ACTION_KIND_PROTECT_ENDED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -708,6 +719,8 @@ impl FirewallActionKind {
             "FIREWALL_ACTION_KIND_SKIPPED_ALLOWLISTED" => Some(Self::SkippedAllowlisted),
             "FIREWALL_ACTION_KIND_RATE_CAPPED" => Some(Self::RateCapped),
             "FIREWALL_ACTION_KIND_SET_FULL" => Some(Self::SetFull),
+            "FIREWALL_ACTION_KIND_PROTECT" => Some(Self::Protect),
+            "FIREWALL_ACTION_KIND_PROTECT_ENDED" => Some(Self::ProtectEnded),
             _ => None,
         }
     }

@@ -41,6 +41,9 @@ pub struct FirewallAgentConfig {
     pub internal_nets: Vec<String>,
     #[serde(default)]
     pub caps: CapsConfig,
+    /// Which rules call for another response than blocking the Detection's source.
+    #[serde(default)]
+    pub response: ResponseConfig,
     /// Detections arriving within this window are applied in one nftables transaction.
     #[serde(default = "default_batch_window")]
     pub batch_window_ms: u64,
@@ -76,6 +79,7 @@ impl Default for FirewallAgentConfig {
             allowlist: default_allowlist(),
             internal_nets: default_internal_nets(),
             caps: CapsConfig::default(),
+            response: ResponseConfig::default(),
             batch_window_ms: default_batch_window(),
             on_exit: OnExit::default(),
             allowlist_local_addresses: true,
@@ -185,6 +189,58 @@ impl Default for CapsConfig {
     }
 }
 
+/// The response that fits the attack (see the README's "What a forger can cause").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseConfig {
+    /// Victim-side rules: the flow's responder is a service under a flood whose sources may be
+    /// forged. The service (address, protocol, port) is protected for `protect_secs` instead of
+    /// blocking the source; the source is blocked too only when another rule, or a flow that
+    /// proves the source, says so.
+    pub protect_rules: Vec<String>,
+    /// How a protected TCP service is shielded: `synproxy` (the gateway answers the SYNs with
+    /// cookies and only completed handshakes reach the server; needs
+    /// `net.netfilter.nf_conntrack_tcp_loose=0`, else the agent falls back to `limit` and says
+    /// so) or `limit` (new connections over `limit_packets_per_sec` are dropped).
+    pub tcp: TcpProtection,
+    /// Packets per second let through to a protected UDP or ICMP service (and to a TCP one
+    /// with `tcp: limit`); the excess is dropped.
+    pub limit_packets_per_sec: u32,
+    /// How long a protection lasts; a Detection while it is in force does not extend it.
+    pub protect_secs: u64,
+    /// Services protected at once at most; further ones are audited as capped.
+    pub max_protected_services: u32,
+    /// Rules that find an inside host talking to an outside server (beacons, tunnels,
+    /// uploads): the outside server (the flow's responder) is blocked, never a resolver or
+    /// any other address in `internal_nets`.
+    pub destination_rules: Vec<String>,
+    /// Also block (quarantine) the inside host of a destination rule's Detection, when its
+    /// flow proves the host took part (TCP payload both ways).
+    pub quarantine_internal: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpProtection {
+    #[default]
+    Synproxy,
+    Limit,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        Self {
+            protect_rules: vec!["flood.victim".into(), "flood.half_open".into()],
+            tcp: TcpProtection::Synproxy,
+            limit_packets_per_sec: 1_000,
+            protect_secs: 600,
+            max_protected_services: 256,
+            destination_rules: vec!["beacon".into(), "dns.tunnel".into(), "exfil.upload".into()],
+            quarantine_internal: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnExit {
@@ -210,6 +266,7 @@ pub struct FirewallAgent {
     pub internal_nets: Vec<IpNet>,
     pub max_new_blocks_per_minute: u32,
     pub max_set_elements: u32,
+    pub response: ValidResponse,
     pub batch_window: Duration,
     pub on_exit: OnExit,
     pub allowlist_local_addresses: bool,
@@ -218,6 +275,58 @@ pub struct FirewallAgent {
     pub metrics: ValidMetrics,
     pub etcd: ValidEtcd,
     pub transport: ValidTransport,
+}
+
+/// A validated [`ResponseConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidResponse {
+    pub protect_rules: Vec<String>,
+    pub tcp: TcpProtection,
+    pub limit_packets_per_sec: u32,
+    pub protect: Duration,
+    pub max_protected_services: u32,
+    pub destination_rules: Vec<String>,
+    pub quarantine_internal: bool,
+}
+
+impl ResponseConfig {
+    fn validate(&self, v: &mut Validator) -> Option<ValidResponse> {
+        let limit =
+            v.range("response.limit_packets_per_sec", self.limit_packets_per_sec, 1, 10_000_000);
+        let secs = v.range("response.protect_secs", self.protect_secs, 1, 30 * 86_400);
+        let max =
+            v.range("response.max_protected_services", self.max_protected_services, 1, 65_536);
+        for (field, rules) in
+            [("protect_rules", &self.protect_rules), ("destination_rules", &self.destination_rules)]
+        {
+            for (i, r) in rules.iter().enumerate() {
+                v.check(
+                    !r.is_empty()
+                        && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
+                    &format!("response.{field}[{i}]"),
+                    format!("{r:?}"),
+                    "expected a rule id such as flood.half_open (lower case, dots, underscores)",
+                );
+            }
+        }
+        for (i, r) in self.destination_rules.iter().enumerate() {
+            v.check(
+                !self.protect_rules.contains(r),
+                &format!("response.destination_rules[{i}]"),
+                format!("{r:?}"),
+                "is also in protect_rules: a rule has one response",
+            );
+        }
+        Some(ValidResponse {
+            protect_rules: self.protect_rules.clone(),
+            tcp: self.tcp,
+            limit_packets_per_sec: limit?,
+            protect: Duration::from_secs(secs?),
+            max_protected_services: max?,
+            destination_rules: self.destination_rules.clone(),
+            quarantine_internal: self.quarantine_internal,
+        })
+    }
 }
 
 impl DaemonConfig for FirewallAgentConfig {
@@ -232,6 +341,11 @@ impl DaemonConfig for FirewallAgentConfig {
         "allowlist",
         "internal_nets",
         "caps.max_new_blocks_per_minute",
+        "response.protect_rules",
+        "response.protect_secs",
+        "response.max_protected_services",
+        "response.destination_rules",
+        "response.quarantine_internal",
         "batch_window_ms",
         "on_exit",
     ];
@@ -262,6 +376,7 @@ impl DaemonConfig for FirewallAgentConfig {
         let rate =
             v.range("caps.max_new_blocks_per_minute", c.max_new_blocks_per_minute, 1, 1_000_000);
         let size = v.range("caps.max_set_elements", c.max_set_elements, 1, 16_777_216);
+        let response = self.response.validate(&mut v);
         let batch = v.range("batch_window_ms", self.batch_window_ms, 0, 1_000);
         for (field, path) in [("audit_dir", &self.audit_dir), ("nft", &self.nft)] {
             v.check(
@@ -289,6 +404,7 @@ impl DaemonConfig for FirewallAgentConfig {
                 internal_nets: internal_nets.into_iter().collect::<Option<_>>()?,
                 max_new_blocks_per_minute: rate?,
                 max_set_elements: size?,
+                response: response?,
                 batch_window: Duration::from_millis(batch?),
                 on_exit: self.on_exit,
                 allowlist_local_addresses: self.allowlist_local_addresses,
