@@ -62,7 +62,7 @@ impl Metrics {
         let m = Self::default();
         r.register(
             "decisions",
-            "Responses by outcome: block, protect, below_threshold, no_address, monitor_only, allowlisted, special, forgeable, source_spared, inside_destination, already_blocked, already_protected, rate_capped, set_full, protect_capped",
+            "Responses by outcome: block, protect, below_threshold, no_address, monitor_only, allowlisted, special, forgeable, unproven, source_spared, inside_destination, already_blocked, already_protected, rate_capped, set_full, protect_capped",
             m.outcomes.clone(),
         );
         r.register("nft_transactions", "nft transactions applied", m.nft_transactions.clone());
@@ -450,6 +450,7 @@ impl FirewallDaemon {
             // Counted, not audited: a spoofed flood makes one per forged source, and the
             // protection's own record says why no source is blocked.
             Outcome::SourceSpared { .. } => ("source_spared", None),
+            Outcome::Unproven { .. } => ("unproven", None),
             Outcome::InsideDestination { addr } => (
                 "inside_destination",
                 Some(skip(

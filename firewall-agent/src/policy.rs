@@ -98,6 +98,10 @@ pub enum Outcome {
     Special { addr: IpAddr, kind: &'static str },
     /// An inside address on evidence a forger could have produced: not blocked.
     Forgeable { addr: IpAddr },
+    /// An outside source on one flow's evidence alone (the forests, no rule over its own
+    /// flows) that does not prove the address: not blocked, counted (not audited: a spoofed
+    /// flood makes one per forged address).
+    Unproven { addr: IpAddr },
     /// Blocked already, until `until_ns`.
     AlreadyBlocked { addr: IpAddr, until_ns: u64 },
     /// Over the new-blocks-per-minute cap.
@@ -384,13 +388,19 @@ impl State {
             });
         }
         // The source too, unless the only evidence is about the service (forgeable) or about
-        // where an inside host went (its quarantine is a policy choice).
+        // where an inside host went (its quarantine is a policy choice). A source is blocked
+        // on a rule over its own flows (`other`), or on a flow that proves its address: a
+        // forest's verdict on one SYN or datagram names whatever address a forger wrote.
         let source_too = other
             || (!protect && !destination)
             || (protect && proven(d))
             || (destination && rules.quarantine_internal);
         if source_too {
-            out.push(self.block(rules, d, addr, "source", now_ns));
+            if !other && !proven(d) && !rules.internal(addr) && special(addr).is_none() {
+                out.push(Outcome::Unproven { addr });
+            } else {
+                out.push(self.block(rules, d, addr, "source", now_ns));
+            }
         } else if protect && !destination {
             out.push(Outcome::SourceSpared { addr });
         }
@@ -663,7 +673,18 @@ mod tests {
                 ]
             );
         }
+        // The flood's first flows, before the victim-side rule fired: the forests alone on one
+        // SYN name whatever address the forger wrote. Not blocked; the same verdict on a flow
+        // with payload both ways is.
+        let early = flow([198, 18, 9, 9], [10, 0, 0, 1], 6, 80, &[], false);
+        assert_eq!(
+            st.consider1(&r, &early, 2 * S),
+            Outcome::Unproven { addr: "198.18.9.9".parse().unwrap() }
+        );
         assert!(st.is_empty(), "no forged source blocked");
+        let web = flow([198, 18, 9, 10], [10, 0, 0, 1], 6, 80, &[], true);
+        assert!(matches!(st.consider1(&r, &web, 2 * S), Outcome::Block(_)));
+        st.undo("198.18.9.10".parse().unwrap());
         // One source flooding on its own is blocked as well (its own rate fired too).
         let o = st.consider(
             &r,

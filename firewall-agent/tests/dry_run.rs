@@ -79,6 +79,12 @@ fn dry_run_audits_and_publishes_but_never_runs_nft() {
                 ip_proto: 6,
                 initiator: Direction::AToB.into(),
             }),
+            // An ssh session with payload both ways: the address is proven.
+            features: Some(mld_proto::FlowFeatures {
+                total_fwd_bytes: 3_000,
+                total_bwd_bytes: 4_000,
+                ..mld_proto::FlowFeatures::default()
+            }),
             ..FlowEvent::default()
         }),
         scores: Some(DetectorScores { ddos: 0.97, ..DetectorScores::default() }),
