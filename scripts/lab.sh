@@ -21,10 +21,14 @@
 #
 # Usage: scripts/lab.sh COMMAND
 #   up        create the namespaces, start the services and the suite (prints what came up)
-#   scenario  benign traffic (curl, DNS, ssh), then nmap, hping3 and hydra from three attacker
-#             addresses, then a replay of a shared ssh brute-force capture; prints the outcome
+#   scenario  benign traffic (curl, DNS, ssh), then nmap, a SYN flood from random forged
+#             sources while the client fetches pages, hping3, hydra and slowloris
+#             (slowhttptest) from four attacker addresses, then a replay of a shared ssh
+#             brute-force capture; prints the outcome
 #   status    components, counters, blocks
 #   check     the end-to-end assertions (after `scenario`): attackers blocked, benign hosts never,
+#             no forged source blocked, the flooded web server protected by the SYN proxy and
+#             still serving the client during the flood,
 #             every packet accounted for from the interfaces to the detector and every
 #             Detection to the event store, `rag events` and `rag ask` find the attacks;
 #             exit 1 on a failure
@@ -53,10 +57,11 @@ SERVER_IP=10.88.0.10
 SCAN_IP=203.0.113.66    # nmap
 FLOOD_IP=203.0.113.67   # hping3
 BRUTE_IP=203.0.113.68   # hydra (the attacker's primary address)
+SLOW_IP=203.0.113.69    # slowhttptest (slowloris)
 REPLAY_PCAP=pcap/bruteforce/slips-ssh-bruteforce.pcap
 REPLAY_ATTACKER=147.32.80.40   # LABELS.tsv: the capture's malicious host
 REPLAY_VICTIM=147.32.80.37
-ATTACKERS=("$SCAN_IP" "$FLOOD_IP" "$BRUTE_IP" "$REPLAY_ATTACKER")
+ATTACKERS=("$SCAN_IP" "$FLOOD_IP" "$BRUTE_IP" "$SLOW_IP" "$REPLAY_ATTACKER")
 SNIFFER_METRICS=127.0.0.1:9101 DETECTOR_METRICS=127.0.0.1:9102 AGENT_METRICS=127.0.0.1:9103
 INGESTER_METRICS=127.0.0.1:9104
 ETCD=http://127.0.0.1:2379
@@ -75,7 +80,7 @@ need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (network namespaces, XDP,
 
 check_tools() {
   local missing=()
-  for t in ip nft curl jq nginx /usr/sbin/sshd ssh ssh-keygen dnsmasq dig nmap hping3 hydra tcpreplay etcdctl; do
+  for t in ip nft curl jq nginx /usr/sbin/sshd ssh ssh-keygen dnsmasq dig nmap hping3 hydra slowhttptest tcpreplay etcdctl; do
     command -v "$t" >/dev/null || missing+=("$t")
   done
   [ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]} (run: sudo make setup)"
@@ -113,9 +118,14 @@ make_netns() {
   done
   ip -n "$ATTACKER" addr add "$SCAN_IP/24" dev eth0
   ip -n "$ATTACKER" addr add "$FLOOD_IP/24" dev eth0
+  ip -n "$ATTACKER" addr add "$SLOW_IP/24" dev eth0
   local i
   for i in $(seq 100 199); do ip -n "$ATTACKER" addr add "203.0.113.$i/24" dev eth0; done
   in_ns "$GW" sysctl -qw net.ipv4.ip_forward=1
+  # firewall-agent's SYN proxy (a flooded TCP service) needs conntrack not to pick up
+  # connections mid-stream, as scripts/install.sh sets on a gateway.
+  modprobe nf_conntrack 2>/dev/null || true
+  in_ns "$GW" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
 }
 
 start_services() {
@@ -235,7 +245,7 @@ cmd_up() {
   # Readable by the services' own users (nginx workers, dnsmasq); the root secret is 0600.
   chmod 755 "$DIR"
   make_netns
-  log "namespaces: $CLIENT ($CLIENT_IP), $ATTACKER ($SCAN_IP, $FLOOD_IP, $BRUTE_IP, 203.0.113.100-199), $GW, $SERVER ($SERVER_IP)"
+  log "namespaces: $CLIENT ($CLIENT_IP), $ATTACKER ($SCAN_IP, $FLOOD_IP, $BRUTE_IP, $SLOW_IP, 203.0.113.100-199), $GW, $SERVER ($SERVER_IP)"
   start_services
   log "server: nginx on $SERVER_IP:80, sshd on :22, dnsmasq on :53"
   start_etcd
@@ -304,6 +314,21 @@ drain() {
 blocked() { in_ns "$GW" nft -j list set inet mldefender block4 2>/dev/null |
   jq -r '.nftables[] | select(.set) | .set.elem // [] | .[] | if type == "object" then .elem.val else . end'; }
 
+# The elements of one of the agent's sets (`10.88.0.10 . 80` for a concatenation).
+set_elements() { in_ns "$GW" nft -j list set inet mldefender "$1" 2>/dev/null |
+  jq -r '.nftables[] | select(.set) | .set.elem // [] | .[] | (if type == "object" and has("elem") then .elem.val else . end) |
+    if type == "object" then (.concat | map(tostring) | join(" . ")) else tostring end'; }
+
+wait_protected() {
+  local element=$1 secs=$2 i
+  for i in $(seq 1 $((secs * 10))); do
+    set_elements syn4 | grep -qxF "$element" && { log "   $element behind the SYN proxy"; return 0; }
+    sleep 0.1
+  done
+  log "   $element not protected after ${secs} s"
+  return 1
+}
+
 wait_blocked() {
   local addr=$1 secs=$2 i
   for i in $(seq 1 $((secs * 10))); do
@@ -348,6 +373,21 @@ cmd_scenario() {
   wait_blocked "$SCAN_IP" 10 || true
   counters
 
+  step "spoofed SYN flood: hping3 --rand-source, 8000 SYNs to port 80 at ~1 k/s, while the client fetches pages"
+  in_ns "$ATTACKER" hping3 -q -S -p 80 --rand-source -i u1000 -c 8000 "$SERVER_IP" \
+    >"$DIR/hping3-spoofed.out" 2>&1 &
+  local flood=$! i ok=0
+  sleep 1
+  for i in $(seq 1 20); do
+    in_ns "$CLIENT" curl -sf --max-time 3 -o /dev/null "http://$SERVER_IP/" && ok=$((ok + 1))
+    sleep 0.2
+  done
+  wait "$flood" || true
+  echo "$ok" >"$DIR/pages-during-flood"
+  log "   curl during the flood: $ok/20 pages"
+  wait_protected "$SERVER_IP . 80" 10 || true
+  counters
+
   step "SYN flood: hping3, 10000 SYNs to port 80 at ~15 k/s from $FLOOD_IP"
   in_ns "$ATTACKER" hping3 -q -S -p 80 -a "$FLOOD_IP" -i u20 -c 10000 "$SERVER_IP" \
     >"$DIR/hping3.out" 2>&1 || true
@@ -370,6 +410,23 @@ cmd_scenario() {
   (cd "$DIR" && in_ns "$ATTACKER" timeout 15 hydra -l root -P "$DIR/passwords.txt" -t 32 -I -q \
     "ssh://$SERVER_IP" >"$DIR/hydra.out" 2>&1) || true
   wait_blocked "$BRUTE_IP" 10 || true
+  counters
+
+  step "slowloris: slowhttptest -H, 100 connections held open with a header line every 5 s, for 30 s, from $SLOW_IP"
+  # slowhttptest cannot pick its source address: the attacker's default route does, for now.
+  in_ns "$ATTACKER" ip route replace default via 203.0.113.1 src "$SLOW_IP"
+  in_ns "$ATTACKER" slowhttptest -H -c 100 -r 50 -i 5 -l 30 -u "http://$SERVER_IP/" \
+    >"$DIR/slowhttptest.out" 2>&1 &
+  local slow=$!
+  wait_blocked "$SLOW_IP" 40 || true
+  kill "$slow" 2>/dev/null || true
+  wait "$slow" 2>/dev/null || true
+  in_ns "$ATTACKER" ip route replace default via 203.0.113.1
+  # The attacker gives up: its kernel would otherwise retransmit the FINs of the 100 orphaned
+  # connections to the blocked gateway for minutes, into the packet accounting below.
+  in_ns "$ATTACKER" nft -f - <<EOF2
+table inet giveup { chain out { type filter hook output priority 0; ip saddr $SLOW_IP drop; }; }
+EOF2
   counters
 
   step "replay: $REPLAY_PCAP (attacker $REPLAY_ATTACKER per LABELS.tsv) at recorded speed"
@@ -446,6 +503,25 @@ cmd_check() {
   for a in "$CLIENT_IP" "$SERVER_IP" "$REPLAY_VICTIM"; do
     if grep -qx "$a" <<<"$set"; then fail "benign host $a is in the block set"; else pass "benign host $a never blocked"; fi
   done
+  # The spoofed flood: the web server protected (not its forged sources blocked: the audit
+  # check above), by the SYN proxy, and serving the client during the flood and after.
+  local protect pages cookies
+  protect=$(cat "$DIR"/audit/audit*.jsonl | jq -c --arg s "$SERVER_IP" \
+    'select(.action == "protect" and .addr == $s and .proto == 6 and .port == 80)' | head -1)
+  if [ -n "$protect" ] && jq -e '.shield == "synproxy"' <<<"$protect" >/dev/null &&
+    set_elements syn4 | grep -qxF "$SERVER_IP . 80"; then
+    pass "the flooded web server $SERVER_IP:80 is behind the SYN proxy (audit: $(jq -r .reason <<<"$protect" | head -c 160))"
+  else
+    fail "the flooded web server is not protected (audit: ${protect:-none}; syn4: $(set_elements syn4 | paste -sd' '))"
+  fi
+  pages=$(cat "$DIR/pages-during-flood" 2>/dev/null || echo 0)
+  if [ "$pages" -ge 19 ]; then pass "the client got $pages/20 pages during the spoofed flood"; else fail "the client got only $pages/20 pages during the spoofed flood"; fi
+  # /proc/net/stat/synproxy: a header, then per CPU hex counters; the 4th is cookie_valid.
+  cookies=0
+  while read -r _ _ _ valid _; do
+    cookies=$((cookies + 16#$valid))
+  done < <(in_ns "$GW" tail -n +2 /proc/net/stat/synproxy)
+  if [ "$cookies" -gt 0 ]; then pass "$cookies handshakes completed through the SYN proxy"; else fail "no handshake went through the SYN proxy"; fi
   # Control plane: every daemon registered, all switched to the rotated epoch (the accounting
   # below shows the rotation mid-traffic lost nothing), ml-detector applied the new config
   # without a restart, and nothing was rolled back.

@@ -130,7 +130,12 @@ fn print_protections(
     }
     for p in ps {
         // Either shield, whichever set holds it (the SYN proxy can fall back to a limit).
-        let held = [Shield::Synproxy, Shield::Limit].into_iter().find_map(|shield| {
+        let candidates: &[Shield] = if p.service.proto == 6 {
+            &[Shield::Synproxy, Shield::Limit]
+        } else {
+            &[Shield::Limit]
+        };
+        let held = candidates.iter().copied().find_map(|shield| {
             let (set, element) = mld_firewall_agent::nft::element(&p.service, shield);
             let v = if p.service.addr.is_ipv4() { "4" } else { "6" };
             match nft.list(&format!("{set}{v}")) {

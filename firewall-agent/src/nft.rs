@@ -30,11 +30,12 @@ const PROTECT_SET_SIZE: u32 = 65_536;
 /// - allow sets (interval, auto-merged) and block sets (per-element timeouts, size cap); in the
 ///   input and forward hooks, blocked sources are counted and dropped unless allowed, and in
 ///   forward a blocked address is also unreachable as a destination (a beacon's server);
-/// - protected services (ADR 0012): `syn4`/`syn6` (address . port) go through the SYN proxy,
-///   whose SYNs skip conntrack in a prerouting chain so that only completed handshakes reach
-///   the server; `guard4`/`guard6` (address . protocol . port, TCP SYNs and UDP) and
-///   `guardaddr4`/`guardaddr6` (address, every other protocol) are rate-limited per element to
-///   `limit_pps` packets per second, the excess counted and dropped.
+/// - protected services (ADR 0012): `syn4`/`syn6` (address . port) and `synaddr4`/`synaddr6`
+///   (every TCP port of an address) go through the SYN proxy, whose SYNs skip conntrack in a
+///   prerouting chain so that only completed handshakes reach the server; `guard4`/`guard6`
+///   (address . protocol . port: TCP SYNs, UDP) and `guardproto4`/`guardproto6` (address .
+///   protocol: all its ports, or a protocol without ports such as ICMP) are rate-limited per
+///   element to `limit_pps` packets per second, the excess counted and dropped.
 pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> String {
     let fmt = |v4: bool| {
         let nets = nets(allowlist, v4);
@@ -65,7 +66,11 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> S
         );
         let _ = writeln!(
             s,
-            "\tset guardaddr{v} {{ type {addr}; flags timeout; size {PROTECT_SET_SIZE}; }}"
+            "\tset synaddr{v} {{ type {addr}; flags timeout; size {PROTECT_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "\tset guardproto{v} {{ type {addr} . inet_proto; flags timeout; size {PROTECT_SET_SIZE}; }}"
         );
         // The meters: one token bucket per protected element, forgotten 10 s after its last
         // packet.
@@ -75,7 +80,7 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> S
         );
         let _ = writeln!(
             s,
-            "\tset rateaddr{v} {{ type {addr}; flags dynamic,timeout; timeout 10s; size {PROTECT_SET_SIZE}; }}"
+            "\tset rateproto{v} {{ type {addr} . inet_proto; flags dynamic,timeout; timeout 10s; size {PROTECT_SET_SIZE}; }}"
         );
     }
     let _ = writeln!(s, "\tchain prerouting {{");
@@ -85,6 +90,7 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> S
             s,
             "\t\ttcp flags syn / fin,syn,rst,ack {ip} daddr . tcp dport @syn{v} notrack"
         );
+        let _ = writeln!(s, "\t\ttcp flags syn / fin,syn,rst,ack {ip} daddr @synaddr{v} notrack");
     }
     let _ = writeln!(s, "\t}}");
     for (chain, hook) in [("input", "input"), ("forward", "forward")] {
@@ -96,6 +102,14 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> S
                 "\t\t{ip} daddr . tcp dport @syn{v} ct state invalid,untracked {SYNPROXY}"
             );
             let _ = writeln!(s, "\t\t{ip} daddr . tcp dport @syn{v} ct state invalid counter drop");
+            let _ = writeln!(
+                s,
+                "\t\tmeta l4proto tcp {ip} daddr @synaddr{v} ct state invalid,untracked {SYNPROXY}"
+            );
+            let _ = writeln!(
+                s,
+                "\t\tmeta l4proto tcp {ip} daddr @synaddr{v} ct state invalid counter drop"
+            );
         }
         for (v, ip) in [("4", "ip"), ("6", "ip6")] {
             let _ = writeln!(s, "\t\t{ip} saddr @allow{v} accept");
@@ -117,7 +131,11 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> S
             );
             let _ = writeln!(
                 s,
-                "\t\tmeta l4proto != {{ tcp, udp }} {ip} daddr @guardaddr{v} update @rateaddr{v} {{ {ip} daddr {limit} }} counter drop"
+                "\t\ttcp flags syn / fin,syn,rst,ack {ip} daddr . meta l4proto @guardproto{v} update @rateproto{v} {{ {ip} daddr . meta l4proto {limit} }} counter drop"
+            );
+            let _ = writeln!(
+                s,
+                "\t\tmeta l4proto != tcp {ip} daddr . meta l4proto @guardproto{v} update @rateproto{v} {{ {ip} daddr . meta l4proto {limit} }} counter drop"
             );
         }
         let _ = writeln!(s, "\t}}");
@@ -142,12 +160,13 @@ pub fn render_protections(protections: &[(Service, Shield, Duration)]) -> String
 /// The set (without its family digit) and the element that protect `svc` with `shield`, as
 /// nft writes and [`Nft::list`] reads them.
 pub fn element(svc: &Service, shield: Shield) -> (&'static str, String) {
-    match (shield, svc.proto) {
-        (Shield::Synproxy, _) => ("syn", format!("{} . {}", svc.addr, svc.port)),
-        (Shield::Limit, 6 | 17) => {
-            ("guard", format!("{} . {} . {}", svc.addr, svc.proto_name(), svc.port))
+    match (shield, svc.proto, svc.port) {
+        (Shield::Synproxy, _, 0) => ("synaddr", svc.addr.to_string()),
+        (Shield::Synproxy, _, port) => ("syn", format!("{} . {port}", svc.addr)),
+        (Shield::Limit, 6 | 17, port) if port != 0 => {
+            ("guard", format!("{} . {} . {port}", svc.addr, svc.proto_name()))
         }
-        (Shield::Limit, _) => ("guardaddr", svc.addr.to_string()),
+        (Shield::Limit, _, _) => ("guardproto", format!("{} . {}", svc.addr, svc.proto_name())),
     }
 }
 
@@ -310,44 +329,58 @@ table inet mldefender {
 \tset block4 { type ipv4_addr; flags timeout; size 65536; }
 \tset syn4 { type ipv4_addr . inet_service; flags timeout; size 65536; }
 \tset guard4 { type ipv4_addr . inet_proto . inet_service; flags timeout; size 65536; }
-\tset guardaddr4 { type ipv4_addr; flags timeout; size 65536; }
+\tset synaddr4 { type ipv4_addr; flags timeout; size 65536; }
+\tset guardproto4 { type ipv4_addr . inet_proto; flags timeout; size 65536; }
 \tset rate4 { type ipv4_addr . inet_proto . inet_service; flags dynamic,timeout; timeout 10s; size 65536; }
-\tset rateaddr4 { type ipv4_addr; flags dynamic,timeout; timeout 10s; size 65536; }
+\tset rateproto4 { type ipv4_addr . inet_proto; flags dynamic,timeout; timeout 10s; size 65536; }
 \tset allow6 { type ipv6_addr; flags interval; auto-merge; elements = { ::1/128 }; }
 \tset block6 { type ipv6_addr; flags timeout; size 65536; }
 \tset syn6 { type ipv6_addr . inet_service; flags timeout; size 65536; }
 \tset guard6 { type ipv6_addr . inet_proto . inet_service; flags timeout; size 65536; }
-\tset guardaddr6 { type ipv6_addr; flags timeout; size 65536; }
+\tset synaddr6 { type ipv6_addr; flags timeout; size 65536; }
+\tset guardproto6 { type ipv6_addr . inet_proto; flags timeout; size 65536; }
 \tset rate6 { type ipv6_addr . inet_proto . inet_service; flags dynamic,timeout; timeout 10s; size 65536; }
-\tset rateaddr6 { type ipv6_addr; flags dynamic,timeout; timeout 10s; size 65536; }
+\tset rateproto6 { type ipv6_addr . inet_proto; flags dynamic,timeout; timeout 10s; size 65536; }
 \tchain prerouting {
 \t\ttype filter hook prerouting priority raw; policy accept;
 \t\ttcp flags syn / fin,syn,rst,ack ip daddr . tcp dport @syn4 notrack
+\t\ttcp flags syn / fin,syn,rst,ack ip daddr @synaddr4 notrack
 \t\ttcp flags syn / fin,syn,rst,ack ip6 daddr . tcp dport @syn6 notrack
+\t\ttcp flags syn / fin,syn,rst,ack ip6 daddr @synaddr6 notrack
 \t}
 \tchain input {
 \t\ttype filter hook input priority filter - 10; policy accept;
 \t\tip daddr . tcp dport @syn4 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
 \t\tip daddr . tcp dport @syn4 ct state invalid counter drop
+\t\tmeta l4proto tcp ip daddr @synaddr4 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+\t\tmeta l4proto tcp ip daddr @synaddr4 ct state invalid counter drop
 \t\tip6 daddr . tcp dport @syn6 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
 \t\tip6 daddr . tcp dport @syn6 ct state invalid counter drop
+\t\tmeta l4proto tcp ip6 daddr @synaddr6 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+\t\tmeta l4proto tcp ip6 daddr @synaddr6 ct state invalid counter drop
 \t\tip saddr @allow4 accept
 \t\tip6 saddr @allow6 accept
 \t\tip saddr @block4 counter drop
 \t\tip6 saddr @block6 counter drop
 \t\ttcp flags syn / fin,syn,rst,ack ip daddr . meta l4proto . tcp dport @guard4 update @rate4 { ip daddr . meta l4proto . tcp dport limit rate over 1000/second burst 1000 packets } counter drop
 \t\tmeta l4proto udp ip daddr . meta l4proto . udp dport @guard4 update @rate4 { ip daddr . meta l4proto . udp dport limit rate over 1000/second burst 1000 packets } counter drop
-\t\tmeta l4proto != { tcp, udp } ip daddr @guardaddr4 update @rateaddr4 { ip daddr limit rate over 1000/second burst 1000 packets } counter drop
+\t\ttcp flags syn / fin,syn,rst,ack ip daddr . meta l4proto @guardproto4 update @rateproto4 { ip daddr . meta l4proto limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto != tcp ip daddr . meta l4proto @guardproto4 update @rateproto4 { ip daddr . meta l4proto limit rate over 1000/second burst 1000 packets } counter drop
 \t\ttcp flags syn / fin,syn,rst,ack ip6 daddr . meta l4proto . tcp dport @guard6 update @rate6 { ip6 daddr . meta l4proto . tcp dport limit rate over 1000/second burst 1000 packets } counter drop
 \t\tmeta l4proto udp ip6 daddr . meta l4proto . udp dport @guard6 update @rate6 { ip6 daddr . meta l4proto . udp dport limit rate over 1000/second burst 1000 packets } counter drop
-\t\tmeta l4proto != { tcp, udp } ip6 daddr @guardaddr6 update @rateaddr6 { ip6 daddr limit rate over 1000/second burst 1000 packets } counter drop
+\t\ttcp flags syn / fin,syn,rst,ack ip6 daddr . meta l4proto @guardproto6 update @rateproto6 { ip6 daddr . meta l4proto limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto != tcp ip6 daddr . meta l4proto @guardproto6 update @rateproto6 { ip6 daddr . meta l4proto limit rate over 1000/second burst 1000 packets } counter drop
 \t}
 \tchain forward {
 \t\ttype filter hook forward priority filter - 10; policy accept;
 \t\tip daddr . tcp dport @syn4 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
 \t\tip daddr . tcp dport @syn4 ct state invalid counter drop
+\t\tmeta l4proto tcp ip daddr @synaddr4 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+\t\tmeta l4proto tcp ip daddr @synaddr4 ct state invalid counter drop
 \t\tip6 daddr . tcp dport @syn6 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
 \t\tip6 daddr . tcp dport @syn6 ct state invalid counter drop
+\t\tmeta l4proto tcp ip6 daddr @synaddr6 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+\t\tmeta l4proto tcp ip6 daddr @synaddr6 ct state invalid counter drop
 \t\tip saddr @allow4 accept
 \t\tip6 saddr @allow6 accept
 \t\tip saddr @block4 counter drop
@@ -356,10 +389,12 @@ table inet mldefender {
 \t\tip6 daddr @block6 counter drop
 \t\ttcp flags syn / fin,syn,rst,ack ip daddr . meta l4proto . tcp dport @guard4 update @rate4 { ip daddr . meta l4proto . tcp dport limit rate over 1000/second burst 1000 packets } counter drop
 \t\tmeta l4proto udp ip daddr . meta l4proto . udp dport @guard4 update @rate4 { ip daddr . meta l4proto . udp dport limit rate over 1000/second burst 1000 packets } counter drop
-\t\tmeta l4proto != { tcp, udp } ip daddr @guardaddr4 update @rateaddr4 { ip daddr limit rate over 1000/second burst 1000 packets } counter drop
+\t\ttcp flags syn / fin,syn,rst,ack ip daddr . meta l4proto @guardproto4 update @rateproto4 { ip daddr . meta l4proto limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto != tcp ip daddr . meta l4proto @guardproto4 update @rateproto4 { ip daddr . meta l4proto limit rate over 1000/second burst 1000 packets } counter drop
 \t\ttcp flags syn / fin,syn,rst,ack ip6 daddr . meta l4proto . tcp dport @guard6 update @rate6 { ip6 daddr . meta l4proto . tcp dport limit rate over 1000/second burst 1000 packets } counter drop
 \t\tmeta l4proto udp ip6 daddr . meta l4proto . udp dport @guard6 update @rate6 { ip6 daddr . meta l4proto . udp dport limit rate over 1000/second burst 1000 packets } counter drop
-\t\tmeta l4proto != { tcp, udp } ip6 daddr @guardaddr6 update @rateaddr6 { ip6 daddr limit rate over 1000/second burst 1000 packets } counter drop
+\t\ttcp flags syn / fin,syn,rst,ack ip6 daddr . meta l4proto @guardproto6 update @rateproto6 { ip6 daddr . meta l4proto limit rate over 1000/second burst 1000 packets } counter drop
+\t\tmeta l4proto != tcp ip6 daddr . meta l4proto @guardproto6 update @rateproto6 { ip6 daddr . meta l4proto limit rate over 1000/second burst 1000 packets } counter drop
 \t}
 }
 ";

@@ -123,7 +123,8 @@ pub enum Outcome {
     ProtectCapped { service: Service },
 }
 
-/// A service: address, IP protocol and port (0 for protocols without ports).
+/// A service: address, IP protocol and port (0 for protocols without ports, and for all the
+/// address's ports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Service {
     pub addr: IpAddr,
@@ -150,8 +151,9 @@ impl std::fmt::Display for Service {
             IpAddr::V4(a) => a.to_string(),
             IpAddr::V6(a) => format!("[{a}]"),
         };
-        match self.proto {
-            6 | 17 => write!(f, "{}/{addr}:{}", self.proto_name(), self.port),
+        match (self.proto, self.port) {
+            (6 | 17, 0) => write!(f, "{}/{addr}:*", self.proto_name()),
+            (6 | 17, port) => write!(f, "{}/{addr}:{port}", self.proto_name()),
             _ => write!(f, "{}/{addr}", self.proto_name()),
         }
     }
@@ -225,6 +227,18 @@ pub fn service(d: &Detection) -> Option<Service> {
     let proto = u8::try_from(key.ip_proto).ok()?;
     let port = if matches!(proto, 6 | 17) { u16::try_from(dst.port).ok()? } else { 0 };
     Some(Service { addr: ip_from_bytes(&dst.ip)?, proto, port })
+}
+
+/// The service under attack named by the victim-side evidence on `d`'s flow: the flow's
+/// service, or all the responder's ports of that protocol (port 0) when the evidence is about
+/// the whole address.
+fn victim(d: &Detection) -> Option<Service> {
+    let mut svc = service(d)?;
+    let fast = d.flow.as_ref().and_then(|f| f.fast.as_ref());
+    if fast.is_some_and(|f| f.victim_all_ports) {
+        svc.port = 0;
+    }
+    Some(svc)
 }
 
 /// The fast rules that fired on the Detection's flow.
@@ -409,7 +423,7 @@ impl State {
 
     /// Protects the service of `d`'s flow, within the cap.
     fn protect(&mut self, rules: &Rules, d: &Detection, now_ns: u64) -> Outcome {
-        let Some(service) = service(d) else { return Outcome::NoAddress };
+        let Some(service) = victim(d) else { return Outcome::NoAddress };
         if let Some(kind) = special(service.addr) {
             return Outcome::Special { addr: service.addr, kind };
         }
@@ -555,7 +569,7 @@ mod tests {
                 fast: Some(FastDetection {
                     score: fast,
                     rule_ids: vec!["scan.ports".into()],
-                    reasons: vec![],
+                    ..FastDetection::default()
                 }),
                 ..FlowEvent::default()
             }),

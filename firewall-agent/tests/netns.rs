@@ -491,7 +491,7 @@ fn fired(id: &str, src: [u8; 4], dst: [u8; 4], proto: u32, port: u32, rules: &[&
     f.fast = Some(mld_proto::FastDetection {
         score: 0.95,
         rule_ids: rules.iter().map(|&r| r.to_owned()).collect(),
-        reasons: vec![],
+        ..mld_proto::FastDetection::default()
     });
     d.final_score = 0.95;
     d.authoritative_source = ScoreSource::Fast.into();
@@ -555,15 +555,20 @@ fn protects_a_flooded_service_and_blocks_a_beacons_server() {
             &fired(&format!("i{i}"), [198, 18, 2, i], [10, 77, 0, 1], 1, 0, &["flood.victim"]),
         );
     }
-    wait("three services protected", 5, || {
+    // A SYN flood spread over the ports of another inside address: evidence about the address.
+    let mut spread = fired("a1", [198, 18, 3, 1], [10, 77, 0, 9], 6, 31_337, &["flood.half_open"]);
+    spread.flow.as_mut().unwrap().fast.as_mut().unwrap().victim_all_ports = true;
+    send(&mut publisher, &spread);
+    wait("four services protected", 5, || {
         lab.set("syn4") == ["10.77.0.1 . 8080"]
             && lab.set("guard4") == ["10.77.0.1 . udp . 53"]
-            && lab.set("guardaddr4") == ["10.77.0.1"]
+            && lab.set("guardproto4") == ["10.77.0.1 . icmp"]
+            && lab.set("synaddr4") == ["10.77.0.9"]
     });
     assert!(lab.blocked().is_empty(), "a forged source was blocked: {:?}", lab.blocked());
     let records = audit(&audit_dir);
     let count = |action: &str| records.iter().filter(|r| r["action"] == action).count();
-    assert_eq!((count("protect"), count("block")), (3, 0));
+    assert_eq!((count("protect"), count("block")), (4, 0));
     let syn = records.iter().find(|r| r["action"] == "protect" && r["proto"] == 6).unwrap();
     assert_eq!(
         (syn["port"].as_u64(), syn["shield"].as_str()),
@@ -613,7 +618,7 @@ fn protects_a_flooded_service_and_blocks_a_beacons_server() {
         .map(|a| (a.ip_proto, a.port))
         .collect();
     protected.sort_unstable();
-    assert_eq!(protected, [(1, 0), (6, 8080), (17, 53)], "{seen:?}");
+    assert_eq!(protected, [(1, 0), (6, 0), (6, 8080), (17, 53)], "{seen:?}");
     let status = Command::new("ip")
         .args([
             "netns",
@@ -640,6 +645,7 @@ fn protects_a_flooded_service_and_blocks_a_beacons_server() {
         [
             r#""icmp/10.77.0.1" "limit""#,
             r#""tcp/10.77.0.1:8080" "synproxy""#,
+            r#""tcp/10.77.0.9:*" "synproxy""#,
             r#""udp/10.77.0.1:53" "limit""#
         ]
     );

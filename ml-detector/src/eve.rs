@@ -17,7 +17,7 @@ use crate::record::timestamp;
 const GID: u32 = 1;
 
 /// (rule or detector, signature id, signature, Suricata classification).
-pub const SIGNATURES: [(&str, u32, &str, &str); 33] = [
+pub const SIGNATURES: [(&str, u32, &str, &str); 34] = [
     (
         "ddos",
         9_100_001,
@@ -155,6 +155,12 @@ pub const SIGNATURES: [(&str, u32, &str, &str); 33] = [
         9_200_029,
         "MLD BEHAVIOUR administrator access spreading over servers",
         "Misc Attack",
+    ),
+    (
+        "flood.few_sources",
+        9_200_030,
+        "MLD BEHAVIOUR service flooded by few sources",
+        "Attempted Denial of Service",
     ),
 ];
 

@@ -356,6 +356,7 @@ fn is_rule_id(w: &str) -> bool {
             | "dns.tunnel"
             | "scan.probe"
             | "flood.half_open"
+            | "flood.few_sources"
             | "http.slow"
             | "beacon"
             | "exfil.upload"

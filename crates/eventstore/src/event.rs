@@ -277,6 +277,9 @@ pub fn rule_words(rule: &str) -> &'static str {
         "flood.half_open" => {
             "flood aimed at this service, half-open connections, spoofed or distributed denial of service"
         }
+        "flood.few_sources" => {
+            "flood from one or a few sources: half-open connections, unanswered packets, denial of service"
+        }
         "http.slow" => "slow HTTP denial of service: many long idle connections, slowloris",
         "beacon" => "command and control beaconing at regular intervals",
         "exfil.upload" => "data exfiltration: a large upload to an external address",

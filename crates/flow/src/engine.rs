@@ -530,7 +530,14 @@ impl Context {
     /// escalated.
     fn on_packet(&mut self, rec: &PacketRecord<'_>, new_flow: bool, established: bool) -> Fired {
         let mut fired = Fired::default();
-        if new_flow {
+        // A TCP flow whose first packet is a SYN-ACK or a reset was opened by the other side
+        // (its SYN went unseen, or the flow it answers has ended: a server's SYN-ACK
+        // retransmitted to a forged source outlives the SYN's flow). Its sender opened nothing.
+        let reply = rec.proto == proto::TCP
+            && (rec.tcp_flags & tcp_flags::RST != 0
+                || rec.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK)
+                    == tcp_flags::SYN | tcp_flags::ACK);
+        if new_flow && !reply {
             self.on_new_flow(rec, &mut fired);
         }
         self.on_rates(rec, established, &mut fired);
@@ -666,7 +673,9 @@ impl Context {
                         )
                     },
                 );
-                let hit = hit.map(|h| Hit { target: true, ..h });
+                // Scoped to the protocol of the packet that crossed the threshold: a SYN flood
+                // does not mark the victim's DNS or ICMP traffic.
+                let hit = hit.map(|h| Hit { target: true, service: Some((rec.proto, 0)), ..h });
                 fast::fire(&mut v.episode, hit, rec.dst, now, cooldown, fired);
             }
         }
@@ -719,13 +728,16 @@ impl Context {
     /// The fast result for a flow: its initiator's open episode, plus a flood aimed at its
     /// responder.
     /// `proven`: the flow completed a TCP handshake; `service`: its protocol and responder
-    /// port (a target-side hit scoped to a service marks only flows to that service).
+    /// port (a target-side hit scoped to a service marks only flows to that service);
+    /// `last_ns`: its last packet (a flow over before the responder's episode opened is not
+    /// part of what happened to it).
     fn fast_result(
         &self,
         initiator: IpAddr,
         responder: IpAddr,
         proven: bool,
         service: (u8, u16),
+        last_ns: u64,
     ) -> FastDetection {
         let now = self.now_ns;
         let open = |ip| {
@@ -741,13 +753,26 @@ impl Context {
         let towards = |h: &Hit| {
             h.target && in_scope(h) && !(proven && behave::VICTIM_RULES.contains(&h.rule))
         };
-        if let Some(target) = open(responder).map(|e| e.part_where(towards))
-            && !target.rule_ids.is_empty()
-        {
+        let Some(episode) = open(responder).filter(|e| last_ns >= e.opened_ns) else {
+            return result;
+        };
+        let target = episode.part_where(towards);
+        if !target.rule_ids.is_empty() {
             result.score = result.score.max(target.score);
             result.rule_ids.extend(target.rule_ids);
             result.reasons.extend(target.reasons);
         }
+        // Which victim-side scope: this service, or only the whole address.
+        let (mut service_hit, mut address_hit) = (false, false);
+        for (h, _) in episode.hits.iter().filter(|(h, _)| towards(h)) {
+            if behave::VICTIM_RULES.contains(&h.rule) {
+                match h.service {
+                    Some((_, port)) if port != 0 => service_hit = true,
+                    _ => address_hit = true,
+                }
+            }
+        }
+        result.victim_all_ports = address_hit && !service_hit;
         result
     }
 
@@ -760,7 +785,7 @@ impl Context {
         // Only a completed handshake proves a source: replies to forged UDP or ICMP sources
         // are sent all the same.
         let proven = f.established;
-        let fast = self.fast_result(init, resp, proven, (key.proto, resp_end.port));
+        let fast = self.fast_result(init, resp, proven, (key.proto, resp_end.port), f.last_ns);
         let source = self.sources.get(usize::from(f.source));
         let endpoint = |e: EndpointKey| mld_proto::Endpoint {
             ip: mld_proto::ip_to_bytes(e.ip()),

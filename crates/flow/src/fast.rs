@@ -126,6 +126,7 @@ impl Episode {
             score: combined(hits.iter().copied()),
             rule_ids: hits.iter().map(|(h, _)| h.rule.to_owned()).collect(),
             reasons: hits.iter().map(|(h, _)| h.reason.clone()).collect(),
+            victim_all_ports: false,
         }
     }
 }

@@ -317,6 +317,11 @@ pub struct FastDetection {
     /// One human-readable sentence per triggered rule, with the numbers that triggered it.
     #[prost(string, repeated, tag = "3")]
     pub reasons: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The flow carries victim-side evidence (`flood.victim`, `flood.half_open`) about its
+    /// responder's whole address, none about its one service (a flood spread over ports): the
+    /// firewall agent protects the address rather than the service.
+    #[prost(bool, tag = "4")]
+    pub victim_all_ports: bool,
 }
 /// A finished (or periodically exported) flow, published by the sniffer on `flow.v1`.
 #[derive(Clone, PartialEq, ::prost::Message)]

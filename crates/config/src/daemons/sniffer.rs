@@ -355,6 +355,10 @@ pub struct HalfOpenConfig {
     pub baseline_factor: f64,
     /// Weight of each calm second in the learned rate.
     pub baseline_alpha: f64,
+    /// A flood from at least this many distinct sources (over a minute) is a verdict about
+    /// the victim (`flood.half_open`: its service is protected, spoofed sources are never the
+    /// conclusion); from fewer, the sources are named (`flood.few_sources`) and blocked.
+    pub min_sources: u32,
 }
 
 impl Default for HalfOpenConfig {
@@ -366,6 +370,7 @@ impl Default for HalfOpenConfig {
             icmp_per_sec: 500,
             baseline_factor: 4.0,
             baseline_alpha: 0.05,
+            min_sources: 8,
         }
     }
 }
@@ -523,6 +528,7 @@ fn validate_behaviours(v: &mut Validator, cfg: &BehaviourConfig, web_ports: &[u1
     v.range("behaviours.half_open.icmp_per_sec", half.icmp_per_sec, 10, 100_000_000);
     v.range("behaviours.half_open.baseline_factor", half.baseline_factor, 1.0, 1_000.0);
     v.range("behaviours.half_open.baseline_alpha", half.baseline_alpha, 0.0001, 1.0);
+    v.range("behaviours.half_open.min_sources", half.min_sources, 1, 1_000_000);
     let slow = &cfg.slow_http;
     v.range("behaviours.slow_http.connections", slow.connections, 2, 1_000_000);
     v.range("behaviours.slow_http.min_age_secs", slow.min_age_secs, 1, 3_600);

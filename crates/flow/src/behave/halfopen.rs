@@ -5,9 +5,11 @@
 //! not complete, UDP datagrams beyond the replies sent, ICMP packets. The count is compared
 //! with an absolute floor and with the service's learned rate (an exponential average over
 //! the seconds that were calm), so a busy service's normal load does not fire, and a flood
-//! below the source-side rate rule, from one source or from a million forged ones, does. The
-//! verdict names the victim: its inbound flows carry it, and a spoofed source is never the
-//! conclusion.
+//! below the source-side rate rule, from one source or from a million forged ones, does. From
+//! many sources (`min_sources` over a minute, spoofed or distributed) the verdict names the
+//! victim: its inbound flows carry it, and a spoofed source is never the conclusion. From fewer
+//! the flood is attributable: the source of the packet that crossed the threshold is named
+//! (`flood.few_sources`), whatever its own rate.
 
 use std::net::IpAddr;
 
@@ -19,6 +21,7 @@ use crate::fast::{Hit, check};
 use crate::packet::{proto, tcp_flags};
 
 pub const RULE: &str = "flood.half_open";
+pub const FEW_SOURCES: &str = "flood.few_sources";
 
 /// Sources are counted over this window for the reason.
 const SOURCES_WINDOW_NS: u64 = 60 * SEC;
@@ -121,13 +124,28 @@ impl HalfOpen {
         };
         let service =
             if port == 0 { format!("{victim} (all ports)") } else { format!("{victim}:{port}") };
+        let min_sources = self.cfg.min_sources;
+        let many = sources >= u64::from(min_sources);
         #[allow(clippy::cast_precision_loss, reason = "rates")]
-        let hit = check(RULE, excess as f64, t, || {
+        let hit = check(if many { RULE } else { FEW_SOURCES }, excess as f64, t, || {
+            let from = if many {
+                format!("about {sources} distinct sources")
+            } else {
+                format!("{sources} source(s), {source} among them (fewer than {min_sources})")
+            };
             format!(
-                "{service} received {excess} {what} within one second from about {sources} distinct sources (threshold {t:.0}: floor {floor:.0}, {factor}x its learned rate of {baseline:.1}/s)"
+                "{service} received {excess} {what} within one second from {from} (threshold {t:.0}: floor {floor:.0}, {factor}x its learned rate of {baseline:.1}/s)"
             )
         });
-        cx.report(victim, Role::Target, hit.map(|h| Hit { service: Some((protocol, port)), ..h }));
+        if many {
+            cx.report(
+                victim,
+                Role::Target,
+                hit.map(|h| Hit { service: Some((protocol, port)), ..h }),
+            );
+        } else {
+            cx.report(source, Role::Actor, hit);
+        }
     }
 }
 

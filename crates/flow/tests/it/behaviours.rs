@@ -306,3 +306,94 @@ fn a_million_spoofed_sources_cap_the_state_and_the_victim_is_found() {
         .count();
     assert_eq!(actor_rules, 0, "only victim-side verdicts");
 }
+
+/// The initiator of flow `f`.
+fn initiator(f: &FlowEvent) -> Option<IpAddr> {
+    let (src, _) = oriented(f.key.as_ref());
+    src.and_then(|e| ip_from_bytes(&e.ip))
+}
+
+#[test]
+fn a_flood_from_one_source_names_it_and_one_from_many_over_ports_names_the_victims_address() {
+    // 400 SYN/s for 3 s from one address to one web server: below flood.source (5,000/s),
+    // above half_open's floor (200/s). Attributable: the source is named, not the victim.
+    let mut lab = Lab::new(config());
+    for i in 0..1_200u64 {
+        let port = 20_000 + u16::try_from(i).unwrap();
+        lab.send(
+            100 * S + i * 2_500_000,
+            "203.0.113.7",
+            port,
+            "10.0.0.5",
+            80,
+            proto::TCP,
+            tcp_flags::SYN,
+            &[],
+        );
+    }
+    let (_, flows) = lab.finish();
+    let src: IpAddr = "203.0.113.7".parse().unwrap();
+    let named: Vec<&FlowEvent> = flows
+        .iter()
+        .filter(|f| {
+            f.fast.as_ref().is_some_and(|d| d.rule_ids.iter().any(|r| r == "flood.few_sources"))
+        })
+        .collect();
+    assert!(!named.is_empty(), "the source is named");
+    assert!(named.iter().all(|f| initiator(f) == Some(src)));
+    assert!(named.iter().any(|f| f.fast.as_ref().unwrap().score >= 0.8), "enough to block it");
+    assert_eq!(score(&flows, "10.0.0.5", "flood.half_open"), 0.0, "no victim-side verdict");
+
+    // 600 SYN/s for 3 s from random sources to random ports: no one port reaches the floor,
+    // the address does. Victim-side, about the whole address.
+    let mut lab = Lab::new(config());
+    let mut x = 0x1234_5678_9abc_def0_u64;
+    for i in 0..1_800u64 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let src = IpAddr::from((x as u32 | 0x8000_0000).to_be_bytes()).to_string();
+        let dport = 1 + (x >> 40) as u16 % 10_000;
+        lab.send(
+            100 * S + i * 1_666_666,
+            &src,
+            40_000,
+            "10.0.0.5",
+            dport,
+            proto::TCP,
+            tcp_flags::SYN,
+            &[],
+        );
+    }
+    let (_, flows) = lab.finish();
+    let victim: Vec<&mld_proto::FastDetection> = flows
+        .iter()
+        .filter_map(|f| f.fast.as_ref())
+        .filter(|d| d.rule_ids.iter().any(|r| r == "flood.half_open"))
+        .collect();
+    assert!(!victim.is_empty(), "the victim is found");
+    assert!(victim.iter().all(|d| d.victim_all_ports), "about its whole address");
+    assert_eq!(score(&flows, "10.0.0.5", "flood.few_sources"), 0.0);
+}
+
+#[test]
+fn a_servers_late_syn_acks_to_forged_sources_are_not_its_scan() {
+    // A server retransmits SYN-ACKs to 300 forged sources after their SYNs' flows ended:
+    // each is a new flow whose first packet is a reply. The server scanned nobody.
+    let mut lab = Lab::new(config());
+    for i in 0..300u32 {
+        let dst = IpAddr::from((0x5000_0000_u32 + i * 7_919).to_be_bytes()).to_string();
+        let port = 1_500 + u16::try_from(i).unwrap();
+        let t = 100 * S + u64::from(i) * 3_000_000;
+        lab.send(t, "10.0.0.5", 80, &dst, port, proto::TCP, tcp_flags::SYN | tcp_flags::ACK, &[]);
+    }
+    let (_, flows) = lab.finish();
+    let server: IpAddr = "10.0.0.5".parse().unwrap();
+    let rules: Vec<&String> = flows
+        .iter()
+        .filter(|f| initiator(f) == Some(server))
+        .filter_map(|f| f.fast.as_ref())
+        .flat_map(|d| d.rule_ids.iter())
+        .collect();
+    assert!(rules.is_empty(), "{rules:?}");
+}
