@@ -2,7 +2,9 @@
 # Installs ML Defender on a gateway as systemd services: the release binaries (the daemons and
 # the analyst's `rag` CLI), the shipped
 # configs (never overwriting ones already in /etc/mldefender), the units from systemd/, a
-# system user `mldefender` and a fresh root secret (0600, owned by that user; never replaced).
+# system user `mldefender` and a fresh root secret (0600, owned by that user; never replaced),
+# and /etc/sysctl.d/60-mldefender.conf (conntrack does not pick up TCP connections mid-stream:
+# what firewall-agent's SYN proxy for a flooded service needs; applied at once).
 # Then enables and starts the units, unless told not to. Run as root after
 # `cargo build --release --workspace --bins`. Idempotent.
 #
@@ -76,6 +78,17 @@ fi
 "$DEST/usr/local/bin/rag" validate --config "$DEST/etc/mldefender/rag.json" >/dev/null ||
   die "$DEST/etc/mldefender/rag.json is invalid"
 
+# firewall-agent protects a flooded TCP service with nftables' SYN proxy, which needs conntrack
+# to leave connections it did not see start alone (ADR 0012).
+install -d -m 0755 "$DEST/etc/sysctl.d"
+cat >"$DEST/etc/sysctl.d/60-mldefender.conf" <<'EOF2'
+# ML Defender (scripts/install.sh): firewall-agent's SYN proxy for a flooded TCP service needs
+# conntrack not to pick up connections mid-stream (ADR 0012). Without it the agent rate-limits
+# the service's SYNs instead, and says so in its log.
+net.netfilter.nf_conntrack_tcp_loose = 0
+EOF2
+log "installed $DEST/etc/sysctl.d/60-mldefender.conf"
+
 secret="$DEST/etc/mldefender/root.secret"
 if [ ! -e "$secret" ]; then
   (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret")
@@ -84,6 +97,9 @@ fi
 if [ -z "$DEST" ]; then
   chown root:mldefender "$DEST/etc/mldefender" "$DEST"/etc/mldefender/*.json
   chown mldefender:mldefender "$secret"
+  modprobe nf_conntrack 2>/dev/null || true
+  sysctl -q -p /etc/sysctl.d/60-mldefender.conf ||
+    log "warning: could not apply /etc/sysctl.d/60-mldefender.conf now (it applies at boot)"
   systemctl daemon-reload
   systemctl enable "${DAEMONS[@]/#/mldefender-}" >/dev/null
   log "enabled ${DAEMONS[*]/#/mldefender-}"
