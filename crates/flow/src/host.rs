@@ -59,6 +59,9 @@ impl<const K: usize> Window<K> {
 #[derive(Debug, Clone, Default)]
 pub struct RecentSet {
     items: Vec<(u64, u64)>,
+    /// At most the oldest item's time (exact after a count that forgot something): while it
+    /// is within the window, nothing is to forget and counting is O(1).
+    oldest_ns: u64,
 }
 
 impl RecentSet {
@@ -67,6 +70,10 @@ impl RecentSet {
             item.1 = item.1.max(now_ns);
             return;
         }
+        if self.items.is_empty() {
+            self.oldest_ns = now_ns;
+        }
+        self.oldest_ns = self.oldest_ns.min(now_ns);
         if self.items.len() < MAX_DISTINCT {
             self.items.push((value, now_ns));
         } else if let Some(oldest) = self.items.iter_mut().min_by_key(|(_, t)| *t) {
@@ -85,7 +92,10 @@ impl RecentSet {
 
     /// Values seen within `window_ns` before `now_ns`; forgets older ones.
     pub fn count(&mut self, now_ns: u64, window_ns: u64) -> u32 {
-        self.items.retain(|(_, t)| now_ns.saturating_sub(*t) <= window_ns);
+        if now_ns.saturating_sub(self.oldest_ns) > window_ns {
+            self.items.retain(|(_, t)| now_ns.saturating_sub(*t) <= window_ns);
+            self.oldest_ns = self.items.iter().map(|&(_, t)| t).min().unwrap_or(now_ns);
+        }
         u32::try_from(self.items.len()).unwrap_or(u32::MAX)
     }
 }
@@ -286,6 +296,22 @@ mod tests {
             s.insert(v + 100, 40 * S);
         }
         assert_eq!(s.count(40 * S, 30 * S), MAX_DISTINCT as u32, "saturates, never grows");
+    }
+
+    #[test]
+    fn recent_set_counting_in_a_row_still_forgets_on_time() {
+        // Counted after every insert (as each exported flow does): the O(1) path must not
+        // keep a value past its window, re-seen values must stay, and out-of-order times too.
+        let mut s = RecentSet::default();
+        s.insert(1, 10 * S);
+        assert_eq!(s.count(10 * S, 30 * S), 1);
+        s.insert(2, 20 * S);
+        s.insert(1, 25 * S); // re-seen: now last seen at 25 s
+        assert_eq!(s.count(30 * S, 30 * S), 2);
+        assert_eq!(s.count(51 * S, 30 * S), 1, "2 (20 s) is out, 1 (25 s) is in");
+        s.insert(3, 5 * S); // an older timestamp arriving late
+        assert_eq!(s.count(52 * S, 30 * S), 1, "3 (5 s) is out at once");
+        assert_eq!(s.count(56 * S, 30 * S), 0);
     }
 
     #[test]

@@ -1,9 +1,19 @@
 //! A bounded map with least-recently-used order: O(1) lookup, touch, insert and removal of
 //! the oldest entry. Entries live in a slab linked in recency order by indices, so the memory
-//! of a full map is fixed and no per-entry allocation happens after the slab has grown.
+//! of a full map is fixed and no per-entry allocation happens after the slab has grown. The
+//! slab's address space is reserved up front (pages become resident only as entries arrive),
+//! so it never moves its entries to grow.
+//!
+//! The index hashes with foldhash seeded at random per map: an attacker who cannot read the
+//! process's memory cannot aim packets at one bucket, at a fraction of SipHash's cost.
 
 use std::collections::HashMap;
 use std::hash::Hash;
+
+type Hasher = foldhash::quality::RandomState;
+
+/// Slots reserved up front at most (a larger map still grows past this, by doubling).
+const RESERVE_MAX: usize = 1 << 20;
 
 const NIL: u32 = u32::MAX;
 
@@ -20,7 +30,7 @@ struct Slot<K, V> {
 /// A map holding at most `capacity` entries, in recency order.
 #[derive(Debug)]
 pub struct LruMap<K, V> {
-    index: HashMap<K, u32>,
+    index: HashMap<K, u32, Hasher>,
     slots: Vec<Option<Slot<K, V>>>,
     free: Vec<u32>,
     newest: u32,
@@ -33,8 +43,8 @@ impl<K: Hash + Eq + Copy, V> LruMap<K, V> {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.clamp(1, NIL as usize - 1);
         Self {
-            index: HashMap::new(),
-            slots: Vec::new(),
+            index: HashMap::default(),
+            slots: Vec::with_capacity(capacity.min(RESERVE_MAX)),
             free: Vec::new(),
             newest: NIL,
             oldest: NIL,

@@ -1,7 +1,7 @@
 //! Bounded long-window state for behaviours: an LRU map that counts what it had to forget,
 //! window-resetting counters and approximate distinct counts (`HyperLogLog++`).
 
-use std::collections::hash_map::RandomState;
+use foldhash::quality::RandomState;
 use std::hash::{BuildHasher, Hash};
 
 use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
@@ -126,7 +126,7 @@ impl Distinct {
         }
         self.exact.push(value);
         if self.exact.len() > EXACT
-            && let Ok(mut h) = HyperLogLogPlus::new(PRECISION, RandomState::new())
+            && let Ok(mut h) = HyperLogLogPlus::new(PRECISION, RandomState::default())
         {
             for v in &self.exact {
                 h.insert(v);
@@ -170,7 +170,7 @@ impl Distinct {
 /// A stable 64-bit hash of a value (within one process).
 pub fn hash64(v: impl Hash) -> u64 {
     static SEED: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
-    SEED.get_or_init(RandomState::new).hash_one(v)
+    SEED.get_or_init(RandomState::default).hash_one(v)
 }
 
 #[cfg(test)]
