@@ -37,52 +37,13 @@ const PROTECT_SET_SIZE: u32 = 65_536;
 ///   protocol: all its ports, or a protocol without ports such as ICMP) are rate-limited per
 ///   element to `limit_pps` packets per second, the excess counted and dropped.
 pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> String {
-    let fmt = |v4: bool| {
-        let nets = nets(allowlist, v4);
-        if nets.is_empty() {
-            String::new()
-        } else {
-            format!(" elements = {{ {} }};", nets.join(", "))
-        }
-    };
     let limit = format!("limit rate over {limit_pps}/second burst {limit_pps} packets");
     let mut s = String::new();
     // Creating then deleting makes the delete safe when the table does not exist yet.
     let _ = writeln!(s, "table {TABLE} {{}}");
     let _ = writeln!(s, "delete table {TABLE}");
     let _ = writeln!(s, "table {TABLE} {{");
-    for (v, addr, v4) in [("4", "ipv4_addr", true), ("6", "ipv6_addr", false)] {
-        let _ =
-            writeln!(s, "\tset allow{v} {{ type {addr}; flags interval; auto-merge;{} }}", fmt(v4));
-        let _ =
-            writeln!(s, "\tset block{v} {{ type {addr}; flags timeout; size {max_elements}; }}");
-        let _ = writeln!(
-            s,
-            "\tset syn{v} {{ type {addr} . inet_service; flags timeout; size {PROTECT_SET_SIZE}; }}"
-        );
-        let _ = writeln!(
-            s,
-            "\tset guard{v} {{ type {addr} . inet_proto . inet_service; flags timeout; size {PROTECT_SET_SIZE}; }}"
-        );
-        let _ = writeln!(
-            s,
-            "\tset synaddr{v} {{ type {addr}; flags timeout; size {PROTECT_SET_SIZE}; }}"
-        );
-        let _ = writeln!(
-            s,
-            "\tset guardproto{v} {{ type {addr} . inet_proto; flags timeout; size {PROTECT_SET_SIZE}; }}"
-        );
-        // The meters: one token bucket per protected element, forgotten 10 s after its last
-        // packet.
-        let _ = writeln!(
-            s,
-            "\tset rate{v} {{ type {addr} . inet_proto . inet_service; flags dynamic,timeout; timeout 10s; size {PROTECT_SET_SIZE}; }}"
-        );
-        let _ = writeln!(
-            s,
-            "\tset rateproto{v} {{ type {addr} . inet_proto; flags dynamic,timeout; timeout 10s; size {PROTECT_SET_SIZE}; }}"
-        );
-    }
+    sets(&mut s, allowlist, max_elements);
     let _ = writeln!(s, "\tchain prerouting {{");
     let _ = writeln!(s, "\t\ttype filter hook prerouting priority raw; policy accept;");
     for (v, ip) in [("4", "ip"), ("6", "ip6")] {
@@ -142,6 +103,50 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> S
     }
     let _ = writeln!(s, "}}");
     s
+}
+
+/// The table's sets, for [`render_table`].
+fn sets(s: &mut String, allowlist: &[IpNet], max_elements: u32) {
+    let fmt = |v4: bool| {
+        let nets = nets(allowlist, v4);
+        if nets.is_empty() {
+            String::new()
+        } else {
+            format!(" elements = {{ {} }};", nets.join(", "))
+        }
+    };
+    for (v, addr, v4) in [("4", "ipv4_addr", true), ("6", "ipv6_addr", false)] {
+        let _ =
+            writeln!(s, "\tset allow{v} {{ type {addr}; flags interval; auto-merge;{} }}", fmt(v4));
+        let _ =
+            writeln!(s, "\tset block{v} {{ type {addr}; flags timeout; size {max_elements}; }}");
+        let _ = writeln!(
+            s,
+            "\tset syn{v} {{ type {addr} . inet_service; flags timeout; size {PROTECT_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "\tset guard{v} {{ type {addr} . inet_proto . inet_service; flags timeout; size {PROTECT_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "\tset synaddr{v} {{ type {addr}; flags timeout; size {PROTECT_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "\tset guardproto{v} {{ type {addr} . inet_proto; flags timeout; size {PROTECT_SET_SIZE}; }}"
+        );
+        // The meters: one token bucket per protected element, forgotten 10 s after its last
+        // packet.
+        let _ = writeln!(
+            s,
+            "\tset rate{v} {{ type {addr} . inet_proto . inet_service; flags dynamic,timeout; timeout 10s; size {PROTECT_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "\tset rateproto{v} {{ type {addr} . inet_proto; flags dynamic,timeout; timeout 10s; size {PROTECT_SET_SIZE}; }}"
+        );
+    }
 }
 
 /// Adds protections (service, shield, time left) to the protection sets; empty when there is

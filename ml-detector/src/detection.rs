@@ -76,7 +76,7 @@ mod tests {
             fast: Some(FastDetection {
                 score: 0.9,
                 rule_ids: vec!["scan.ports".into()],
-                reasons: vec![],
+                ..FastDetection::default()
             }),
             ..FlowEvent::default()
         };

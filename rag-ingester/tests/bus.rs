@@ -36,6 +36,7 @@ fn detection(k: u8) -> Detection {
                 score: 0.9,
                 rule_ids: vec!["bruteforce".into()],
                 reasons: vec!["20 failed logins in 30 s".into()],
+                ..FastDetection::default()
             }),
             ..FlowEvent::default()
         }),

@@ -5,7 +5,7 @@
 //! so it never moves its entries to grow.
 //!
 //! The index hashes with foldhash seeded at random per map: an attacker who cannot read the
-//! process's memory cannot aim packets at one bucket, at a fraction of SipHash's cost.
+//! process's memory cannot aim packets at one bucket, at a fraction of `SipHash`'s cost.
 
 use std::collections::HashMap;
 use std::hash::Hash;
