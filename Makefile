@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test e2e readme-test corpus corpus-smoke evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag run-lab status-lab kill-lab
+.PHONY: help setup build test e2e readme-test corpus corpus-smoke evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag bench-peers run-lab status-lab kill-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -81,7 +81,10 @@ train: ## Retrain the four forests from ../shared/data + synthetic traffic (writ
 evaluate: ## Detection quality on the held-out shared captures (per class and overall)
 	$(CARGO) run --release --locked -p mld-ml-detector -- evaluate --data ../shared/data
 
-bench: bench-crypto bench-sniffer bench-detector bench-detector-soak bench-block bench-etcd bench-rag ## Run every benchmark and print the tables
+bench: bench-crypto bench-sniffer bench-detector bench-detector-soak bench-block bench-etcd bench-rag bench-peers ## Run every benchmark and print the tables
+
+bench-peers: ## ml-detector analyze vs nfstream (PyPI, in a venv it makes) on the same captures, one core each: time, packets/s, peak RSS
+	bench/peers.sh
 
 bench-crypto: ## Seal+open per payload size, portable vs x86-64-v3 (about 5 minutes)
 	bench/crypto.sh
