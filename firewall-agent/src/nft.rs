@@ -23,6 +23,10 @@ const PRIORITY: &str = "filter - 10";
 /// TCP options the SYN proxy announces in its cookies' SYN-ACK: those of a Linux server on an
 /// Ethernet link (a server with other values still works; the proxy rewrites the window).
 const SYNPROXY: &str = "synproxy mss 1460 wscale 7 timestamp sack-perm";
+/// The SYN proxy's sets: the match that makes the packet TCP (the port match does it for one
+/// service), the key the set holds, the set.
+const SYN_SETS: [(&str, &str, &str); 2] =
+    [("", " . tcp dport", "syn"), ("meta l4proto tcp ", "", "synaddr")];
 /// Elements per protection set (the policy's cap, `response.max_protected_services`, is lower).
 const PROTECT_SET_SIZE: u32 = 65_536;
 
@@ -47,30 +51,23 @@ pub fn render_table(allowlist: &[IpNet], max_elements: u32, limit_pps: u32) -> S
     let _ = writeln!(s, "\tchain prerouting {{");
     let _ = writeln!(s, "\t\ttype filter hook prerouting priority raw; policy accept;");
     for (v, ip) in [("4", "ip"), ("6", "ip6")] {
-        let _ = writeln!(
-            s,
-            "\t\ttcp flags syn / fin,syn,rst,ack {ip} daddr . tcp dport @syn{v} notrack"
-        );
-        let _ = writeln!(s, "\t\ttcp flags syn / fin,syn,rst,ack {ip} daddr @synaddr{v} notrack");
+        for (_, key, set) in SYN_SETS {
+            let _ = writeln!(
+                s,
+                "\t\ttcp flags syn / fin,syn,rst,ack {ip} daddr{key} @{set}{v} notrack"
+            );
+        }
     }
     let _ = writeln!(s, "\t}}");
     for (chain, hook) in [("input", "input"), ("forward", "forward")] {
         let _ = writeln!(s, "\tchain {chain} {{");
         let _ = writeln!(s, "\t\ttype filter hook {hook} priority {PRIORITY}; policy accept;");
         for (v, ip) in [("4", "ip"), ("6", "ip6")] {
-            let _ = writeln!(
-                s,
-                "\t\t{ip} daddr . tcp dport @syn{v} ct state invalid,untracked {SYNPROXY}"
-            );
-            let _ = writeln!(s, "\t\t{ip} daddr . tcp dport @syn{v} ct state invalid counter drop");
-            let _ = writeln!(
-                s,
-                "\t\tmeta l4proto tcp {ip} daddr @synaddr{v} ct state invalid,untracked {SYNPROXY}"
-            );
-            let _ = writeln!(
-                s,
-                "\t\tmeta l4proto tcp {ip} daddr @synaddr{v} ct state invalid counter drop"
-            );
+            for (tcp, key, set) in SYN_SETS {
+                let m = format!("{tcp}{ip} daddr{key} @{set}{v}");
+                let _ = writeln!(s, "\t\t{m} ct state invalid,untracked {SYNPROXY}");
+                let _ = writeln!(s, "\t\t{m} ct state invalid counter drop");
+            }
         }
         for (v, ip) in [("4", "ip"), ("6", "ip6")] {
             let _ = writeln!(s, "\t\t{ip} saddr @allow{v} accept");

@@ -123,6 +123,21 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).contains("inet mldefender")
     }
 
+    /// `firewall-agent status --json` in the server namespace, one value per line.
+    fn status(&self, config: &Path) -> Vec<Value> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.server, env!("CARGO_BIN_EXE_firewall-agent")])
+            .args(["status", "--json", "--config"])
+            .arg(config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     fn agent(&self, config: &Path) -> Child {
         Command::new("ip")
             .args([
@@ -382,24 +397,7 @@ fn blocks_with_real_nftables_and_real_packets() {
     assert_eq!(actions_sub.stats().lost, 0);
 
     // status lists the blocks in force, each in the kernel's set.
-    let status = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.server,
-            env!("CARGO_BIN_EXE_firewall-agent"),
-            "status",
-            "--json",
-            "--config",
-        ])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    let listed: Vec<Value> = String::from_utf8_lossy(&status.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let listed = lab.status(&config);
     assert_eq!(listed.len(), lab.blocked().len());
     assert!(
         listed
@@ -619,24 +617,8 @@ fn protects_a_flooded_service_and_blocks_a_beacons_server() {
         .collect();
     protected.sort_unstable();
     assert_eq!(protected, [(1, 0), (6, 0), (6, 8080), (17, 53)], "{seen:?}");
-    let status = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.server,
-            env!("CARGO_BIN_EXE_firewall-agent"),
-            "status",
-            "--json",
-            "--config",
-        ])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let listed: Vec<Value> = String::from_utf8_lossy(&status.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &Value| v["kind"] == "protection")
-        .collect();
+    let listed: Vec<Value> =
+        lab.status(&config).into_iter().filter(|v| v["kind"] == "protection").collect();
     let mut shields: Vec<String> =
         listed.iter().map(|p| format!("{} {}", p["service"], p["in_kernel"])).collect();
     shields.sort();
