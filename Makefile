@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test e2e readme-test corpus corpus-smoke evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag bench-peers run-lab status-lab kill-lab
+.PHONY: help setup build test e2e readme-test corpus corpus-smoke evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag bench-peers install-test run-lab status-lab kill-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -15,11 +15,16 @@ setup: ## Install every system package and model the suite needs (Debian 12, as 
 build: ## Build the whole workspace (debug)
 	$(CARGO) build --workspace --all-targets --locked
 
-test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab, the README's commands, the corpus smoke
+test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab, install/upgrade/uninstall, the README's commands, the corpus smoke
 	$(CARGO) test --workspace --locked
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory install-test
 	$(MAKE) --no-print-directory readme-test
 	$(MAKE) --no-print-directory corpus-smoke
+
+install-test: ## scripts/install.sh under DESTDIR with the debug binaries: install, an invalid kept config stops an upgrade before any change, upgrade keeps configs, uninstall, purge
+	$(CARGO) build --workspace --locked --bins
+	MLD_BIN_DIR="$${CARGO_TARGET_DIR:-target}/debug" scripts/install-test.sh
 
 CORPUS ?= /var/tmp/mld-corpus
 CORPUS_SMOKE ?= /tmp/mld-corpus-smoke

@@ -9,25 +9,40 @@
 # `cargo build --release --workspace --bins`. Idempotent.
 #
 #   scripts/install.sh [--iface NAME[:ROLE]]... [--no-start]
+#   scripts/install.sh --uninstall [--purge]
 #
 #   --iface eth1          capture on eth1 as a host sensor (repeat for a gateway:
 #                         --iface eth1:lan --iface eth0:wan); replaces the shipped config's
 #                         interface list on a fresh install only
 #   --no-start            install and enable, do not start
+#   --uninstall           stop and disable the units, remove the binaries, units and the
+#                         sysctl file; keep /etc/mldefender (configs, root secret) and
+#                         /var/lib/mldefender (event store, audit log, etcd data)
+#   --purge               with --uninstall: remove those too, and the mldefender user
+#
+# Upgrading is running it again over an installation: the kept configs are first checked
+# with the NEW binaries, and nothing is changed unless every one is valid (a field the new
+# version renamed or dropped is named with its file); then binaries and units are replaced,
+# systemd reloaded and the daemons restarted (systemd orders them: etcd-server first).
 #
 # Environment: DESTDIR (install under another root, for packaging and tests; implies
-# --no-start), CARGO_TARGET_DIR (where the release binaries are).
+# --no-start and touches neither systemd, users nor sysctl), CARGO_TARGET_DIR (where the
+# release binaries are), MLD_BIN_DIR (the binaries' folder itself, e.g. a debug build).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
+TARGET=${MLD_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 DEST=${DESTDIR:-}
 START=1
+UNINSTALL=0
+PURGE=0
 IFACES=()
 while [ $# -gt 0 ]; do
   case $1 in
     --iface) IFACES+=("$2"); shift 2 ;;
     --no-start) START=0; shift ;;
+    --uninstall) UNINSTALL=1; shift ;;
+    --purge) PURGE=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 64 ;;
   esac
@@ -39,9 +54,43 @@ die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || [ -n "$DEST" ] || die "run as root: sudo scripts/install.sh"
 
 DAEMONS=(etcd-server sniffer ml-detector firewall-agent rag-ingester)
+[ "$PURGE" = 0 ] || [ "$UNINSTALL" = 1 ] || die "--purge goes with --uninstall"
+
+if [ "$UNINSTALL" = 1 ]; then
+  if [ -z "$DEST" ]; then
+    systemctl disable --now "${DAEMONS[@]/#/mldefender-}" 2>/dev/null || true
+  fi
+  for d in "${DAEMONS[@]}"; do
+    rm -f "$DEST/usr/local/bin/$d" "$DEST/etc/systemd/system/mldefender-$d.service"
+  done
+  rm -f "$DEST/usr/local/bin/rag" "$DEST/etc/sysctl.d/60-mldefender.conf"
+  [ -n "$DEST" ] || systemctl daemon-reload
+  log "removed the binaries, the units and /etc/sysctl.d/60-mldefender.conf"
+  if [ "$PURGE" = 1 ]; then
+    rm -rf "$DEST/etc/mldefender" "$DEST/var/lib/mldefender" "$DEST/var/log/mldefender"
+    if [ -z "$DEST" ] && id mldefender >/dev/null 2>&1; then userdel mldefender; fi
+    log "purged /etc/mldefender, /var/lib/mldefender, /var/log/mldefender and the mldefender user"
+  else
+    log "kept $DEST/etc/mldefender and $DEST/var/lib/mldefender (--purge removes them)"
+  fi
+  exit 0
+fi
+
 for d in "${DAEMONS[@]}" rag; do
   [ -x "$TARGET/$d" ] || die "$TARGET/$d not found: cargo build --release --workspace --bins first"
 done
+
+# An upgrade: every kept config must be valid for the new binaries before anything changes.
+bad=0
+for d in "${DAEMONS[@]}" rag; do
+  conf="$DEST/etc/mldefender/$d.json"
+  [ -e "$conf" ] || continue
+  if ! out=$("$TARGET/$d" validate --config "$conf" 2>&1); then
+    printf '[install] %s\n' "$out" >&2
+    bad=1
+  fi
+done
+[ "$bad" = 0 ] || die "nothing changed: the kept configs above are not valid for the new version; fix them (see config/*.json and docs/config/*.schema.json) and run again"
 
 if [ -z "$DEST" ] && ! id mldefender >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/mldefender --no-create-home --shell /usr/sbin/nologin mldefender
