@@ -422,11 +422,6 @@ cmd_scenario() {
   kill "$slow" 2>/dev/null || true
   wait "$slow" 2>/dev/null || true
   in_ns "$ATTACKER" ip route replace default via 203.0.113.1
-  # The attacker gives up: its kernel would otherwise retransmit the FINs of the 100 orphaned
-  # connections to the blocked gateway for minutes, into the packet accounting below.
-  in_ns "$ATTACKER" nft -f - <<EOF2
-table inet giveup { chain out { type filter hook output priority 0; ip saddr $SLOW_IP drop; }; }
-EOF2
   counters
 
   step "replay: $REPLAY_PCAP (attacker $REPLAY_ATTACKER per LABELS.tsv) at recorded speed"
@@ -584,6 +579,12 @@ cmd_check() {
 
   # Packet accounting, interface by interface: what the kernel received on each gateway
   # interface = what the XDP program counted (into the ring or not, with the reason).
+  # The hosts are done: they stop sending first, or a late packet (the web server retransmits
+  # its SYN-ACKs to the forged flood's sources for about a minute) races the counters below.
+  local ns
+  for ns in "$CLIENT" "$ATTACKER" "$SERVER"; do
+    in_ns "$ns" nft -f - <<<'table inet quiet { chain out { type filter hook output priority 0; policy drop; }; }'
+  done
   sleep 1
   local s links iface rx seen o count recorded=0 ring_full=0 skipped
   s=$(scrape "$SNIFFER_METRICS")
