@@ -311,13 +311,12 @@ drain() {
   return 1
 }
 
-blocked() { in_ns "$GW" nft -j list set inet mldefender block4 2>/dev/null |
-  jq -r '.nftables[] | select(.set) | .set.elem // [] | .[] | if type == "object" then .elem.val else . end'; }
-
 # The elements of one of the agent's sets (`10.88.0.10 . 80` for a concatenation).
 set_elements() { in_ns "$GW" nft -j list set inet mldefender "$1" 2>/dev/null |
   jq -r '.nftables[] | select(.set) | .set.elem // [] | .[] | (if type == "object" and has("elem") then .elem.val else . end) |
     if type == "object" then (.concat | map(tostring) | join(" . ")) else tostring end'; }
+
+blocked() { set_elements block4; }
 
 wait_protected() {
   local element=$1 secs=$2 i

@@ -76,6 +76,12 @@ impl Metrics {
         m
     }
 
+    /// The blocks and protections in force, from `state`.
+    fn in_force(&self, state: &State) {
+        self.blocked.set(i64::try_from(state.len()).unwrap_or(i64::MAX));
+        self.protected.set(i64::try_from(state.protected().count()).unwrap_or(i64::MAX));
+    }
+
     fn outcome(&self, name: &str) {
         self.outcomes.get_or_create(&vec![("outcome", name.to_owned())]).inc();
     }
@@ -197,8 +203,7 @@ impl Daemon for FirewallDaemon {
         let subscriber =
             mld_daemon::bus_subscriber(&ctx, Arc::clone(&ring), &config.subscribe, registry)?;
         let metrics = Metrics::register(registry);
-        metrics.blocked.set(i64::try_from(state.len()).unwrap_or(i64::MAX));
-        metrics.protected.set(i64::try_from(state.protected().count()).unwrap_or(i64::MAX));
+        metrics.in_force(&state);
         tracing::info!(
             restored = state.len(),
             protected = state.protected().count(),
@@ -588,17 +593,10 @@ impl FirewallDaemon {
                 self.audit(&r);
             }
         }
-        self.set_gauges();
+        self.metrics.in_force(&self.state);
         if let Err(e) = self.audit.flush() {
             tracing::error!(error = %e, "syncing the audit log failed");
         }
-    }
-
-    fn set_gauges(&self) {
-        self.metrics.blocked.set(i64::try_from(self.state.len()).unwrap_or(i64::MAX));
-        self.metrics
-            .protected
-            .set(i64::try_from(self.state.protected().count()).unwrap_or(i64::MAX));
     }
 
     fn expire(&mut self) {
@@ -620,7 +618,7 @@ impl FirewallDaemon {
             self.audit(&r);
         }
         if !ended.is_empty() || !over.is_empty() {
-            self.set_gauges();
+            self.metrics.in_force(&self.state);
             if let Err(e) = self.audit.flush() {
                 tracing::error!(error = %e, "syncing the audit log failed");
             }

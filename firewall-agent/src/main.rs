@@ -137,8 +137,7 @@ fn print_protections(
         };
         let held = candidates.iter().copied().find_map(|shield| {
             let (set, element) = mld_firewall_agent::nft::element(&p.service, shield);
-            let v = if p.service.addr.is_ipv4() { "4" } else { "6" };
-            match nft.list(&format!("{set}{v}")) {
+            match nft.list(&set) {
                 Ok(elements) => elements.contains(&element).then_some(Ok(shield)),
                 Err(e) => Some(Err(e)),
             }

@@ -151,25 +151,26 @@ fn sets(s: &mut String, allowlist: &[IpNet], max_elements: u32) {
 pub fn render_protections(protections: &[(Service, Shield, Duration)]) -> String {
     let mut s = String::new();
     for (svc, shield, left) in protections {
-        let v = if svc.addr.is_ipv4() { "4" } else { "6" };
         let timeout = left.as_millis().max(1);
         let (set, element) = element(svc, *shield);
-        let _ = writeln!(s, "add element {TABLE} {set}{v} {{ {element} timeout {timeout}ms }}");
+        let _ = writeln!(s, "add element {TABLE} {set} {{ {element} timeout {timeout}ms }}");
     }
     s
 }
 
-/// The set (without its family digit) and the element that protect `svc` with `shield`, as
+/// The set (`syn4`, `guardproto6`...) and the element that protect `svc` with `shield`, as
 /// nft writes and [`Nft::list`] reads them.
-pub fn element(svc: &Service, shield: Shield) -> (&'static str, String) {
-    match (shield, svc.proto, svc.port) {
+pub fn element(svc: &Service, shield: Shield) -> (String, String) {
+    let v = if svc.addr.is_ipv4() { "4" } else { "6" };
+    let (set, element) = match (shield, svc.proto, svc.port) {
         (Shield::Synproxy, _, 0) => ("synaddr", svc.addr.to_string()),
         (Shield::Synproxy, _, port) => ("syn", format!("{} . {port}", svc.addr)),
         (Shield::Limit, 6 | 17, port) if port != 0 => {
             ("guard", format!("{} . {} . {port}", svc.addr, svc.proto_name()))
         }
         (Shield::Limit, _, _) => ("guardproto", format!("{} . {}", svc.addr, svc.proto_name())),
-    }
+    };
+    (format!("{set}{v}"), element)
 }
 
 /// The IPv4 (or IPv6) nets of `allowlist`, as nft writes them.

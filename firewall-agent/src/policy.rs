@@ -263,16 +263,34 @@ pub fn decider(d: &Detection) -> &'static str {
     DetectorScores::NAMES[d.scores.unwrap_or_default().top()]
 }
 
-/// Why: the verdict, the scores and the rules, and which side of the flow the action is on
-/// (`source`, `destination`, `victim`) when it is not the source.
-fn explain(d: &Detection, side: &str) -> String {
+/// When something lasting `duration` from `now_ns` ends.
+fn until(now_ns: u64, duration: Duration) -> u64 {
+    now_ns.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Which end of the Detection's flow an action is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The initiator, blocked.
+    Source,
+    /// The responder, an outside server, blocked.
+    Destination,
+    /// The responder's service, protected.
+    Victim,
+}
+
+/// Why: the verdict, the scores and the rules, and which end of the flow the action is about
+/// when it is not the source.
+fn explain(d: &Detection, side: Side) -> String {
     let s = d.scores.unwrap_or_default();
     let fast = d.flow.as_ref().and_then(|f| f.fast.as_ref());
     let rules_fired = fast.map(|f| f.rule_ids.join(",")).unwrap_or_default();
     let of = match side {
-        "destination" => "server of the flow: ",
-        "victim" => "service under attack (sources may be forged: none blocked on this evidence): ",
-        _ => "",
+        Side::Source => "",
+        Side::Destination => "server of the flow: ",
+        Side::Victim => {
+            "service under attack (sources may be forged: none blocked on this evidence): "
+        }
     };
     format!(
         "{of}{} final {:.2} by {} (ddos {:.2}, ransomware {:.2}, traffic {:.2}, internal {:.2}, fast {:.2}{}{})",
@@ -398,7 +416,7 @@ impl State {
             out.push(if rules.internal(svc.addr) {
                 Outcome::InsideDestination { addr: svc.addr }
             } else {
-                self.block(rules, d, svc.addr, "destination", now_ns)
+                self.block(rules, d, svc.addr, Side::Destination, now_ns)
             });
         }
         // The source too, unless the only evidence is about the service (forgeable) or about
@@ -413,7 +431,7 @@ impl State {
             if !other && !proven(d) && !rules.internal(addr) && special(addr).is_none() {
                 out.push(Outcome::Unproven { addr });
             } else {
-                out.push(self.block(rules, d, addr, "source", now_ns));
+                out.push(self.block(rules, d, addr, Side::Source, now_ns));
             }
         } else if protect && !destination {
             out.push(Outcome::SourceSpared { addr });
@@ -434,26 +452,25 @@ impl State {
             return Outcome::ProtectCapped { service };
         }
         let duration = rules.protect_duration;
-        let until_ns =
-            now_ns.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        let until_ns = until(now_ns, duration);
         let p = Protection {
             service,
             until_ns,
             duration,
             detection_id: d.detection_id.clone(),
-            reason: explain(d, "victim"),
+            reason: explain(d, Side::Victim),
         };
         self.protected.insert(service, p.clone());
         Outcome::Protect(p)
     }
 
-    /// Blocks `addr` (the flow's `side`, "source" or "destination"), within the caps.
+    /// Blocks `addr`, the flow's source or destination (`side`), within the caps.
     fn block(
         &mut self,
         rules: &Rules,
         d: &Detection,
         addr: IpAddr,
-        side: &str,
+        side: Side,
         now_ns: u64,
     ) -> Outcome {
         if let Some(kind) = special(addr) {
@@ -479,8 +496,7 @@ impl State {
         }
         let offence = self.offences.get(&addr).map_or(0, |o| o.0) + 1;
         let duration = rules.duration_for(offence);
-        let until_ns =
-            now_ns.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        let until_ns = until(now_ns, duration);
         self.offences.insert(addr, (offence, until_ns));
         self.recent.push_back(now_ns);
         let b = Block {

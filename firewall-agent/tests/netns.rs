@@ -87,32 +87,7 @@ impl Lab {
 
     /// The addresses in the server's block4 set.
     fn blocked(&self) -> Vec<IpAddr> {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.server,
-                "nft",
-                "-j",
-                "list",
-                "set",
-                "inet",
-                "mldefender",
-                "block4",
-            ])
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return Vec::new();
-        }
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["nftables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|i| i["set"]["elem"].as_array().cloned().unwrap_or_default())
-            .filter_map(|e| e["elem"]["val"].as_str().and_then(|s| s.parse().ok()))
-            .collect()
+        self.set("block4").iter().filter_map(|e| e.parse().ok()).collect()
     }
 
     fn has_table(&self) -> bool {
