@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test e2e readme-test corpus corpus-smoke evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag bench-peers install-test run-lab status-lab kill-lab
+.PHONY: help setup build test e2e readme-test corpus corpus-smoke corpus-flows evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag bench-peers install-test run-lab status-lab kill-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -80,7 +80,10 @@ fuzz: ## Fuzz each target FUZZ_SECS seconds (default 300), seeded from ../shared
 fuzz-smoke: ## Build the fuzz targets and run each for 10 s
 	scripts/fuzz.sh 10 $(FUZZ_TARGETS)
 
-train: ## Retrain the four forests from ../shared/data + synthetic traffic (writes ml-detector/src/forests, docs/models)
+corpus-flows: ## Turn the corpus in CORPUS into the labelled model inputs training reads (crates/train/data/corpus-flows.lz4; after engine or feature changes)
+	$(CARGO) run --release --locked -p mld-train -- --data ../shared/data --root . --corpus-flows "$(CORPUS)"
+
+train: ## Retrain the four forests from ../shared/data + synthetic traffic + the corpus flows (writes ml-detector/src/forests, docs/models)
 	$(CARGO) run --release --locked -p mld-train -- --data ../shared/data --root .
 
 evaluate: ## Detection quality on the held-out shared captures (per class and overall)

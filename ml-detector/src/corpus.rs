@@ -1,7 +1,8 @@
 //! `ml-detector evaluate --corpus DIR`: the cross-corpus measurement. The forests and rules
 //! are trained and tuned on `../shared/data` (+ synthetic flows); the corpus is traffic of real
 //! tools run fresh in network namespaces (`make corpus`, `scripts/corpus/`), which nothing was
-//! tuned on. The report is per class and per tool/parameterisation (scenario).
+//! tuned on (training can take its training part, `mld-train --corpus-rows`; the committed
+//! models do not, ADR 0013). The report is per class and per tool/parameterisation (scenario).
 //!
 //! Scoring never reads the labels: every capture is turned into flow events and scored first
 //! (thresholds fixed by the config or the flags); only then are the events joined with the
@@ -18,179 +19,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use mld_proto::Verdict;
+
+pub use mld_train::corpus::{Hosts, Row, labels};
 
 use crate::offline::{ClassResult, fmt, read_capture};
 use crate::scoring::{Policy, score};
-
-/// Which hosts of a row are attackers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hosts {
-    /// Any address (spoofed or random sources).
-    Any,
-    List(BTreeSet<IpAddr>),
-}
-
-impl Hosts {
-    fn parse(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "*" => Ok(Self::Any),
-            "-" | "" => Ok(Self::List(BTreeSet::new())),
-            s => {
-                let mut set = BTreeSet::new();
-                for h in s.split(',').map(str::trim) {
-                    set.extend(Self::range(h).ok_or_else(|| format!("{h:?} is not an address"))?);
-                }
-                Ok(Self::List(set))
-            }
-        }
-    }
-
-    /// `a.b.c.d`, an IPv6 address, `a.b.c.d-e` (the last octet from d to e) or a network of
-    /// at most 1024 addresses (`198.18.10.0/26`).
-    fn range(text: &str) -> Option<Vec<IpAddr>> {
-        if let Ok(ip) = text.parse() {
-            return Some(vec![ip]);
-        }
-        if let Ok(net) = text.parse::<ipnet::IpNet>() {
-            let hosts: Vec<IpAddr> = net.hosts().take(1025).collect();
-            return (hosts.len() <= 1024).then_some(hosts);
-        }
-        let (first, last) = text.split_once('-')?;
-        let first: std::net::Ipv4Addr = first.parse().ok()?;
-        let last: u8 = last.parse().ok()?;
-        let [net0, net1, net2, from] = first.octets();
-        (from <= last).then(|| (from..=last).map(|o| IpAddr::from([net0, net1, net2, o])).collect())
-    }
-
-    fn has(&self, ip: Option<IpAddr>) -> bool {
-        match self {
-            Self::Any => true,
-            Self::List(l) => ip.is_some_and(|ip| l.contains(&ip)),
-        }
-    }
-
-    fn list(&self) -> Vec<IpAddr> {
-        match self {
-            Self::Any => Vec::new(),
-            Self::List(l) => l.iter().copied().collect(),
-        }
-    }
-}
-
-/// One row of the corpus's `LABELS.tsv`.
-#[derive(Debug, Clone)]
-pub struct Row {
-    pub path: PathBuf,
-    pub class: String,
-    pub tool: String,
-    pub params: String,
-    pub attackers: Hosts,
-    pub victims: Hosts,
-    pub start: f64,
-    pub end: f64,
-    pub test: bool,
-}
-
-impl Row {
-    pub fn benign(&self) -> bool {
-        self.class == "benign"
-    }
-
-    /// The hosts to find: the attackers, or the victims of a flood from any address.
-    fn units(&self) -> Vec<IpAddr> {
-        match (&self.attackers, &self.victims) {
-            (Hosts::Any, v) => v.list(),
-            (a, _) => a.list(),
-        }
-    }
-
-    /// Whether a flow between `a` and `b` over `[first, last]` is this row's attack.
-    fn matches(&self, a: Option<IpAddr>, b: Option<IpAddr>, first: f64, last: f64) -> bool {
-        const SLACK: f64 = 1.0;
-        let in_window = last >= self.start - SLACK && first <= self.end + SLACK;
-        let victims_any = matches!(&self.victims, Hosts::List(l) if l.is_empty());
-        let pair = |x, y| self.attackers.has(x) && (victims_any || self.victims.has(y));
-        in_window && (pair(a, b) || pair(b, a))
-    }
-
-    /// The scenario's name in the report.
-    pub fn scenario(&self) -> String {
-        if self.params.is_empty() || self.params == "-" {
-            self.tool.clone()
-        } else {
-            format!("{} {}", self.tool, self.params)
-        }
-    }
-}
-
-/// Reads `dir/LABELS.tsv`; errors name the line and the column.
-pub fn labels(dir: &Path) -> anyhow::Result<Vec<Row>> {
-    let file = dir.join("LABELS.tsv");
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let mut lines = text.lines().enumerate();
-    let Some((_, header)) = lines.next() else { bail!("{}: empty", file.display()) };
-    let cols: Vec<&str> = header.split('\t').collect();
-    let want = [
-        "path",
-        "class",
-        "tool",
-        "params",
-        "attacker_hosts",
-        "victim_hosts",
-        "start",
-        "end",
-        "split",
-    ];
-    let at = |name: &str| cols.iter().position(|c| *c == name);
-    let idx: Vec<usize> = want
-        .iter()
-        .map(|w| {
-            at(w).with_context(|| format!("{}: no column {w:?} in the header", file.display()))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut rows = Vec::new();
-    for (n, line) in lines {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let f: Vec<&str> = line.split('\t').collect();
-        let where_ = || format!("{}:{}", file.display(), n + 1);
-        let get = |k: usize| {
-            f.get(idx[k]).copied().with_context(|| format!("{}: no {} column", where_(), want[k]))
-        };
-        let time = |k: usize| -> anyhow::Result<f64> {
-            let v = get(k)?;
-            v.parse()
-                .map_err(|_| anyhow::anyhow!("{}: {} {v:?} is not a number", where_(), want[k]))
-        };
-        let hosts = |k: usize| -> anyhow::Result<Hosts> {
-            Hosts::parse(get(k)?).map_err(|e| anyhow::anyhow!("{}: {}: {e}", where_(), want[k]))
-        };
-        let split = get(8)?;
-        let test = match split {
-            "test" => true,
-            "train" => false,
-            s => bail!("{}: split {s:?}: expected train or test", where_()),
-        };
-        rows.push(Row {
-            path: dir.join(get(0)?),
-            class: get(1)?.to_owned(),
-            tool: get(2)?.to_owned(),
-            params: get(3)?.to_owned(),
-            attackers: hosts(4)?,
-            victims: hosts(5)?,
-            start: time(6)?,
-            end: time(7)?,
-            test,
-        });
-    }
-    Ok(rows)
-}
 
 /// A scored flow event, as the evaluation sees it (no label).
 #[derive(Debug, Clone)]
@@ -448,7 +285,7 @@ pub fn render(r: &Report, p: &Policy, corpus: &Path) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Cross-corpus evaluation: forests and rules trained and tuned on `../shared/data` + synthetic flows, tested on {} capture(s) of the real-tool corpus `{}` ({}). Verdict thresholds fixed before scoring: SUSPICIOUS at {}, MALICIOUS at {} (final score = max(fast, ML)); the forests' cuts are those of their model cards.\n",
+        "Cross-corpus evaluation: forests and rules trained and tuned on `../shared/data` + synthetic flows (not on the corpus: ADR 0013), tested on {} capture(s) of the real-tool corpus `{}` ({}). Verdict thresholds fixed before scoring: SUSPICIOUS at {}, MALICIOUS at {} (final score = max(fast, ML)); the forests' cuts are those of their model cards.\n",
         r.files,
         corpus.display(),
         if r.test_only { "its test part only" } else { "train and test parts" },
@@ -526,70 +363,6 @@ pub fn render(r: &Report, p: &Policy, corpus: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(attackers: &str, victims: &str) -> Row {
-        Row {
-            path: PathBuf::from("x.pcap"),
-            class: "scan".into(),
-            tool: "nmap".into(),
-            params: "-sS -T4".into(),
-            attackers: Hosts::parse(attackers).unwrap(),
-            victims: Hosts::parse(victims).unwrap(),
-            start: 100.0,
-            end: 200.0,
-            test: true,
-        }
-    }
-
-    #[allow(clippy::unnecessary_wraps, reason = "flows carry optional addresses")]
-    fn ip(s: &str) -> Option<IpAddr> {
-        Some(s.parse().unwrap())
-    }
-
-    #[test]
-    fn a_flow_is_an_attack_flow_only_between_its_hosts_inside_its_window() {
-        let r = row("10.0.0.1", "10.0.0.2,10.0.0.3");
-        assert!(r.matches(ip("10.0.0.1"), ip("10.0.0.2"), 150.0, 160.0));
-        assert!(r.matches(ip("10.0.0.3"), ip("10.0.0.1"), 150.0, 160.0), "either direction");
-        assert!(!r.matches(ip("10.0.0.1"), ip("10.0.0.9"), 150.0, 160.0), "not a victim");
-        assert!(!r.matches(ip("10.0.0.1"), ip("10.0.0.2"), 300.0, 310.0), "after the window");
-        assert!(r.matches(ip("10.0.0.1"), ip("10.0.0.2"), 50.0, 100.5), "overlaps its start");
-        let spoofed = row("*", "10.0.0.2");
-        assert!(spoofed.matches(ip("1.2.3.4"), ip("10.0.0.2"), 150.0, 150.0));
-        assert_eq!(spoofed.units(), vec![ip("10.0.0.2").unwrap()], "the victim is the unit");
-        let range = row("10.0.0.1", "10.0.1.10-12,10.0.0.2");
-        assert!(range.matches(ip("10.0.0.1"), ip("10.0.1.11"), 150.0, 150.0));
-        assert!(!range.matches(ip("10.0.0.1"), ip("10.0.1.13"), 150.0, 150.0));
-        assert!(Hosts::parse("10.0.1.12-10").is_err());
-        let net = row("198.18.10.0/30", "10.0.0.2");
-        assert!(net.matches(ip("198.18.10.2"), ip("10.0.0.2"), 150.0, 150.0));
-        assert_eq!(net.units().len(), 2, "the hosts of a /30");
-        assert!(Hosts::parse("10.0.0.0/8").is_err(), "too many to list");
-        let anyone = row("10.0.0.1", "-");
-        assert!(anyone.matches(ip("10.0.0.1"), ip("192.0.2.1"), 150.0, 150.0));
-    }
-
-    #[test]
-    fn labels_are_read_and_bad_rows_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let header = "path\tclass\ttool\tparams\tattacker_hosts\tvictim_hosts\tstart\tend\tsplit\n";
-        std::fs::write(
-            dir.path().join("LABELS.tsv"),
-            format!("{header}pcap/a.pcap\tscan\tnmap\t-sS\t10.0.0.1\t-\t1.5\t2\ttest\n"),
-        )
-        .unwrap();
-        let rows = labels(dir.path()).unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].start, rows[0].end, rows[0].test), (1.5, 2.0, true));
-        assert_eq!(rows[0].scenario(), "nmap -sS");
-        std::fs::write(
-            dir.path().join("LABELS.tsv"),
-            format!("{header}pcap/a.pcap\tscan\tnmap\t-sS\t10.0.0.x\t-\t1\t2\ttest\n"),
-        )
-        .unwrap();
-        let e = labels(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("LABELS.tsv:2: attacker_hosts: \"10.0.0.x\" is not an address"), "{e}");
-    }
 
     #[test]
     fn the_median_of_even_and_odd_counts() {

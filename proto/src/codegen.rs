@@ -11,8 +11,8 @@ pub fn committed_file(crate_dir: &Path) -> PathBuf {
 }
 
 /// Messages made only of numbers and strings, which derive serde.
-pub const SERDE_MESSAGES: [&str; 4] =
-    ["FlowFeatures", "HostContext", "FastDetection", "DetectorScores"];
+pub const SERDE_MESSAGES: [&str; 5] =
+    ["FlowFeatures", "HostContext", "BehaviourLevels", "FastDetection", "DetectorScores"];
 
 /// Generates the code into `out_dir` and returns the path of the generated file.
 pub fn generate(crate_dir: &Path, out_dir: &Path) -> io::Result<PathBuf> {

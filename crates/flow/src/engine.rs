@@ -177,7 +177,10 @@ struct Context {
     now_ns: u64,
     name: String,
     behaviours: Vec<Box<dyn Behaviour>>,
+    /// Per behaviour, its index in [`behave::KINDS`].
+    kinds: Vec<usize>,
     evidence: Vec<Evidence>,
+    measures: Vec<behave::Measure>,
 }
 
 /// Flow table + host context + fast detector.
@@ -206,6 +209,7 @@ impl Engine {
     pub fn new(cfg: EngineConfig, sources: Vec<SourceInfo>) -> Self {
         let shards = cfg.shards.max(1).next_power_of_two();
         let per_shard = cfg.capacity.div_ceil(shards).max(1);
+        let behaviours = behave::from_config(&cfg.behaviours, &cfg.rules.web_ports);
         Self {
             shards: (0..shards)
                 .map(|_| Shard { flows: LruMap::new(per_shard), closing: VecDeque::new() })
@@ -217,8 +221,10 @@ impl Engine {
                 ids: EventIds::new(),
                 now_ns: 0,
                 name: String::new(),
-                behaviours: behave::from_config(&cfg.behaviours, &cfg.rules.web_ports),
+                kinds: behave::kinds(&behaviours),
+                behaviours,
                 evidence: Vec::new(),
+                measures: Vec::new(),
                 cfg,
             },
             last_sweep_ns: 0,
@@ -375,6 +381,7 @@ impl Engine {
         let ctx = &mut self.ctx;
         ctx.hosts = LruMap::new(ctx.cfg.max_hosts.max(1));
         ctx.behaviours = behave::from_config(&ctx.cfg.behaviours, &ctx.cfg.rules.web_ports);
+        ctx.kinds = behave::kinds(&ctx.behaviours);
         ctx.now_ns = 0;
         self.last_sweep_ns = 0;
     }
@@ -483,9 +490,21 @@ impl Context {
             now_ns: self.now_ns,
             internal_nets: &self.cfg.internal_nets,
             out: &mut self.evidence,
+            kind: 0,
+            measures: &mut self.measures,
         };
-        for b in &mut self.behaviours {
+        for (b, &kind) in self.behaviours.iter_mut().zip(&self.kinds) {
+            cx.kind = kind;
             f(b.as_mut(), &mut cx);
+        }
+        if !self.measures.is_empty() {
+            let now = behave::level::secs(self.now_ns);
+            let measures = std::mem::take(&mut self.measures);
+            for m in &measures {
+                self.host(m.host).levels.raise(m, now);
+            }
+            self.measures = measures;
+            self.measures.clear();
         }
     }
 
@@ -785,6 +804,16 @@ impl Context {
         // Only a completed handshake proves a source: replies to forged UDP or ICMP sources
         // are sent all the same.
         let proven = f.established;
+        let secs = behave::level::secs(now);
+        let source_levels = self.hosts.peek(&init).map(|h| h.levels.get(Role::Actor, secs));
+        let responder_levels = self.hosts.peek(&resp).map(|h| {
+            let mut l = h.levels.get(Role::Target, secs);
+            // As the victim rules: a flooded service's real clients are not its attackers.
+            if proven {
+                l.half_open = 0.0;
+            }
+            l
+        });
         let fast = self.fast_result(init, resp, proven, (key.proto, resp_end.port), f.last_ns);
         let source = self.sources.get(usize::from(f.source));
         let endpoint = |e: EndpointKey| mld_proto::Endpoint {
@@ -808,6 +837,8 @@ impl Context {
             features: Some(f.stats.features()),
             source_context: context,
             responder_context,
+            source_levels,
+            responder_levels,
             fast: Some(fast),
             snapshot,
         }

@@ -172,6 +172,8 @@ pub struct HostState {
     pub unpaced_sent: PerSecond,
     pub received: PerSecond,
     pub episode: Option<crate::fast::Episode>,
+    /// Where the host stands against each behaviour.
+    pub levels: crate::behave::level::Levels,
 }
 
 impl HostState {
@@ -190,6 +192,7 @@ impl HostState {
             unpaced_sent: PerSecond::default(),
             received: PerSecond::default(),
             episode: None,
+            levels: crate::behave::level::Levels::default(),
         }
     }
 

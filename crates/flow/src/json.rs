@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use mld_proto::{
-    CaptureMode, Direction, FastDetection, FlowEvent, FlowFeatures, HostContext, InterfaceRole,
-    ip_from_bytes,
+    BehaviourLevels, CaptureMode, Direction, FastDetection, FlowEvent, FlowFeatures, HostContext,
+    InterfaceRole, ip_from_bytes,
 };
 use serde::Serialize;
 
@@ -34,6 +34,8 @@ pub struct FlowEventJson<'a> {
     pub features: Option<&'a FlowFeatures>,
     pub source_context: Option<&'a HostContext>,
     pub responder_context: Option<&'a HostContext>,
+    pub source_levels: Option<&'a BehaviourLevels>,
+    pub responder_levels: Option<&'a BehaviourLevels>,
     pub fast: Option<&'a FastDetection>,
 }
 
@@ -69,6 +71,8 @@ pub fn flow_event(ev: &FlowEvent) -> FlowEventJson<'_> {
         features: ev.features.as_ref(),
         source_context: ev.source_context.as_ref(),
         responder_context: ev.responder_context.as_ref(),
+        source_levels: ev.source_levels.as_ref(),
+        responder_levels: ev.responder_levels.as_ref(),
         fast: ev.fast.as_ref(),
     }
 }

@@ -1,27 +1,39 @@
 //! The model input: one flat `f32` vector per flow, the same for training and serving.
 //!
 //! It holds the CIC flow features (§5.1), the source host's context window, part of the
-//! responder's (how many sources hit it, how hard: the victim side of a flood), and two fields of
-//! the key (the responder's port and the IP protocol), each under the name used in model cards
-//! and in the detector's "top features". The order is part of the trained models: changing it
+//! responder's (how many sources hit it, how hard: the victim side of a flood), where the
+//! source stands against each behaviour and the responder against those that name a target
+//! (`level_*`, `responder_level_*`: value / threshold of the behaviour's checks, below the
+//! threshold too), and two fields of the key (the responder's port and the IP protocol), each
+//! under the name used in model cards and in the detector's "top features". The order is part of the trained models: changing it
 //! (or a definition in [`crate::features`]) means retraining, which the codegen test notices.
 
-use mld_proto::{FlowEvent, FlowFeatures, HostContext};
+use mld_proto::{BehaviourLevels, FlowEvent, FlowFeatures, HostContext};
 
 macro_rules! vector {
-    (flow: $($f:ident),* ; host: $($h:ident),* ; responder: $($r:ident),* ; key: $($k:ident),* $(,)?) => {
+    (flow: $($f:ident),* ; host: $($h:ident),* ; responder: $($r:ident),* ;
+     levels: $($l:ident),* ; responder_levels: $($rl:ident),* ; key: $($k:ident),* $(,)?) => {
         /// Feature names, in vector order.
         pub const NAMES: &[&str] = &[
             $(stringify!($f),)* $(concat!("host_", stringify!($h)),)*
-            $(concat!("responder_", stringify!($r)),)* $(stringify!($k),)*
+            $(concat!("responder_", stringify!($r)),)*
+            $(concat!("level_", stringify!($l)),)*
+            $(concat!("responder_level_", stringify!($rl)),)* $(stringify!($k),)*
         ];
 
         /// Number of features.
         pub const LEN: usize = NAMES.len();
 
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, reason = "model inputs are f32")]
-        fn fill(f: &FlowFeatures, h: &HostContext, r: &HostContext, key: &KeyFields) -> [f32; LEN] {
-            [$(f.$f as f32,)* $(h.$h as f32,)* $(r.$r as f32,)* $(key.$k as f32,)*]
+        fn fill(
+            f: &FlowFeatures,
+            h: &HostContext,
+            r: &HostContext,
+            l: &BehaviourLevels,
+            rl: &BehaviourLevels,
+            key: &KeyFields,
+        ) -> [f32; LEN] {
+            [$(f.$f as f32,)* $(h.$h as f32,)* $(r.$r as f32,)* $(l.$l,)* $(rl.$rl,)* $(key.$k as f32,)*]
         }
     };
 }
@@ -52,6 +64,8 @@ vector! {
         rst_ratio, failed_conn_ratio, flows, distinct_dsts, packets_last_sec, distinct_sources,
         packets_received_last_sec;
     responder: distinct_sources, packets_received_last_sec, flows, distinct_dsts;
+    levels: login, web_scan, dns, probe, half_open, slow_http, beacon, exfil, smb;
+    responder_levels: dns, half_open, beacon, exfil;
     key: dst_port, ip_proto,
 }
 
@@ -63,6 +77,8 @@ pub fn of_event(ev: &FlowEvent) -> [f32; LEN] {
         &ev.features.unwrap_or_default(),
         &ev.source_context.unwrap_or_default(),
         &ev.responder_context.unwrap_or_default(),
+        &ev.source_levels.unwrap_or_default(),
+        &ev.responder_levels.unwrap_or_default(),
         &KeyFields {
             dst_port: responder.map_or(0, |e| e.port),
             ip_proto: key.map_or(0, |k| k.ip_proto),
@@ -102,6 +118,12 @@ mod tests {
                 ..FlowFeatures::default()
             }),
             source_context: Some(HostContext { smb_dsts: 12, ..HostContext::default() }),
+            source_levels: Some(BehaviourLevels { beacon: 0.5, ..BehaviourLevels::default() }),
+            responder_levels: Some(BehaviourLevels {
+                half_open: 3.0,
+                login: 9.0,
+                ..BehaviourLevels::default()
+            }),
             responder_context: Some(HostContext {
                 distinct_sources: 900,
                 ..HostContext::default()
@@ -115,6 +137,10 @@ mod tests {
         assert_eq!(at("idle_min"), 2.5);
         assert_eq!(at("host_smb_dsts"), 12.0);
         assert_eq!(at("responder_distinct_sources"), 900.0);
+        assert_eq!(at("level_beacon"), 0.5);
+        assert_eq!(at("responder_level_half_open"), 3.0);
+        // A responder's login level is not an input (nothing reports one).
+        assert_eq!(index("responder_level_login"), None);
         assert_eq!(at("dst_port"), 445.0);
         assert_eq!(at("ip_proto"), 6.0);
         // The responder's port, whichever side initiated.

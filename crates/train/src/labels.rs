@@ -107,7 +107,9 @@ impl Detector {
 
     pub fn what(self) -> &'static str {
         match self {
-            Detector::Ddos => "volumetric attacks: SYN/UDP floods, reflection and amplification",
+            Detector::Ddos => {
+                "denial of service: SYN/UDP/ICMP floods, reflection and amplification, slow HTTP"
+            }
             Detector::Ransomware => "ransomware-style SMB spread with bulk encrypted writes",
             Detector::Traffic => {
                 "anomalous traffic: scans, brute force, botnet/C2, DNS tunnelling, web attacks"

@@ -4,6 +4,7 @@
 //! from [`mld_forest`] with fixed seeds, rendered as Rust modules for ml-detector and described
 //! by model cards.
 
+pub mod corpus;
 pub mod labels;
 pub mod synthetic;
 
@@ -31,17 +32,29 @@ pub struct RealData {
 /// Share of each family's files kept for evaluation.
 pub const EVAL_SHARE: f64 = 0.3;
 
-fn endpoints(ev: &FlowEvent) -> (Option<IpAddr>, Option<IpAddr>) {
+pub(crate) fn endpoints(ev: &FlowEvent) -> (Option<IpAddr>, Option<IpAddr>) {
     let v = mld_flow::json::flow_event(ev);
     (v.src_ip, v.dst_ip)
 }
 
 /// A stable order for flows (the engine's export order depends on its hash seeds).
-fn sort_flows(flows: &mut [FlowEvent]) {
+pub(crate) fn sort_flows(flows: &mut [FlowEvent]) {
     flows.sort_by_cached_key(|e| {
         let v = mld_flow::json::flow_event(e);
         (e.start_ns, e.end_ns, v.src_ip, v.src_port, v.dst_ip, v.dst_port, v.proto)
     });
+}
+
+/// The behaviours' hash seed of every engine training runs: their distinct-count estimates
+/// are model inputs, and the same captures must give the same models.
+pub const HASH_SEED: u64 = 0x6d6c_6474_7261_696e;
+
+/// Fixes the engine's hash seed to [`HASH_SEED`] (before any engine runs in this process).
+pub fn reproducible() -> anyhow::Result<()> {
+    if !mld_flow::behave::state::fix_hash_seed(HASH_SEED) {
+        anyhow::bail!("the flow engine already runs with another hash seed in this process");
+    }
+    Ok(())
 }
 
 /// Runs every capture in `LABELS.tsv` through the flow engine (default sniffer config).
@@ -49,6 +62,7 @@ pub fn load_real(
     data: &Path,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> anyhow::Result<RealData> {
+    reproducible()?;
     let captures = labels::load(data)?;
     let is_eval = labels::split(&captures, EVAL_SHARE);
     let mut flows = Vec::with_capacity(captures.len());
@@ -91,17 +105,25 @@ pub struct TrainingSet {
     pub family: Vec<Family>,
     pub real: usize,
     pub synthetic: usize,
+    /// From the real-tool corpus's training part.
+    pub corpus: usize,
 }
 
-/// Real flows of the training captures plus the synthetic flows.
-pub fn training_set(real: &RealData, synthetic: &[(FlowEvent, Family)]) -> TrainingSet {
-    training_subset(real, synthetic, |_| true)
+/// Real flows of the training captures, the synthetic flows and the corpus's training part.
+pub fn training_set(
+    real: &RealData,
+    synthetic: &[(FlowEvent, Family)],
+    corpus: &corpus::Flows,
+) -> TrainingSet {
+    training_subset(real, synthetic, corpus, |_| true)
 }
 
-/// [`training_set`] with only the training captures that `keep` (given a capture's index).
+/// [`training_set`] with only the shared training captures that `keep` (given a capture's
+/// index).
 pub fn training_subset(
     real: &RealData,
     synthetic: &[(FlowEvent, Family)],
+    corpus: &corpus::Flows,
     keep: impl Fn(usize) -> bool,
 ) -> TrainingSet {
     let mut t = TrainingSet::default();
@@ -121,6 +143,11 @@ pub fn training_subset(
         t.x.push(vector::of_event(ev));
         t.family.push(*family);
         t.synthetic += 1;
+    }
+    for f in corpus.flows.iter().filter(|f| !f.test && corpus.rows.takes(f)) {
+        t.x.push(f.x);
+        t.family.push(corpus.family(f));
+        t.corpus += 1;
     }
     t
 }
@@ -173,13 +200,14 @@ pub const FOREST_FP_BUDGET: f64 = 0.00025;
 pub fn cross_validate(
     real: &RealData,
     synthetic: &[(FlowEvent, Family)],
+    corpus: &corpus::Flows,
     seed: u64,
     mut progress: impl FnMut(&str),
 ) -> Vec<(Family, [f32; 4])> {
     let fold = labels::folds(&real.captures, &real.is_eval, FOLDS);
     let mut out = Vec::new();
     for k in 0..FOLDS {
-        let set = training_subset(real, synthetic, |i| fold[i] != Some(k));
+        let set = training_subset(real, synthetic, corpus, |i| fold[i] != Some(k));
         progress(&format!("cross-validation fold {}/{FOLDS}: {} rows", k + 1, set.x.len()));
         let models = train_all(&set, seed);
         for (i, (c, flows)) in real.captures.iter().zip(&real.flows).enumerate() {
@@ -332,6 +360,7 @@ pub fn card(
     cut: &Cut,
     set: &TrainingSet,
     real: &RealData,
+    corpus: &corpus::Flows,
     synthetic_seed: u64,
 ) -> String {
     let f = m.trained.forest.as_forest();
@@ -347,10 +376,13 @@ pub fn card(
     let _ = writeln!(s, "## Data\n");
     let _ = writeln!(
         s,
-        "- Training rows: {} ({} from the training split of `shared/data`, {} synthetic, seed {synthetic_seed}).",
+        "- Training rows: {} ({} from the training split of `shared/data`, {} synthetic, seed {synthetic_seed}, {} from the training part of the real-tool corpus, `{}`, rows `{:?}`; ADR 0013).",
         set.x.len(),
         set.real,
-        set.synthetic
+        set.synthetic,
+        set.corpus,
+        corpus::FLOWS_FILE,
+        corpus.rows
     );
     let _ = writeln!(
         s,
@@ -412,7 +444,7 @@ pub fn card(
     let _ = writeln!(s, "## Features\n");
     let _ = writeln!(
         s,
-        "{LEN} inputs, `mld_flow::vector::NAMES` (the CIC flow features, the source host's context window, part of the responder's, responder port, IP protocol). Most important (Gini decrease):\n"
+        "{LEN} inputs, `mld_flow::vector::NAMES` (the CIC flow features, the source host's context window, part of the responder's, the behaviours' levels of the source and of the responder as a target, responder port, IP protocol; `docs/features.md`). Most important (Gini decrease):\n"
     );
     let mut imp: Vec<(usize, f64)> = m.trained.importance.iter().copied().enumerate().collect();
     imp.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -477,11 +509,53 @@ pub fn card(
         }
         let _ = writeln!(s);
     }
+    cross_corpus(&mut s, m, cut.cut, corpus);
     let _ = writeln!(
         s,
         "The full picture (fast rules and all four forests together, host-level recall, PR-AUC) is `ml-detector evaluate`; see the README."
     );
     s
+}
+
+/// The card's cross-corpus section: this forest alone, at its cut, on the corpus's test part
+/// (tools and parameterisations nothing was trained on), per class.
+#[allow(clippy::cast_precision_loss, reason = "counts")]
+fn cross_corpus(s: &mut String, m: &Model, cut: f32, corpus: &corpus::Flows) {
+    let f = m.trained.forest.as_forest();
+    // Per class: (attack flows flagged, attack flows, benign flows flagged, benign flows).
+    let mut per: std::collections::BTreeMap<&str, [u64; 4]> = std::collections::BTreeMap::new();
+    for fl in corpus.flows.iter().filter(|fl| fl.test) {
+        let hit = u64::from(f.score(&fl.x) >= cut);
+        let e = per.entry(corpus.class(fl)).or_default();
+        if fl.attack {
+            e[0] += hit;
+            e[1] += 1;
+        } else {
+            e[2] += hit;
+            e[3] += 1;
+        }
+    }
+    let _ = writeln!(s, "## Cross-corpus results (this forest alone, at its cut)\n");
+    let _ = writeln!(
+        s,
+        "On the test part of the real-tool corpus (`make corpus`; at most {} flows per capture and label, stride-sampled). Classes marked * are this detector's; on the others, flagged attack flows are caught by the wrong detector (they still count as detections). Benign flows are the benign captures' and the attack captures' background.\n",
+        corpus::MAX_FLOWS_PER_LABEL
+    );
+    let _ = writeln!(s, "| class | attack flows flagged | benign flows flagged |\n|---|---|---|");
+    let share = |a: u64, b: u64| {
+        if b == 0 { "–".to_owned() } else { format!("{a} of {b} ({:.3})", a as f64 / b as f64) }
+    };
+    for (class, [ah, an, bh, bn]) in &per {
+        let mine = corpus::family(class).and_then(Family::detector) == Some(m.detector);
+        let _ = writeln!(
+            s,
+            "| {class}{} | {} | {} |",
+            if mine { " *" } else { "" },
+            share(*ah, *an),
+            share(*bh, *bn)
+        );
+    }
+    let _ = writeln!(s);
 }
 
 /// Where the generated forests and the model cards go, relative to the workspace root.
@@ -494,6 +568,7 @@ pub fn outputs(
     root: &Path,
     data: &Path,
     seed: u64,
+    rows: corpus::Rows,
     mut progress: impl FnMut(&str),
 ) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let real = load_real(data, |i, n, name| {
@@ -511,15 +586,18 @@ pub fn outputs(
         .collect();
     progress(&format!("synthetic traffic from {} benign flow shapes", shapes.len()));
     let synth = synthetic::generate(seed, synthetic::Counts::default(), &shapes, &engine_config());
-    let set = training_set(&real, &synth);
+    let mut corpus = corpus::load(root, corpus::fingerprint(&real.flows))?;
+    corpus.rows = rows;
+    let set = training_set(&real, &synth, &corpus);
     progress(&format!(
-        "training on {} rows ({} real, {} synthetic)",
+        "training on {} rows ({} real, {} synthetic, {} from the corpus)",
         set.x.len(),
         set.real,
-        set.synthetic
+        set.synthetic,
+        set.corpus
     ));
     let models = train_all(&set, seed);
-    let oof = cross_validate(&real, &synth, seed, &mut progress);
+    let oof = cross_validate(&real, &synth, &corpus, seed, &mut progress);
     let mut out = Vec::new();
     for m in &models {
         let c = choose_cut(&oof, m.detector);
@@ -534,7 +612,7 @@ pub fn outputs(
             c.recall
         ));
         out.push((forest_path(root, m.detector), render(m, c.cut)));
-        out.push((root.join(card_path(m.detector)), card(m, &c, &set, &real, seed)));
+        out.push((root.join(card_path(m.detector)), card(m, &c, &set, &real, &corpus, seed)));
     }
     Ok(out)
 }

@@ -16,7 +16,8 @@ fn committed_models_match_a_fresh_training_run() {
         "the shared captures are expected at {}",
         data.display()
     );
-    let outputs = mld_train::outputs(&root, &data, 1, |_| {}).unwrap();
+    let outputs =
+        mld_train::outputs(&root, &data, 1, mld_train::corpus::Rows::None, |_| {}).unwrap();
     assert_eq!(outputs.len(), 8, "four forests and four model cards");
     let mut stale = Vec::new();
     for (path, text) in &outputs {

@@ -358,6 +358,41 @@ pub struct FlowEvent {
     /// The responder's recent behaviour (who is hitting it, how hard): the victim side of a flood.
     #[prost(message, optional, tag = "13")]
     pub responder_context: ::core::option::Option<HostContext>,
+    /// How far the initiator's own evidence has come towards each behaviour's threshold.
+    #[prost(message, optional, tag = "14")]
+    pub source_levels: ::core::option::Option<BehaviourLevels>,
+    /// How far the evidence about the responder as a target has come (the server of a beacon,
+    /// tunnel or upload; the service under a half-open flood, only on flows that did not
+    /// complete a handshake).
+    #[prost(message, optional, tag = "15")]
+    pub responder_levels: ::core::option::Option<BehaviourLevels>,
+}
+/// Where a host stands against each behaviour (DESIGN §5.2): the largest value / threshold
+/// one of the behaviour's checks measured for it within the last `LEVEL_HOLD_SECS` (600 s)
+/// of packet time; 1.0 is the rule's threshold, 0 nothing seen. Model inputs: the forests
+/// learn from evidence below the thresholds, too.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+pub struct BehaviourLevels {
+    #[prost(float, tag = "1")]
+    pub login: f32,
+    #[prost(float, tag = "2")]
+    pub web_scan: f32,
+    #[prost(float, tag = "3")]
+    pub dns: f32,
+    #[prost(float, tag = "4")]
+    pub probe: f32,
+    #[prost(float, tag = "5")]
+    pub half_open: f32,
+    #[prost(float, tag = "6")]
+    pub slow_http: f32,
+    #[prost(float, tag = "7")]
+    pub beacon: f32,
+    #[prost(float, tag = "8")]
+    pub exfil: f32,
+    #[prost(float, tag = "9")]
+    pub smb: f32,
 }
 /// Probability of the positive class from each RandomForest, 0.0 to 1.0.
 #[derive(serde::Serialize, serde::Deserialize)]

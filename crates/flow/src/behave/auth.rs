@@ -110,6 +110,8 @@ impl Behaviour for LoginFailures {
         let n = pair.failures.add(cx.now_ns, window, 1);
         let thr = self.cfg.failures;
         #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        cx.measure(p.initiator, Role::Actor, n as f64, f64::from(thr));
+        #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let hit = check(FAILURES, n as f64, f64::from(thr), || {
             format!(
                 "{} failed {n} logins on {}:{} within {} s ({words} replies; threshold {thr})",
@@ -135,6 +137,8 @@ impl Behaviour for LoginFailures {
         let pair = self.pairs.entry((f.initiator, f.responder, f.service_port), Pair::default);
         let n = pair.sessions.add(cx.now_ns, window, 1);
         let thr = c.short_sessions;
+        #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        cx.measure(f.initiator, Role::Actor, n as f64, f64::from(thr));
         #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let hit = check(SESSIONS, n as f64, f64::from(thr), || {
             format!(

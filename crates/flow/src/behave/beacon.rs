@@ -95,6 +95,11 @@ impl Behaviour for Beacon {
         let n = pair.starts.len();
         let thr = c.connections;
         #[allow(clippy::cast_precision_loss, reason = "a few dozen")]
+        {
+            cx.measure(p.initiator, Role::Actor, n as f64, f64::from(thr));
+            cx.measure(p.responder, Role::Target, n as f64, f64::from(thr));
+        }
+        #[allow(clippy::cast_precision_loss, reason = "a few dozen")]
         let hit = check(RULE, n as f64, f64::from(thr), || {
             format!(
                 "{} connected to {}:{} {n} times at a regular interval of {mean:.1} s (coefficient of variation {cv:.2}, at most {}; threshold {thr} sessions)",

@@ -120,10 +120,23 @@ impl DnsAbuse {
         let n = d.data_queries.get(cx.now_ns, window);
         let thr = self.cfg.tunnel_queries;
         // Only a query that itself carries data makes its client (and server) part of it.
-        if n < u64::from(thr) || !data {
+        if !data {
             return;
         }
         let forwarded = self.is_resolver(client);
+        let external = !cx.is_internal(server) && super::unicast(server);
+        #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        {
+            if !forwarded {
+                cx.measure(client, Role::Actor, n as f64, f64::from(thr));
+            }
+            if external {
+                cx.measure(server, Role::Target, n as f64, f64::from(thr));
+            }
+        }
+        if n < u64::from(thr) {
+            return;
+        }
         #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let hit = |who: &str| {
             check(TUNNEL, n as f64, f64::from(thr), || {
@@ -138,7 +151,7 @@ impl DnsAbuse {
         if !forwarded {
             cx.report(client, Role::Actor, hit(&format!("{client} asked")));
         }
-        if !cx.is_internal(server) && super::unicast(server) {
+        if external {
             cx.report(server, Role::Target, hit(&format!("{server} answers for a tunnel")));
         }
     }
@@ -160,6 +173,8 @@ impl DnsAbuse {
         st.nxdomains.insert(hash64(domain), cx.now_ns, window);
         let n = st.nxdomains.count(cx.now_ns, window);
         let thr = self.cfg.nxdomain_domains;
+        #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        cx.measure(client, Role::Actor, n as f64, f64::from(thr));
         #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let hit = check(DGA, n as f64, f64::from(thr), || {
             format!(

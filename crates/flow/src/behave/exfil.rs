@@ -59,6 +59,11 @@ impl Behaviour for Exfil {
         }
         let mb = self.cfg.upload_mb;
         #[allow(clippy::cast_precision_loss, reason = "byte counts")]
+        {
+            cx.measure(f.initiator, Role::Actor, up as f64 / 1e6, f64::from(mb));
+            cx.measure(f.responder, Role::Target, up as f64 / 1e6, f64::from(mb));
+        }
+        #[allow(clippy::cast_precision_loss, reason = "byte counts")]
         let hit = check(RULE, up as f64 / 1e6, f64::from(mb), || {
             format!(
                 "{} sent {:.1} MB to {}:{} (and received {:.1} MB) within {} s (threshold {mb} MB at {:.0}x more sent than received)",

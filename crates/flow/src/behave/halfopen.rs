@@ -33,6 +33,8 @@ struct Service {
     answered: u64,
     /// The next excess at which the current second is evaluated again.
     next_eval: u64,
+    /// The next excess at which the victim's level is measured again.
+    next_level: u64,
     baseline: f64,
     sources: Distinct,
 }
@@ -61,6 +63,7 @@ impl Service {
         self.inbound = 0;
         self.answered = 0;
         self.next_eval = 0;
+        self.next_level = 0;
     }
 }
 
@@ -110,6 +113,12 @@ impl HalfOpen {
             reason = "rates"
         )]
         let (thr, step) = (t.ceil() as u64, (t / 4.0).ceil().max(1.0) as u64);
+        // The victim's level from a quarter of the threshold on, a few times a second.
+        if excess >= step && excess >= s.next_level {
+            s.next_level = excess + step;
+            #[allow(clippy::cast_precision_loss, reason = "rates")]
+            cx.measure(key.0, Role::Target, excess as f64, t);
+        }
         if excess < thr || excess < s.next_eval || excess > 2 * thr {
             return;
         }

@@ -26,6 +26,7 @@ pub mod beacon;
 pub mod dnsbehave;
 pub mod exfil;
 pub mod halfopen;
+pub mod level;
 pub mod probe;
 pub mod slowhttp;
 pub mod smb;
@@ -86,12 +87,35 @@ pub struct FlowEnd {
     pub syn_ack: bool,
 }
 
+/// The behaviours by name, in the order of the `BehaviourLevels` fields (model inputs).
+pub const KINDS: [&str; 9] =
+    ["login", "web_scan", "dns", "probe", "half_open", "slow_http", "beacon", "exfil", "smb"];
+
+/// How long a measured level stands, seconds of packet time.
+pub const LEVEL_HOLD_SECS: u64 = 600;
+
+/// Levels above this are kept at it (a flood's counts reach thousands of thresholds).
+pub const LEVEL_MAX: f32 = 100.0;
+
+/// Where one check of a behaviour put a host: `value / threshold` (1.0 fires the rule).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure {
+    pub host: IpAddr,
+    pub role: Role,
+    /// Index into [`KINDS`].
+    pub kind: usize,
+    pub level: f32,
+}
+
 /// What a behaviour may look at and where its evidence goes.
 #[derive(Debug)]
 pub struct Cx<'a> {
     pub now_ns: u64,
     pub internal_nets: &'a [IpNet],
     pub out: &'a mut Vec<Evidence>,
+    /// Index into [`KINDS`] of the behaviour at work.
+    pub kind: usize,
+    pub measures: &'a mut Vec<Measure>,
 }
 
 impl Cx<'_> {
@@ -99,8 +123,20 @@ impl Cx<'_> {
         self.internal_nets.iter().any(|n| n.contains(&ip))
     }
 
+    /// Records how far `host` has come towards a threshold, whether or not it is reached.
+    #[allow(clippy::cast_possible_truncation, reason = "levels are f32 model inputs")]
+    pub fn measure(&mut self, host: IpAddr, role: Role, value: f64, threshold: f64) {
+        if threshold <= 0.0 || value <= 0.0 {
+            return;
+        }
+        let level = ((value / threshold) as f32).min(LEVEL_MAX);
+        self.measures.push(Measure { host, role, kind: self.kind, level });
+    }
+
+    /// Reports a hit (and its level).
     pub fn report(&mut self, host: IpAddr, role: Role, hit: Option<Hit>) {
         if let Some(hit) = hit {
+            self.measure(host, role, hit.value, hit.threshold);
             self.out.push(Evidence { host, role, hit });
         }
     }
@@ -128,7 +164,7 @@ impl StateStats {
 /// One detection behaviour. Every hook has an empty default; a behaviour implements those it
 /// needs and returns quickly from packets that are not its business.
 pub trait Behaviour: std::fmt::Debug + Send {
-    /// Stable name, used in metrics (`behaviour` label).
+    /// Stable name, one of [`KINDS`], used in metrics (`behaviour` label).
     fn name(&self) -> &'static str;
     /// Every packet, after the flow table has accounted it.
     fn on_packet(&mut self, _p: &Packet<'_>, _cx: &mut Cx<'_>) {}
@@ -175,6 +211,22 @@ pub fn from_config(c: &BehaviourConfig, web_ports: &[u16]) -> Vec<Box<dyn Behavi
         v.push(Box::new(smb::Lateral::new(&c.smb, cap)));
     }
     v
+}
+
+/// Each behaviour's index in [`KINDS`].
+///
+/// # Panics
+/// When a behaviour's name is not in [`KINDS`] (a new behaviour needs its level field).
+pub fn kinds(behaviours: &[Box<dyn Behaviour>]) -> Vec<usize> {
+    behaviours
+        .iter()
+        .map(|b| {
+            KINDS
+                .iter()
+                .position(|k| *k == b.name())
+                .unwrap_or_else(|| panic!("behaviour {} has no field in BehaviourLevels", b.name()))
+        })
+        .collect()
 }
 
 /// A unicast address a host can hold a conversation with: not broadcast, multicast, loopback,

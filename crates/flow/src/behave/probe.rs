@@ -52,6 +52,8 @@ impl Behaviour for Probe {
         let n = d.count(cx.now_ns, window);
         let thr = self.cfg.services;
         #[allow(clippy::cast_precision_loss, reason = "counts")]
+        cx.measure(f.initiator, Role::Actor, n as f64, f64::from(thr));
+        #[allow(clippy::cast_precision_loss, reason = "counts")]
         let hit = check(RULE, n as f64, f64::from(thr), || {
             format!(
                 "{} made failed or aborted attempts on {n} distinct internal services (address, protocol, port) within {} s, e.g. {}:{} (threshold {thr})",

@@ -108,6 +108,8 @@ impl Behaviour for SlowHttp {
             }
             let (client, server, port) = *key;
             #[allow(clippy::cast_precision_loss, reason = "counts")]
+            cx.measure(client, Role::Actor, old as f64, f64::from(thr));
+            #[allow(clippy::cast_precision_loss, reason = "counts")]
             let hit = check(RULE, old as f64, f64::from(thr), || {
                 format!(
                     "{client} holds {old} connections to web server {server}:{port} open for {}+ s, over which the server sent {rate:.0} bytes per connection and second (threshold {thr} connections, {} B/s)",

@@ -1,7 +1,7 @@
 //! Bounded long-window state for behaviours: an LRU map that counts what it had to forget,
 //! window-resetting counters and approximate distinct counts (`HyperLogLog++`).
 
-use foldhash::quality::RandomState;
+use foldhash::quality::{FixedState, RandomState};
 use std::hash::{BuildHasher, Hash};
 
 use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
@@ -88,7 +88,7 @@ const REESTIMATE: u32 = 64;
 pub struct Distinct {
     since_ns: u64,
     exact: Vec<u64>,
-    hll: Option<Box<HyperLogLogPlus<u64, RandomState>>>,
+    hll: Option<Box<HyperLogLogPlus<u64, FixedState>>>,
     estimate: u64,
     pending: u32,
 }
@@ -126,7 +126,7 @@ impl Distinct {
         }
         self.exact.push(value);
         if self.exact.len() > EXACT
-            && let Ok(mut h) = HyperLogLogPlus::new(PRECISION, RandomState::default())
+            && let Ok(mut h) = HyperLogLogPlus::new(PRECISION, seeded(1))
         {
             for v in &self.exact {
                 h.insert(v);
@@ -167,10 +167,31 @@ impl Distinct {
     }
 }
 
+static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// The seed of the behaviours' hashes (distinct counts): random per process, so that an
+/// attacker cannot choose addresses or names whose hashes collide and count as one, unless
+/// [`fix_hash_seed`] came first.
+fn seed() -> u64 {
+    *SEED.get_or_init(|| RandomState::default().hash_one(0x6d6c_6400_u64))
+}
+
+/// Fixes the seed of the behaviours' hashes for this process, so that running the same
+/// captures gives the same distinct-count estimates and so the same model inputs (training
+/// is reproducible). Call before any engine runs; returns false when a different seed is
+/// already in use.
+pub fn fix_hash_seed(seed: u64) -> bool {
+    SEED.set(seed).is_ok() || SEED.get() == Some(&seed)
+}
+
+fn seeded(n: u64) -> FixedState {
+    FixedState::with_seed(seed().wrapping_add(n))
+}
+
 /// A stable 64-bit hash of a value (within one process).
 pub fn hash64(v: impl Hash) -> u64 {
-    static SEED: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
-    SEED.get_or_init(RandomState::default).hash_one(v)
+    static STATE: std::sync::OnceLock<FixedState> = std::sync::OnceLock::new();
+    STATE.get_or_init(|| seeded(0)).hash_one(v)
 }
 
 #[cfg(test)]

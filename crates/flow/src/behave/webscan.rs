@@ -82,6 +82,8 @@ impl Behaviour for WebScan {
         }
         let thr = self.cfg.errors;
         #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        cx.measure(p.initiator, Role::Actor, errors as f64, f64::from(thr));
+        #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let hit = check(RULE, errors as f64, f64::from(thr), || {
             format!(
                 "{} drew {errors} error responses (404, 403, 400, 405, 414) out of {total} from web server {}:{} within {} s, e.g. {code} (threshold {thr} and {:.0} %)",

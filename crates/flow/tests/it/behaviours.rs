@@ -143,6 +143,21 @@ fn slow_ftp_guessing_reaches_malicious_one_attempt_a_minute() {
     }
     let (_, flows) = lab.finish();
     assert!(score(&flows, "203.0.113.9", "login.failures") >= 0.8, "15 failures in 15 min");
+    // Below the threshold the level climbs with each failure (a model input): the first
+    // flows carry a fraction of it, later ones all of it and more; no other behaviour moves.
+    let levels: Vec<f32> = flows
+        .iter()
+        .filter(|f| !f.snapshot)
+        .map(|f| f.source_levels.unwrap_or_default().login)
+        .collect();
+    assert_eq!(levels.len(), 16);
+    assert!(levels[0] > 0.0 && levels[0] < 0.2, "{levels:?}");
+    assert!(levels.windows(2).all(|w| w[1] >= w[0]), "{levels:?}");
+    assert!(levels[15] >= 1.0, "{levels:?}");
+    assert!(flows.iter().all(|f| {
+        let l = f.source_levels.unwrap_or_default();
+        l.beacon == 0.0 && l.smb == 0.0 && l.dns == 0.0
+    }));
 
     // A user who logs in, eight times: nothing.
     let mut lab = Lab::new(config());
