@@ -321,13 +321,10 @@ pub fn extract(
         if family(&row.class).is_none() {
             bail!("{}: class {:?} has no training family", row.path.display(), row.class);
         }
-        let class = match out.classes.iter().position(|c| *c == row.class) {
-            Some(k) => k,
-            None => {
-                out.classes.push(row.class.clone());
-                out.classes.len() - 1
-            }
-        };
+        let class = out.classes.iter().position(|c| *c == row.class).unwrap_or_else(|| {
+            out.classes.push(row.class.clone());
+            out.classes.len() - 1
+        });
         let class = u8::try_from(class).context("more than 255 classes")?;
         let run =
             mld_flow::offline::run_file(&row.path, mld_flow::offline::default_config("train"))
