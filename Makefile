@@ -97,8 +97,8 @@ bench-peers: ## ml-detector analyze vs nfstream (PyPI, in a venv it makes) on th
 bench-crypto: ## Seal+open per payload size, portable vs x86-64-v3 (about 5 minutes)
 	bench/crypto.sh
 
-bench-detector: ## The four forests per event and in batch (criterion)
-	$(CARGO) bench --locked -p mld-ml-detector --bench forests
+bench-detector: ## The four forests per event and in batch, and the daemon's work per flow stage by stage (criterion)
+	$(CARGO) bench --locked -p mld-ml-detector --bench forests --bench pipeline
 
 bench-detector-soak: ## sniffer -> ml-detector over the bus for SOAK_SECS (default 600): detections/s, RSS, rotation
 	bench/detector.sh

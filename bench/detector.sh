@@ -15,8 +15,10 @@ root="$(pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 SOAK_SECS="${SOAK_SECS:-600}"
 SAMPLE_SECS="${SAMPLE_SECS:-30}"
+# Flow events the detector may hold queued (its subscriber) and the sniffer (its publisher).
+HWM="${HWM:-100000}"
 data="$root/../shared/data/pcap"
-cargo build --release --quiet -p mld-sniffer -p mld-ml-detector
+cargo build --release --quiet --workspace --bins
 work="$(mktemp -d)"
 dpid=""
 trap '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -29,11 +31,11 @@ os.write(fd, os.urandom(32).hex().encode() + b"\n"); os.close(fd)
 PY
 flow=25571; det=25572; metrics=29102
 cat >"$work/sniffer.json" <<JSON
-{ "sensor_id": "soak", "publish": { "bind": "tcp://127.0.0.1:$flow" }, "metrics": { "listen": null },
+{ "sensor_id": "soak", "publish": { "bind": "tcp://127.0.0.1:$flow", "send_hwm": $HWM }, "metrics": { "listen": null },
   "transport": { "root_secret_file": "$work/root.secret" } }
 JSON
 cat >"$work/detector.json" <<JSON
-{ "subscribe": { "connect": ["tcp://127.0.0.1:$flow"] }, "publish": { "bind": "tcp://127.0.0.1:$det" },
+{ "subscribe": { "connect": ["tcp://127.0.0.1:$flow"], "recv_hwm": $HWM }, "publish": { "bind": "tcp://127.0.0.1:$det" },
   "metrics": { "listen": "127.0.0.1:$metrics" },
   "event_log": { "dir": "$work/logs", "rotate_max_bytes": 16777216, "retain_files": 3 },
   "transport": { "root_secret_file": "$work/root.secret" } }

@@ -55,6 +55,7 @@ struct Metrics {
     dropped_lines: Family<Labels, Counter>,
     write_errors: Family<Labels, Counter>,
     rotations: Family<Labels, Counter>,
+    shed: Family<Labels, Counter>,
     last: OutputStats,
 }
 
@@ -74,9 +75,14 @@ impl Metrics {
         );
         r.register("log_write_errors", "Failed writes or syncs, by log", m.write_errors.clone());
         r.register("log_rotations", "Log files rotated, by log", m.rotations.clone());
+        r.register(
+            "log_shed_records",
+            "Records of BENIGN detections not written because the daemon was behind its input (event_log.shed_benign_after), by log",
+            m.shed.clone(),
+        );
         for log in ["events", "eve", "alerts"] {
             let label = vec![("log", log.to_owned())];
-            for f in [&m.lines, &m.dropped_lines, &m.write_errors, &m.rotations] {
+            for f in [&m.lines, &m.dropped_lines, &m.write_errors, &m.rotations, &m.shed] {
                 let _ = f.get_or_create(&label);
             }
         }
@@ -110,6 +116,11 @@ impl Metrics {
             self.write_errors.get_or_create(&label).inc_by(now.write_errors - before.write_errors);
             self.rotations.get_or_create(&label).inc_by(now.rotations - before.rotations);
         }
+        for (log, now, before) in
+            [("events", s.shed.events, l.shed.events), ("eve", s.shed.eve, l.shed.eve)]
+        {
+            self.shed.get_or_create(&vec![("log", log.to_owned())]).inc_by(now - before);
+        }
         self.last = *s;
     }
 }
@@ -128,6 +139,9 @@ pub struct MlDetectorDaemon {
     outputs: Outputs,
     flush_interval: Duration,
     metrics: Metrics,
+    backlog: crate::shed::Backlog,
+    /// The shedding episode last logged.
+    shed_logged: u64,
 }
 
 impl Daemon for MlDetectorDaemon {
@@ -167,7 +181,10 @@ impl Daemon for MlDetectorDaemon {
         let subscriber =
             mld_daemon::bus_subscriber(&ctx, Arc::clone(&ring), &config.subscribe, registry)?;
         let flush_interval = config.event_log.flush_interval;
+        let backlog = crate::shed::Backlog::new(config.event_log.shed_benign_after);
         Ok(Self {
+            backlog,
+            shed_logged: 0,
             flags,
             detector: Detector::new(policy(&config)),
             config,
@@ -252,7 +269,21 @@ impl MlDetectorDaemon {
                 );
                 self.detector.set_policy(policy);
             }
-            match self.subscriber.recv(wait).map_err(DaemonError::failure)? {
+            // Already queued, or wait for it (the daemon has caught up).
+            let next = match self.subscriber.recv(Duration::ZERO).map_err(DaemonError::failure)? {
+                Some(r) => {
+                    self.backlog.queued();
+                    Some(r)
+                }
+                None => {
+                    if self.backlog.shedding() {
+                        tracing::info!("caught up with flow.v1; writing every record again");
+                    }
+                    self.backlog.caught_up();
+                    self.subscriber.recv(wait).map_err(DaemonError::failure)?
+                }
+            };
+            match next {
                 Some(received) => self.handle(received.message),
                 None if drain_until.is_some() => break,
                 None => {}
@@ -279,6 +310,8 @@ impl MlDetectorDaemon {
             event_lines = out.events.lines,
             eve_lines = out.eve.lines,
             artifacts = out.artifacts.lines,
+            shed_events = out.shed.events,
+            shed_eve = out.shed.eve,
             dropped_records =
                 out.events.dropped_lines + out.eve.dropped_lines + out.artifacts.dropped_lines,
             "stopped"
@@ -294,6 +327,14 @@ impl MlDetectorDaemon {
             Ok(Publish::Sent | Publish::Dropped) => {} // drops are counted by the bus
             Err(e) => tracing::error!(error = %e, "publishing a Detection failed"),
         }
-        self.outputs.write(&d, now);
+        let shed = self.backlog.shedding();
+        if shed && self.backlog.episodes != self.shed_logged {
+            self.shed_logged = self.backlog.episodes;
+            tracing::warn!(
+                after = self.config.event_log.shed_benign_after,
+                "behind flow.v1: shedding the events.jsonl and EVE records of BENIGN detections until caught up (every flow is still scored and published)"
+            );
+        }
+        self.outputs.write(&d, now, shed);
     }
 }

@@ -24,6 +24,7 @@ pub mod offline;
 pub mod outputs;
 pub use mld_events as record;
 pub mod scoring;
+pub mod shed;
 
 /// This daemon's config (raw form); its validated form is `<Config as DaemonConfig>::Valid`.
 pub use mld_config::daemons::ml_detector::MlDetectorConfig as Config;

@@ -21,6 +21,7 @@ use mld_logfile::{Framing, RotatingLog, Settings};
 #[derive(Debug)]
 pub struct Outputs {
     events: RotatingLog,
+    shed: Shed,
     eve: Option<RotatingLog>,
     artifacts: Option<AlertLog>,
     line: Vec<u8>,
@@ -33,6 +34,15 @@ pub struct OutputStats {
     pub events: mld_logfile::Stats,
     pub eve: mld_logfile::Stats,
     pub artifacts: mld_logfile::Stats,
+    /// Records not written because the daemon was behind (BENIGN detections only).
+    pub shed: Shed,
+}
+
+/// Records shed, per log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shed {
+    pub events: u64,
+    pub eve: u64,
 }
 
 impl Outputs {
@@ -52,6 +62,7 @@ impl Outputs {
         let artifacts = c.artifacts.then(|| AlertLog::open(&c.dir, ring, settings)).transpose()?;
         Ok(Self {
             events,
+            shed: Shed::default(),
             eve,
             artifacts,
             line: Vec::with_capacity(8192),
@@ -59,8 +70,13 @@ impl Outputs {
         })
     }
 
-    /// Writes `d` to every output.
-    pub fn write(&mut self, d: &Detection, now: SystemTime) {
+    /// Writes `d` to every output; when `shed` and `d` is BENIGN, only counts its records.
+    pub fn write(&mut self, d: &Detection, now: SystemTime, shed: bool) {
+        if shed && !flagged(d) {
+            self.shed.events += 1;
+            self.shed.eve += u64::from(self.eve.is_some());
+            return;
+        }
         self.line.clear();
         crate::record::write_line(d, None, &mut self.line);
         let r = self.events.append(&self.line, 1, now);
@@ -112,6 +128,7 @@ impl Outputs {
             events: self.events.stats(),
             eve: self.eve.as_ref().map(RotatingLog::stats).unwrap_or_default(),
             artifacts: self.artifacts.as_ref().map(AlertLog::stats).unwrap_or_default(),
+            shed: self.shed,
         }
     }
 

@@ -281,3 +281,121 @@ fn start_up_problems_name_the_file_and_exit_non_zero() {
     assert_eq!(code, Some(69), "{err}");
     assert!(err.contains("event_log.dir") && err.contains("/file"), "{err}");
 }
+
+/// Overload by design: the daemon starts with 3,000 flow events already queued (it waits for
+/// a detection.v1 subscriber before reading), so it is behind from the first read. It sheds
+/// the events.jsonl and EVE records of BENIGN detections, counts them, and still scores and
+/// publishes every flow; no SUSPICIOUS or MALICIOUS record is shed.
+#[test]
+fn behind_its_input_it_sheds_benign_records_only_and_scores_every_flow() {
+    use mld_bus::{Publisher, PublisherOptions, Topic};
+    use mld_proto::{Endpoint, FastDetection, FlowEvent, FlowKey};
+
+    const N: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("root.secret");
+    RootSecret::from_bytes([9; 32]).write_new(&secret).unwrap();
+    let (flow_port, det_port) = (mld_test_utils::free_port(), mld_test_utils::free_port());
+    let logs = dir.path().join("logs");
+    let det_cfg = dir.path().join("ml-detector.json");
+    config(
+        "ml-detector.json",
+        &json!({
+            "subscribe": { "connect": [format!("tcp://127.0.0.1:{flow_port}")] },
+            "publish": { "bind": format!("tcp://127.0.0.1:{det_port}") },
+            "metrics": { "listen": null },
+            "event_log": { "dir": logs, "shed_benign_after": 50 },
+            "etcd": { "cache_file": dir.path().join("ml-detector-active.json") },
+            "transport": { "root_secret_file": secret, "key_epoch": 1 },
+        }),
+        &det_cfg,
+    );
+    let ring = Arc::new(KeyRing::new(RootSecret::from_bytes([9; 32]), 1));
+    let ctx = zmq::Context::new();
+    let mut registry = mld_telemetry::component_registry("test");
+    let mut publisher = Publisher::bind(
+        &ctx,
+        Arc::clone(&ring),
+        &PublisherOptions::new(format!("tcp://127.0.0.1:{flow_port}")),
+        &mut registry,
+    )
+    .unwrap();
+    let mut detector = Command::new(env!("CARGO_BIN_EXE_ml-detector"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&det_cfg)
+        .args(["--wait-for-subscriber", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(publisher.wait_for_subscriber(Topic::Flow, Duration::from_secs(30)).unwrap());
+    // Every third flow carries a fast score of 1.0: MALICIOUS whatever the forests say.
+    let mut malicious = BTreeSet::new();
+    for i in 0..N {
+        let id = format!("flow-{i:05}");
+        let fast = if i % 3 == 0 {
+            malicious.insert(id.clone());
+            FastDetection { score: 1.0, rule_ids: vec!["scan.ports".into()], ..Default::default() }
+        } else {
+            FastDetection::default()
+        };
+        let port = u32::try_from(40_000 + i % 20_000).unwrap();
+        let ev = FlowEvent {
+            event_id: id,
+            sensor_id: "test".into(),
+            start_ns: 1_000_000_000,
+            end_ns: 2_000_000_000,
+            key: Some(FlowKey {
+                a: Some(Endpoint { ip: vec![10, 0, 0, 1], port }),
+                b: Some(Endpoint { ip: vec![10, 0, 0, 2], port: 443 }),
+                ip_proto: 6,
+                initiator: mld_proto::Direction::AToB.into(),
+            }),
+            fast: Some(fast),
+            ..FlowEvent::default()
+        };
+        assert_eq!(publisher.publish(&ev).unwrap(), mld_bus::Publish::Sent);
+    }
+    // Give the queue a moment to reach the daemon's socket, then let it read.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut sub = Subscriber::<Detection>::connect(
+        &ctx,
+        Arc::clone(&ring),
+        &SubscriberOptions::new([format!("tcp://127.0.0.1:{det_port}")]),
+        &mut registry,
+    )
+    .unwrap();
+    let mut got = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_mins(2);
+    while got.len() < N && Instant::now() < deadline {
+        if let Some(r) = sub.recv(Duration::from_millis(200)).unwrap() {
+            let id = r.message.flow.as_ref().unwrap().event_id.clone();
+            got.insert(id, r.message.verdict());
+        }
+    }
+    let status = terminate(&mut detector);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(detector.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "ml-detector: {status}\n{stderr}");
+    assert_eq!(got.len(), N, "every flow scored and published\n{stderr}");
+    for id in &malicious {
+        assert_eq!(got[id], Verdict::Malicious, "{id}");
+    }
+    let events = lines(&logs.join("events.jsonl"));
+    let written: BTreeSet<String> =
+        events.iter().map(|e| e["event_id"].as_str().unwrap().to_owned()).collect();
+    // Every flagged detection has its record; benign ones were shed while behind.
+    let flagged: BTreeSet<String> =
+        got.iter().filter(|(_, v)| **v != Verdict::Benign).map(|(id, _)| id.clone()).collect();
+    assert!(flagged.is_subset(&written), "a flagged record was shed");
+    assert!(events.len() < N, "nothing was shed: the daemon never fell behind?\n{stderr}");
+    let shed: usize = stderr
+        .lines()
+        .find(|l| l.contains("shed_events"))
+        .and_then(|l| l.split("\"shed_events\":").nth(1))
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no shed count in the stop line:\n{stderr}"));
+    assert_eq!(events.len() + shed, N, "every record written or counted as shed");
+    assert!(stderr.contains("shedding the events.jsonl and EVE records"), "{stderr}");
+}

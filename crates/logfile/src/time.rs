@@ -7,9 +7,22 @@ pub fn unix_ns(t: std::time::SystemTime) -> u64 {
 }
 
 /// Unix ns as `YYYY-MM-DDTHH:MM:SS.ffffff+0000` (UTC, microseconds: Suricata's EVE form).
+/// One allocation and one formatting pass: EVE writes two per detection.
 pub fn timestamp(ns: u64) -> String {
-    let (date, time, micros) = utc(ns);
-    format!("{date}T{time}.{micros:06}+0000")
+    use std::fmt::Write as _;
+    let secs = ns / 1_000_000_000;
+    let micros = (ns % 1_000_000_000) / 1_000;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    let mut s = String::with_capacity(31);
+    let _ = write!(
+        s,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    s
 }
 
 /// Unix ns as `YYYYMMDDTHHMMSS.ffffffZ` (file names: sorts by time).

@@ -101,6 +101,12 @@ pub struct EventLogConfig {
     /// `every_line` fsyncs after each line; `interval` every `flush_interval_ms`.
     pub flush: FlushPolicy,
     pub flush_interval_ms: u64,
+    /// Overload: once this many flow events in a row were already queued when the daemon
+    /// asked for the next (it has fallen behind), the events.jsonl and EVE records of BENIGN
+    /// detections are shed (counted in `mld_ml_detector_log_shed_records_total`) until the
+    /// queue is empty again. Every flow is still scored and published; SUSPICIOUS and
+    /// MALICIOUS records are never shed. 0: never shed.
+    pub shed_benign_after: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -121,6 +127,7 @@ impl Default for EventLogConfig {
             retain_files: 14,
             flush: FlushPolicy::Interval,
             flush_interval_ms: 1_000,
+            shed_benign_after: 2_000,
         }
     }
 }
@@ -149,6 +156,7 @@ pub struct ValidEventLog {
     pub retain_files: u32,
     pub flush: FlushPolicy,
     pub flush_interval: Duration,
+    pub shed_benign_after: u32,
 }
 
 impl DaemonConfig for MlDetectorConfig {
@@ -199,6 +207,7 @@ impl DaemonConfig for MlDetectorConfig {
                     retain_files: retain?,
                     flush: log.flush,
                     flush_interval: Duration::from_millis(interval?),
+                    shed_benign_after: log.shed_benign_after,
                 },
                 metrics: metrics?,
                 etcd: etcd?,
