@@ -6,6 +6,7 @@
 //!
 //! `cargo bench -p mld-ml-detector --bench pipeline` (`make bench-detector`).
 #![expect(clippy::unwrap_used, reason = "benchmark setup")]
+#![allow(clippy::many_single_char_names, reason = "c, g, b, i, n, d")]
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -51,7 +52,7 @@ fn outputs(dir: &std::path::Path) -> Outputs {
         eve: true,
         artifacts: true,
         rotate_max_bytes: 16 << 20,
-        rotate_max_age: Duration::from_secs(86_400),
+        rotate_max_age: Duration::from_hours(24),
         retain_files: 2,
         flush: FlushPolicy::Interval,
         flush_interval: Duration::from_secs(1),

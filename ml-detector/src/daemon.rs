@@ -270,18 +270,16 @@ impl MlDetectorDaemon {
                 self.detector.set_policy(policy);
             }
             // Already queued, or wait for it (the daemon has caught up).
-            let next = match self.subscriber.recv(Duration::ZERO).map_err(DaemonError::failure)? {
-                Some(r) => {
-                    self.backlog.queued();
-                    Some(r)
+            let queued = self.subscriber.recv(Duration::ZERO).map_err(DaemonError::failure)?;
+            let next = if queued.is_some() {
+                self.backlog.queued();
+                queued
+            } else {
+                if self.backlog.shedding() {
+                    tracing::info!("caught up with flow.v1; writing every record again");
                 }
-                None => {
-                    if self.backlog.shedding() {
-                        tracing::info!("caught up with flow.v1; writing every record again");
-                    }
-                    self.backlog.caught_up();
-                    self.subscriber.recv(wait).map_err(DaemonError::failure)?
-                }
+                self.backlog.caught_up();
+                self.subscriber.recv(wait).map_err(DaemonError::failure)?
             };
             match next {
                 Some(received) => self.handle(received.message),

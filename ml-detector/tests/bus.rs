@@ -287,6 +287,7 @@ fn start_up_problems_name_the_file_and_exit_non_zero() {
 /// the events.jsonl and EVE records of BENIGN detections, counts them, and still scores and
 /// publishes every flow; no SUSPICIOUS or MALICIOUS record is shed.
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, checked end to end")]
 fn behind_its_input_it_sheds_benign_records_only_and_scores_every_flow() {
     use mld_bus::{Publisher, PublisherOptions, Topic};
     use mld_proto::{Endpoint, FastDetection, FlowEvent, FlowKey};
