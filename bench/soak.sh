@@ -25,7 +25,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -77,8 +77,10 @@ mapfile -t files < <(find "$data" -type f \( -name '*.pcap' -o -name '*.pcapng' 
 (
   end=$((SECONDS + SOAK_SECS))
   while [ "$SECONDS" -lt "$end" ]; do
+    # A pass takes a few seconds, the detector far longer: the next pass waits for its
+    # subscriber (the detector's queue may be full), and one that fails is retried.
     taskset -c 0 "$target/release/sniffer" --log-format json run --config "$work/sniffer.json" \
-      --wait-for-subscriber 5 --pcap "${files[@]}" 2>>"$(log sniffer)"
+      --wait-for-subscriber 60 --pcap "${files[@]}" 2>>"$(log sniffer)" || sleep 1
   done
 ) &
 feeder=$!
@@ -117,6 +119,7 @@ for name, i in [("etcd-server", 1), ("ml-detector", 2), ("firewall-agent", 3)]:
     print(f"{name}: {a[i]:.1f} -> {b[i]:.1f} MiB from t={a[0]:.0f} s to t={b[0]:.0f} s ({(b[i] - a[i]) / hours:+.1f} MiB/h)")
 PY
 fi
-for n in etcd detector firewall; do
-  grep -c '"level":"ERROR"' "$(log $n)" | sed "s/^/$n errors logged: /"
+for n in etcd detector firewall sniffer; do
+  echo "$n: $(grep -c '"level":"ERROR"' "$(log $n)" || true) errors logged"
 done
+grep -o '"lost":[0-9]*' "$(log detector)" | tail -1 | sed 's/^/ml-detector flow.v1 /' || true

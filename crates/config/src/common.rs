@@ -110,7 +110,7 @@ pub struct SubscribeConfig {
 }
 
 fn default_hwm() -> u32 {
-    100_000
+    10_000
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
