@@ -700,7 +700,7 @@ mod tests {
             refused,
             format!(
                 "event_log.dir changes only at restart (running {:?}, new \"/tmp/x\"); \
-                 publish.send_hwm changes only at restart (running 100000, new 7)",
+                 publish.send_hwm changes only at restart (running 10000, new 7)",
                 local.event_log.dir.display().to_string()
             )
         );
