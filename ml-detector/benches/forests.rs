@@ -4,34 +4,18 @@
 //!
 //! `cargo bench -p mld-ml-detector --bench forests` (`make bench-detector`). The lock-step walk
 //! (`forests`, what ml-detector runs) and the tree-by-tree reference are measured side by side.
-#![expect(clippy::unwrap_used, reason = "benchmark setup")]
 #![allow(clippy::many_single_char_names, reason = "c, b, g, i, t, n")]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mld_flow::vector::{self, LEN};
 use mld_ml_detector::scoring::{Thresholds, combine, forests, forests_tree_by_tree};
 
+mod common;
+
 fn inputs() -> Vec<[f32; LEN]> {
-    let root = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
-    )
-    .join("../../shared/data/pcap");
-    let mut out = Vec::new();
-    for f in [
-        "ddos/stopddos-pkt.TCP.synflood.spoofed.pcap",
-        "benign/ndpi-443-chrome.pcap",
-        "benign/ndpi-dns.pcap",
-        "lateral/otrf-empire_psexec_dcerpc_tcp_svcctl.cap",
-    ] {
-        let run =
-            mld_flow::offline::run_file(&root.join(f), mld_flow::offline::default_config("bench"))
-                .unwrap();
-        out.extend(run.flows.iter().take(256).map(vector::of_event));
-    }
-    out
+    common::flows().iter().map(vector::of_event).collect()
 }
 
 fn bench(c: &mut Criterion) {

@@ -9,7 +9,6 @@
 #![allow(clippy::many_single_char_names, reason = "c, g, b, i, n, d")]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,25 +21,7 @@ use mld_ml_detector::scoring::{Policy, Thresholds};
 use mld_proto::FlowEvent;
 use prost::Message as _;
 
-fn flows() -> Vec<FlowEvent> {
-    let root = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
-    )
-    .join("../../shared/data/pcap");
-    let mut out = Vec::new();
-    for f in [
-        "ddos/stopddos-pkt.TCP.synflood.spoofed.pcap",
-        "benign/ndpi-443-chrome.pcap",
-        "benign/ndpi-dns.pcap",
-        "lateral/otrf-empire_psexec_dcerpc_tcp_svcctl.cap",
-    ] {
-        let run =
-            mld_flow::offline::run_file(&root.join(f), mld_flow::offline::default_config("bench"))
-                .unwrap();
-        out.extend(run.flows.into_iter().take(256));
-    }
-    out
-}
+mod common;
 
 fn ring() -> Arc<KeyRing> {
     Arc::new(KeyRing::new(mld_crypto_transport::RootSecret::from_bytes([7; 32]), 1))
@@ -67,7 +48,7 @@ fn policy() -> Policy {
 
 #[allow(clippy::too_many_lines, reason = "one stage per block")]
 fn bench(c: &mut Criterion) {
-    let flows = flows();
+    let flows = common::flows();
     let n = flows.len();
     let mut sealer = Sealer::new(ring(), Channel::Flow).unwrap();
     let sealed: Vec<Vec<u8>> =

@@ -499,12 +499,12 @@ impl Context {
         }
         if !self.measures.is_empty() {
             let now = behave::level::secs(self.now_ns);
-            let measures = std::mem::take(&mut self.measures);
-            for m in &measures {
-                self.host(m.host).levels.raise(m, now);
+            // Taken for the loop (it needs `self`), given back empty to keep its capacity.
+            let mut measures = std::mem::take(&mut self.measures);
+            for m in measures.drain(..) {
+                self.host(m.host).levels.raise(&m, now);
             }
             self.measures = measures;
-            self.measures.clear();
         }
     }
 
