@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BINARIES := sniffer ml-detector firewall-agent rag-ingester rag etcd-server
 
-.PHONY: help setup build test e2e readme-test corpus corpus-smoke corpus-flows evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag bench-peers install-test run-lab status-lab kill-lab
+.PHONY: help setup build test e2e readme-test corpus corpus-smoke corpus-flows evaluate-corpus train evaluate bench-detector bench-detector-soak fuzz fuzz-smoke lint fmt check-fmt clippy validate-configs bench bench-crypto bench-sniffer bench-block bench-etcd bench-rag bench-peers install-test system-lab run-lab status-lab kill-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -15,10 +15,11 @@ setup: ## Install every system package and model the suite needs (Debian 12, as 
 build: ## Build the whole workspace (debug)
 	$(CARGO) build --workspace --all-targets --locked
 
-test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab, install/upgrade/uninstall, the README's commands, the corpus smoke
+test: check-fmt clippy validate-configs fuzz-smoke ## Formatting, lints, config validation, every test, 10 s per fuzz target, the e2e lab, install/upgrade/uninstall, the system lab, the README's commands, the corpus smoke
 	$(CARGO) test --workspace --locked
 	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory install-test
+	$(MAKE) --no-print-directory system-lab
 	$(MAKE) --no-print-directory readme-test
 	$(MAKE) --no-print-directory corpus-smoke
 
@@ -46,6 +47,10 @@ evaluate-corpus: ## The cross-corpus table: trained on ../shared/data, tested on
 readme-test: ## The README's quick-start and operating commands, run as written in a private namespace (root)
 	$(CARGO) build --workspace --locked --bins
 	scripts/readme-test.py --bin "$${CARGO_TARGET_DIR:-target}/debug"
+
+system-lab: ## The suite installed by scripts/install.sh on a Debian 12 gateway booted with systemd (nspawn, root): units, order, blocks, kill -9, upgrade, reboot, uninstall
+	$(CARGO) build --workspace --locked --bins
+	MLD_SYSLAB_BIN="$${CARGO_TARGET_DIR:-target}/debug" scripts/system-lab.sh run
 
 e2e: ## The lab scenario as a test (root): attackers blocked, benign hosts not, every packet accounted for; systemd units' capabilities
 	$(CARGO) build --workspace --locked --bins

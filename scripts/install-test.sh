@@ -13,6 +13,12 @@ fail() { printf '[install-test] FAIL %s\n' "$*" >&2; exit 1; }
 ok() { printf '[install-test] ok   %s\n' "$*"; }
 run() { "$ROOT/scripts/install.sh" "$@" >"$DEST.log" 2>&1; }
 
+# An --iface list that makes an invalid sniffer config is refused before anything is written.
+if run --iface wan0:wan; then fail "an install with a wan interface and no lan one went ahead"; fi
+grep -q 'lan' "$DEST.log" || { cat "$DEST.log" >&2; fail "the refusal does not say what the interface list lacks"; }
+[ -z "$(find "$DEST" -mindepth 1 -print -quit)" ] || fail "a refused install left files: $(find "$DEST" -mindepth 1 | head -3)"
+ok "install refused, nothing written: $(grep -m1 'lan' "$DEST.log" | cut -c1-120)"
+
 run || { cat "$DEST.log" >&2; fail "fresh install"; }
 for f in usr/local/bin/sniffer usr/local/bin/rag etc/systemd/system/mldefender-firewall-agent.service \
          etc/mldefender/firewall-agent.json etc/mldefender/root.secret etc/sysctl.d/60-mldefender.conf; do

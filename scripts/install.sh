@@ -92,6 +92,19 @@ for d in "${DAEMONS[@]}" rag; do
 done
 [ "$bad" = 0 ] || die "nothing changed: the kept configs above are not valid for the new version; fix them (see config/*.json and docs/config/*.schema.json) and run again"
 
+# A fresh sniffer config with the --iface list, checked before anything changes.
+SNIFFER_CONF=
+if [ ! -e "$DEST/etc/mldefender/sniffer.json" ] && [ ${#IFACES[@]} -gt 0 ]; then
+  SNIFFER_CONF=$(mktemp)
+  trap 'rm -f "$SNIFFER_CONF"' EXIT
+  list=$(printf '%s\n' "${IFACES[@]}" | jq -R 'split(":") | {name: .[0], role: (.[1] // "host")}' | jq -s .)
+  jq --argjson l "$list" '.interfaces = $l' "$ROOT/config/sniffer.json" >"$SNIFFER_CONF"
+  if ! out=$("$TARGET/sniffer" validate --config "$SNIFFER_CONF" 2>&1); then
+    printf '%s\n' "$out" | sed "s|$SNIFFER_CONF|sniffer.json with --iface ${IFACES[*]}|g" >&2
+    die "nothing changed: the --iface list makes an invalid sniffer config"
+  fi
+fi
+
 if [ -z "$DEST" ] && ! id mldefender >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/mldefender --no-create-home --shell /usr/sbin/nologin mldefender
   log "created system user mldefender"
@@ -106,11 +119,10 @@ for d in "${DAEMONS[@]}"; do
   if [ -e "$conf" ]; then
     log "$conf exists: kept"
   else
-    install -m 0640 "$ROOT/config/$d.json" "$conf"
-    if [ "$d" = sniffer ] && [ ${#IFACES[@]} -gt 0 ]; then
-      list=$(printf '%s\n' "${IFACES[@]}" | jq -R 'split(":") | {name: .[0], role: (.[1] // "host")}' | jq -s .)
-      jq --argjson l "$list" '.interfaces = $l' "$conf" >"$conf.new" && mv "$conf.new" "$conf"
-      chmod 0640 "$conf"
+    if [ "$d" = sniffer ] && [ -n "$SNIFFER_CONF" ]; then
+      install -m 0640 "$SNIFFER_CONF" "$conf"
+    else
+      install -m 0640 "$ROOT/config/$d.json" "$conf"
     fi
     log "installed $conf"
   fi
@@ -154,6 +166,14 @@ if [ -z "$DEST" ]; then
   log "enabled ${DAEMONS[*]/#/mldefender-}"
   if [ "$START" = 1 ]; then
     systemctl restart "${DAEMONS[@]/#/mldefender-}"
+    # Provision the deployment once etcd-server answers: key epoch 1 unless one is set (safe
+    # to run again; the root secret above is kept).
+    for _ in $(seq 1 50); do
+      if /usr/local/bin/etcd-server init --root-secret "$secret" >/dev/null 2>&1; then break; fi
+      sleep 0.2
+    done
+    /usr/local/bin/etcd-server init --root-secret "$secret" | sed 's/^/[install] /' ||
+      die "etcd-server init failed (journalctl -u mldefender-etcd-server)"
     log "started; journalctl -u 'mldefender-*' -f to follow, firewall-agent status --config /etc/mldefender/firewall-agent.json for blocks"
   fi
 fi

@@ -31,6 +31,8 @@ PACKAGES=(
   # The labelled corpus (scripts/corpus/build.sh): attack tools, the victim's services, tshark.
   masscan medusa ncrack slowhttptest iodine dns2tcp smbclient samba python3-impacket sqlmap wfuzz
   unbound vsftpd tshark wireshark-common rsync git wget
+  # The system lab (scripts/system-lab.sh): a Debian 12 image booted with systemd as PID 1.
+  mmdebstrap systemd-container
 )
 
 if [ "${MLD_SETUP_ROLE:-}" = client ]; then

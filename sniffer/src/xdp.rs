@@ -52,6 +52,18 @@ pub struct XdpCapture {
     _ebpf: Ebpf,
 }
 
+/// Whether `iface` names an interface of this process's network namespace. Asked of the kernel
+/// (`SIOCGIFINDEX`), not of `/sys/class/net`: a sysfs mounted in another namespace (a
+/// container's) lists that namespace's interfaces.
+fn interface_exists(iface: &str) -> bool {
+    if iface.is_empty() || iface.contains('\0') {
+        return false;
+    }
+    rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None)
+        .and_then(|fd| rustix::net::netdevice::name_to_index(&fd, iface))
+        .is_ok()
+}
+
 impl XdpCapture {
     /// Loads and attaches. `modes` are tried in order (native, then generic for `auto`); the
     /// program copies the payload heads of TCP packets to `head_ports` (and of DNS).
@@ -61,7 +73,7 @@ impl XdpCapture {
         ring_bytes: u32,
         head_ports: &[u16],
     ) -> Result<Self, XdpError> {
-        if iface.contains('\0') || !std::path::Path::new("/sys/class/net").join(iface).exists() {
+        if !interface_exists(iface) {
             return Err(XdpError::NoInterface(iface.to_owned()));
         }
         let mut ebpf = EbpfLoader::new()
