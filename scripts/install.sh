@@ -168,12 +168,13 @@ if [ -z "$DEST" ]; then
     systemctl restart "${DAEMONS[@]/#/mldefender-}"
     # Provision the deployment once etcd-server answers: key epoch 1 unless one is set (safe
     # to run again; the root secret above is kept).
+    inited=
     for _ in $(seq 1 50); do
-      if /usr/local/bin/etcd-server init --root-secret "$secret" >/dev/null 2>&1; then break; fi
+      if out=$(/usr/local/bin/etcd-server init --root-secret "$secret" 2>&1); then inited=1; break; fi
       sleep 0.2
     done
-    /usr/local/bin/etcd-server init --root-secret "$secret" | sed 's/^/[install] /' ||
-      die "etcd-server init failed (journalctl -u mldefender-etcd-server)"
+    [ -n "$inited" ] || die "etcd-server init failed: $out (journalctl -u mldefender-etcd-server)"
+    printf '%s\n' "$out" | sed 's/^/[install] /'
     log "started; journalctl -u 'mldefender-*' -f to follow, firewall-agent status --config /etc/mldefender/firewall-agent.json for blocks"
   fi
 fi

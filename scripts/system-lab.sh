@@ -156,9 +156,12 @@ cmd_down() {
 # ------------------------------------------------------------------ what is checked
 unit_prop() { gw systemctl show -p "$2" --value "mldefender-$1.service"; }
 
+etcdctl_gw() {
+  ip netns exec "$GW" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 "$@" 2>/dev/null
+}
+
 components() {
-  ip netns exec "$GW" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 \
-    get --prefix /mldefender/v1/components/ --print-value-only 2>/dev/null | jq -r .component | sort -u
+  etcdctl_gw get --prefix /mldefender/v1/components/ --print-value-only | jq -r .component | sort -u
 }
 
 wait_registered() {
@@ -187,9 +190,7 @@ wait_active() {
   return 1
 }
 
-etcd_get() {
-  ip netns exec "$GW" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 get "$1" --print-value-only 2>/dev/null || true
-}
+etcd_get() { etcdctl_gw get "$1" --print-value-only || true; }
 
 blocked() {
   ip netns exec "$GW" nft -j list set inet mldefender block4 2>/dev/null |
